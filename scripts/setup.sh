@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Takes a fresh machine to a ready development environment, and does nothing
+# that is already done: each stage is skipped when the files it depends on have
+# not changed since it last succeeded (a stamp holds their hash).
+#
+#   1. .venv: Python venv with ROS 2 Kilted wheels, torch (CPU, pinned), the
+#      project's packages (editable) and the dev tools
+#   2. the CMake path fix the ROS wheels need before colcon can build messages
+#   3. Azurite (Azure Blob Storage emulator) from npm, project-local
+#   4. colcon build of ros2_ws (hades_perception_msgs, hades_perception)
+#
+# Usage: scripts/setup.sh [--force]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+FORCE=0
+[[ "${1:-}" == "--force" ]] && FORCE=1
+
+STEP="start"
+step() { STEP="$*"; printf '\n==> %s\n' "$*"; }
+trap 'printf "\nsetup FAILED in step: %s\n(see the output above; fix and re-run scripts/setup.sh)\n" "$STEP" >&2' ERR
+
+# Hash of the named files (missing files hash as empty): a stage's inputs.
+inputs_hash() { (cd "$ROOT" && for f in "$@"; do echo "== $f"; cat "$f" 2>/dev/null || true; done) | sha256sum | cut -d' ' -f1; }
+is_fresh() { [[ $FORCE == 0 && -f "$1" && "$(cat "$1")" == "$2" ]]; }
+
+START=$(date +%s)
+
+# --- 0. tools the machine must have -------------------------------------------
+step "checking system tools"
+for tool in python3 cmake gcc g++ node npm; do
+  command -v "$tool" >/dev/null || { echo "missing '$tool': install it (Debian: apt-get install python3-venv cmake g++ nodejs npm)" >&2; false; }
+done
+python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), "ROS 2 Kilted pip wheels need Python 3.11, found %s" % sys.version.split()[0]'
+
+# --- 1. Python environment ---------------------------------------------------
+PY_INPUTS=(constraints.txt requirements/ros.txt requirements/dev.txt
+           hades_perception/pyproject.toml hades_perception/setup.py training/pyproject.toml)
+PY_HASH=$(inputs_hash "${PY_INPUTS[@]}")
+PY_STAMP="$VENV/.stamp-python"
+if is_fresh "$PY_STAMP" "$PY_HASH"; then
+  step "python environment: up to date ($VENV)"
+else
+  step "python environment: creating/updating $VENV"
+  [[ -x "$PY" ]] || python3 -m venv "$VENV"
+  PIP=("$PY" -m pip install --disable-pip-version-check -c "$ROOT/constraints.txt")
+  "${PIP[@]}" --upgrade pip "setuptools>=68,<81" wheel
+  step "python environment: torch (CPU build, pinned by constraints.txt)"
+  "${PIP[@]}" torch==2.13.0
+  step "python environment: ROS 2 Kilted wheels"
+  "${PIP[@]}" -r "$ROOT/requirements/ros.txt"
+  step "python environment: project packages (editable) and dev tools"
+  "${PIP[@]}" -e "$ROOT/hades_perception" -e "$ROOT/training" -r "$ROOT/requirements/dev.txt"
+  step "python environment: checking torch is the CPU build and imports work"
+  "$PY" - <<'EOF'
+import torch, onnxruntime, cv2, mlflow, optuna, rosbags  # noqa: F401
+import rclpy  # noqa: F401
+print(f"torch {torch.__version__} (cuda: {torch.version.cuda}), onnxruntime {onnxruntime.__version__}, "
+      f"opencv {cv2.__version__}, mlflow {mlflow.__version__}, optuna {optuna.__version__}")
+EOF
+  echo "$PY_HASH" > "$PY_STAMP"
+fi
+
+# --- 2. CMake path fix for the ROS wheels -------------------------------------
+step "ROS wheels: pointing exported CMake include paths at this venv"
+"$PY" "$ROOT/scripts/fix_ros_cmake_paths.py" "$VENV"
+
+# --- 3. Azurite ------------------------------------------------------------------
+AZ_DIR="$ROOT/tools/azurite"
+AZ_HASH=$(inputs_hash tools/azurite/package.json tools/azurite/package-lock.json)
+AZ_STAMP="$AZ_DIR/node_modules/.stamp-azurite"
+if is_fresh "$AZ_STAMP" "$AZ_HASH" && [[ -x "$AZ_DIR/node_modules/.bin/azurite-blob" ]]; then
+  step "azurite: up to date"
+else
+  step "azurite: npm ci (project-local, tools/azurite)"
+  (cd "$AZ_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$AZ_HASH" > "$AZ_STAMP"
+fi
+
+# --- 4. colcon build of ros2_ws ---------------------------------------------------
+WS="$ROOT/ros2_ws"
+# Sources of the build: everything in the message package, and what ament installs
+# for hades_perception (Python sources are symlinked, so editing them needs no build).
+mapfile -t WS_INPUTS < <(cd "$ROOT" && { find ros2_ws/src/hades_perception_msgs -type f; \
+  ls hades_perception/package.xml hades_perception/setup.py hades_perception/pyproject.toml hades_perception/config/* 2>/dev/null; } | sort)
+WS_HASH=$(inputs_hash "${WS_INPUTS[@]}" scripts/setup.sh)
+WS_STAMP="$WS/install/.stamp-colcon"
+if is_fresh "$WS_STAMP" "$WS_HASH"; then
+  step "colcon: ros2_ws up to date"
+else
+  step "colcon: building ros2_ws (hades_perception_msgs, hades_perception)"
+  (
+    cd "$WS"
+    export AMENT_PREFIX_PATH="$VENV" VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+    export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+    "$VENV/bin/colcon" --log-base "$WS/log" build --symlink-install \
+      --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF \
+      --event-handlers console_cohesion- summary+
+  )
+  echo "$WS_HASH" > "$WS_STAMP"
+fi
+
+step "checking the messages import with the workspace sourced"
+bash -c "source '$ROOT/scripts/env.sh' && python -c 'from hades_perception_msgs.msg import LandmarkArray, Certainty, ModelInfo; import rclpy; print(\"messages OK\")'"
+
+printf '\nsetup done in %ss. Environment: source scripts/env.sh\n' "$(( $(date +%s) - START ))"

@@ -1,0 +1,54 @@
+"""`hades-train`: the training side's command line, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from hades_training.synth.generate import generate
+
+    generate(Path(args.out), args.count, args.seed, args.difficulty, args.split,
+             args.width, args.height, workers=args.workers)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hades-train", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate synthetic Hades plates with exact ground truth")
+    p.add_argument("--out", required=True, help="output folder (Hades dataset layout)")
+    p.add_argument("--count", type=int, default=10, help="number of plates (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same plates")
+    p.add_argument("--split", default=None,
+                   help="write into OUT/SPLIT with stems prefixed by it, e.g. train, val, test")
+    p.add_argument("--difficulty", default="normal",
+                   help="appearance: a preset (easy, normal, hard, drift_blur, drift_dark, drift_noise, "
+                        "drift_condensation, drift_illumination) or a number 0-1 (easy..hard)")
+    p.add_argument("--width", type=int, default=4202, help="image width (default: Hades 4202)")
+    p.add_argument("--height", type=int, default=3006, help="image height (default: Hades 3006)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="parallel processes (default: up to 2)")
+    p.set_defaults(func=_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError) as exc:
+        logging.getLogger("hades-train").error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

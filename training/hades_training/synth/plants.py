@@ -1,0 +1,200 @@
+"""Seedling geometry: seeds, rosettes and root systems as polylines with widths.
+
+Geometry is generated before anything is drawn, so ground truth (tips, lengths,
+which stretch is occluded) is exact by construction rather than measured back
+from pixels. Numbers follow ../shared/HADES.md: seeds in a row in the upper
+quarter of the dish, 550-600 px apart, primary roots 800-1300 px long, 3-8 px
+wide at the base and thinner towards the tip, laterals under 5 px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STEP_PX = 4.0  # spacing of polyline points along a root
+
+
+@dataclass
+class Root:
+    """A root as a polyline from its base to its tip, with a width per point."""
+
+    points: np.ndarray  # (N, 2) float, x right, y down
+    widths: np.ndarray  # (N,) px
+    primary: bool
+    # Index ranges [start, stop) of points that run under the agar (occluded).
+    occluded: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def tip(self) -> tuple[float, float]:
+        return float(self.points[-1, 0]), float(self.points[-1, 1])
+
+    @property
+    def length(self) -> float:
+        return float(np.linalg.norm(np.diff(self.points, axis=0), axis=1).sum())
+
+
+@dataclass
+class Leaf:
+    centre: tuple[float, float]
+    axes: tuple[float, float]  # semi-axes, px
+    angle_deg: float
+
+
+@dataclass
+class Seedling:
+    index: int
+    seed_centre: tuple[float, float]
+    seed_axes: tuple[float, float]
+    seed_angle_deg: float
+    shoot_centre: tuple[float, float]
+    leaves: list[Leaf]
+    roots: list[Root]  # primary first
+
+    @property
+    def primary(self) -> Root:
+        return self.roots[0]
+
+
+@dataclass(frozen=True)
+class Dish:
+    """The agar area of a rounded square dish, in image pixels."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    corner_radius: float
+    diameter_mm: float = 120.0
+
+    @property
+    def px_per_mm(self) -> float:
+        return (self.x1 - self.x0) / self.diameter_mm
+
+    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
+        return self.x0 + margin <= x <= self.x1 - margin and self.y0 + margin <= y <= self.y1 - margin
+
+
+def _grow(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    angle: float,
+    length: float,
+    dish: Dish,
+    *,
+    target: float,
+    pull: float,
+    wave_amp: float,
+    wave_len: float,
+    wiggle: float,
+) -> np.ndarray:
+    """Trace a root: a heading that relaxes towards `target` (radians from straight
+    down, positive towards +x) plus a slow wave, as roots skew and wave on agar."""
+    n = max(2, int(length / STEP_PX) + 1)
+    pts = np.empty((n, 2))
+    pts[0] = start
+    phase = rng.uniform(0, 2 * np.pi)
+    for k in range(1, n):
+        wave = wave_amp * np.sin(2 * np.pi * k * STEP_PX / wave_len + phase)
+        angle += pull * (target + wave - angle) + wiggle * rng.standard_normal()
+        step = STEP_PX * np.array([np.sin(angle), np.cos(angle)])
+        nxt = pts[k - 1] + step
+        if not dish.contains(nxt[0], nxt[1], margin=40):
+            angle = -angle if not dish.x0 + 40 <= nxt[0] <= dish.x1 - 40 else angle
+            nxt = pts[k - 1] + STEP_PX * np.array([np.sin(angle), abs(np.cos(angle))])
+            if not dish.contains(nxt[0], nxt[1], margin=40):
+                return pts[:k]
+        pts[k] = nxt
+    return pts
+
+
+def _taper(n: int, base: float, tip: float) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, n)
+    return tip + (base - tip) * (1.0 - t) ** 0.7
+
+
+def make_seedling(
+    rng: np.random.Generator, index: int, seed_xy: tuple[float, float], dish: Dish, age: float, skew: float
+) -> Seedling:
+    """One seedling. `age` in [0, 1] scales root length and branching; `skew` is the
+    primary root's preferred heading (radians), large values make roots cross."""
+    sx, sy = seed_xy
+    seed_axes = (rng.uniform(7, 10), rng.uniform(5, 7))
+    seed_angle = rng.uniform(0, 180)
+
+    # Rosette: the shoot sits a little above the seed; two cotyledons and a few leaves.
+    shoot = (sx + rng.normal(0, 6), sy - rng.uniform(40, 75))
+    n_leaves = int(rng.integers(2, 6))
+    base_angle = rng.uniform(0, 2 * np.pi)
+    extent = rng.uniform(50, 95)  # rosette radius, so 100-190 px across
+    leaves = []
+    for j in range(n_leaves):
+        a = base_angle + 2 * np.pi * j / n_leaves + rng.normal(0, 0.25)
+        major = extent * rng.uniform(0.45, 0.6)
+        minor = major * rng.uniform(0.45, 0.75)
+        dist = extent - major
+        centre = (shoot[0] + dist * np.cos(a), shoot[1] + dist * np.sin(a))
+        leaves.append(Leaf(centre, (major, minor), float(np.degrees(a))))
+
+    # Primary root from the lower edge of the seed, downwards.
+    base = np.array([sx, sy + seed_axes[1]])
+    length = rng.uniform(800, 1300) * (0.7 + 0.3 * age)
+    pts = _grow(
+        rng, base, rng.normal(0, 0.1), length, dish,
+        target=skew, pull=0.04, wave_amp=rng.uniform(0.04, 0.22), wave_len=rng.uniform(180, 420), wiggle=0.02,
+    )
+    primary = Root(pts, _taper(len(pts), rng.uniform(5.0, 8.0), rng.uniform(2.8, 3.6)), primary=True)
+    if rng.random() < 0.35 and len(pts) > 120:
+        start = int(rng.integers(int(0.3 * len(pts)), int(0.75 * len(pts))))
+        primary.occluded.append((start, min(len(pts) - 10, start + int(rng.uniform(10, 40)))))
+    roots = [primary]
+
+    # Laterals branch off the upper part of the primary at 45-80 degrees, older
+    # (longer) ones nearer the base, and bend down towards a gravitropic set point.
+    n_lat = int(rng.poisson(1.0 + 5.0 * age))
+    n_pts = len(pts)
+    for _ in range(n_lat):
+        k = int(rng.integers(int(0.12 * n_pts), max(int(0.12 * n_pts) + 1, int(0.75 * n_pts))))
+        side = rng.choice([-1.0, 1.0])
+        parent = pts[min(k + 1, n_pts - 1)] - pts[k]
+        parent_angle = float(np.arctan2(parent[0], parent[1]))
+        angle = parent_angle + side * np.radians(rng.uniform(45, 80))
+        room = (n_pts - k) * STEP_PX
+        lat_len = rng.uniform(0.25, 1.0) * min(420.0, 0.6 * room)
+        if lat_len < 30:
+            continue
+        lpts = _grow(
+            rng, pts[k].copy(), angle, lat_len, dish,
+            target=side * np.radians(rng.uniform(20, 45)), pull=0.03,
+            wave_amp=0.05, wave_len=rng.uniform(120, 300), wiggle=0.025,
+        )
+        if len(lpts) < 8:
+            continue
+        base_w = min(float(primary.widths[k]) * 0.6, rng.uniform(2.2, 4.0))
+        roots.append(Root(lpts, _taper(len(lpts), base_w, rng.uniform(1.4, 2.0)), primary=False))
+
+    return Seedling(index, (sx, sy), seed_axes, seed_angle, shoot, leaves, roots)
+
+
+def make_seedlings(rng: np.random.Generator, dish: Dish, n: int = 5) -> list[Seedling]:
+    """Five seedlings in a row in the upper quarter of the dish, left to right.
+    Now and then one plant's primary root skews hard towards a neighbour so the
+    two root systems cross, as on real plates."""
+    width = dish.x1 - dish.x0
+    spacing = rng.uniform(550, 600) * width / 2820
+    row_y = dish.y0 + rng.uniform(0.11, 0.15) * (dish.y1 - dish.y0)
+    centre_x = (dish.x0 + dish.x1) / 2 + rng.normal(0, 30)
+    age = float(rng.uniform(0.2, 1.0))
+    skews = rng.normal(0, 0.08, n)
+    if rng.random() < 0.5:
+        crosser = int(rng.integers(0, n))
+        towards = -1.0 if crosser == n - 1 else (1.0 if crosser == 0 else rng.choice([-1.0, 1.0]))
+        skews[crosser] = towards * rng.uniform(0.35, 0.55)
+    seedlings = []
+    for i in range(n):
+        x = centre_x + (i - (n - 1) / 2) * spacing + rng.normal(0, 18)
+        y = row_y + rng.normal(0, 25)
+        plant_age = float(np.clip(age + rng.normal(0, 0.12), 0.0, 1.0))
+        seedlings.append(make_seedling(rng, i, (x, y), dish, plant_age, float(skews[i])))
+    return seedlings
