@@ -1,0 +1,37 @@
+"""Reading images and masks with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hades_training.data.sample import DatasetError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DatasetError(path, "image file is missing")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        raise DatasetError(path, "image cannot be decoded (truncated or not an image); replace or remove it")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A 0/1 uint8 mask; accepts 0/1 or 0/255, single- or three-channel."""
+    if not path.is_file():
+        raise DatasetError(path, "mask file is missing")
+    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise DatasetError(path, "mask cannot be decoded")
+    if m.ndim == 3:
+        m = m[..., 0]
+    if m.shape != shape:
+        raise DatasetError(
+            path, f"mask is {m.shape[1]}x{m.shape[0]} px but its image is {shape[1]}x{shape[0]} px"
+        )
+    return (m > 0).astype(np.uint8)
