@@ -3,6 +3,8 @@
 # It activates .venv, sources the colcon workspace, and keeps every ROS process
 # on this machine (DDS discovery on loopback, large frames over shared memory).
 _hades_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The ROS setup scripts read unset variables: allow that while sourcing them.
+_hades_nounset=0; [[ $- == *u* ]] && _hades_nounset=1 && set +u
 
 # shellcheck disable=SC1091
 source "$_hades_root/.venv/bin/activate"
@@ -20,4 +22,5 @@ export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_hades_r
 # Project data (MLflow store, model store, caches) lives in var/ unless told otherwise.
 export HADES_DATA_DIR="${HADES_DATA_DIR:-$_hades_root/var}"
 export MLFLOW_DISABLE_TELEMETRY=true
-unset _hades_root
+[[ $_hades_nounset == 1 ]] && set -u
+unset _hades_root _hades_nounset

@@ -17,6 +17,17 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from hades_training.data import open_dataset
+    from hades_training.data.preview import write_preview
+
+    ds = open_dataset(args.data, args.split, skip_bad=args.skip_bad)
+    n = len(ds) if args.limit is None else min(args.limit, len(ds))
+    md = write_preview([ds[i] for i in range(n)], Path(args.out))
+    print(f"preview of {n} item(s) of {args.data}: {md}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hades-train", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -36,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="parallel processes (default: up to 2)")
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("inspect", help="overlay pictures and figures of a dataset (Hades or RootNav folder)")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--split", default=None, help="sub-folder (Hades) or split name (RootNav: train, valid)")
+    p.add_argument("--out", required=True, help="where to write dataset.md, dataset.json and overlays/")
+    p.add_argument("--limit", type=int, default=None, help="look at the first N items only")
+    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable items instead of failing")
+    p.set_defaults(func=_inspect)
     return parser
 
 

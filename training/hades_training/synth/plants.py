@@ -139,7 +139,7 @@ def make_seedling(
 
     # Primary root from the lower edge of the seed, downwards.
     base = np.array([sx, sy + seed_axes[1]])
-    length = rng.uniform(800, 1300) * (0.7 + 0.3 * age)
+    length = rng.uniform(800, 1300) * (0.85 + 0.15 * age)
     pts = _grow(
         rng, base, rng.normal(0, 0.1), length, dish,
         target=skew, pull=0.04, wave_amp=rng.uniform(0.04, 0.22), wave_len=rng.uniform(180, 420), wiggle=0.02,
@@ -193,7 +193,7 @@ def make_seedlings(rng: np.random.Generator, dish: Dish, n: int = 5) -> list[See
         skews[crosser] = towards * rng.uniform(0.35, 0.55)
     seedlings = []
     for i in range(n):
-        x = centre_x + (i - (n - 1) / 2) * spacing + rng.normal(0, 18)
+        x = centre_x + (i - (n - 1) / 2) * spacing + rng.normal(0, 6)
         y = row_y + rng.normal(0, 25)
         plant_age = float(np.clip(age + rng.normal(0, 0.12), 0.0, 1.0))
         seedlings.append(make_seedling(rng, i, (x, y), dish, plant_age, float(skews[i])))

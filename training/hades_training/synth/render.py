@@ -99,7 +99,7 @@ def render_plate(
     b_width = rng.uniform(0.12, 0.3) * half
     d = (xx - cx) * np.sin(b_angle) + (yy - cy) * np.cos(b_angle) - b_pos
     illum += look.band_strength * np.exp(-0.5 * (d / b_width) ** 2)
-    agar_level = rng.uniform(168, 182)
+    agar_level = rng.uniform(176, 188)
     agar = agar_level * (1.0 + 0.025 * _smooth_noise(rng, shape, 8) + 0.01 * _smooth_noise(rng, shape, 60))
 
     # --- things on the agar: darkness layers ------------------------------------
