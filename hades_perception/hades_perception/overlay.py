@@ -21,10 +21,10 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 _FALLBACK = [(255, 120, 40), (120, 255, 255), (200, 200, 80), (160, 90, 255)]
 LANDMARK_STYLE: dict[str, tuple[tuple[int, int, int], int]] = {
-    # kind -> (colour, marker size at full resolution)
-    "primary_root_tip": ((255, 30, 30), 28),
-    "root_tip": ((255, 150, 30), 16),
-    "seed": ((230, 60, 230), 20),
+    # kind -> (colour, marker size in px of the picture)
+    "primary_root_tip": ((255, 30, 30), 14),
+    "root_tip": ((255, 150, 30), 8),
+    "seed": ((230, 60, 230), 10),
 }
 
 
@@ -46,34 +46,50 @@ def draw_overlay(
     masks: Mapping[str, np.ndarray],
     markers: Iterable[Marker] = (),
     *,
-    scale: float = 0.25,
+    scale: float | None = None,
     alpha: float = 0.55,
 ) -> np.ndarray:
     """RGB picture at `scale` of the input: masks tinted per class (overlapping
     classes blend), landmarks as crosses (primary tips numbered by plant), and
-    low-confidence landmarks drawn with a circle around them."""
+    low-confidence landmarks drawn with a circle around them. Default scale: about
+    1000 px wide."""
     h, w = image.shape[:2]
+    scale = scale or min(1.0, 1000 / w)
     size = (max(1, int(w * scale)), max(1, int(h * scale)))
     base = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
     out = cv2.resize(base, size, interpolation=cv2.INTER_AREA).astype(np.float32)
     for i, (name, mask) in enumerate(masks.items()):
         # Max-pool so thin roots stay visible after downscaling.
-        small = cv2.resize(cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8),
-                                      iterations=max(0, int(0.5 / scale) - 1)), size,
-                           interpolation=cv2.INTER_NEAREST) > 0
-        colour = np.array(class_colour(name, i), np.float32)
-        out[small] = (1 - alpha) * out[small] + alpha * colour
+        small = (
+            cv2.resize(
+                cv2.dilate(
+                    (mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(0, int(0.5 / scale) - 1)
+                ),
+                size,
+                interpolation=cv2.INTER_NEAREST,
+            )
+            > 0
+        )
+        tint = np.array(class_colour(name, i), np.float32)
+        out[small] = (1 - alpha) * out[small] + alpha * tint
     canvas = np.clip(out, 0, 255).astype(np.uint8)
     for m in markers:
-        colour, size_px = LANDMARK_STYLE.get(m.kind, ((255, 255, 255), 16))
-        s = max(3, int(size_px * scale * 2))
-        p = (int(round(m.x * scale)), int(round(m.y * scale)))
+        colour, s = LANDMARK_STYLE.get(m.kind, ((255, 255, 255), 8))
+        p = (round(m.x * scale), round(m.y * scale))
         cv2.drawMarker(canvas, p, colour, cv2.MARKER_CROSS, s, 2, cv2.LINE_AA)
         if m.low_confidence:
             cv2.circle(canvas, p, s, (255, 255, 255), 1, cv2.LINE_AA)
         if m.kind == "primary_root_tip" and m.plant is not None:
-            cv2.putText(canvas, str(m.plant), (p[0] + s // 2 + 2, p[1] + s // 2 + 10), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.5, colour, 1, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                str(m.plant),
+                (p[0] + s // 2 + 2, p[1] + s // 2 + 10),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.5,
+                colour,
+                1,
+                cv2.LINE_AA,
+            )
     return canvas
 
 

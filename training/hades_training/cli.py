@@ -12,8 +12,16 @@ from pathlib import Path
 def _synth(args: argparse.Namespace) -> int:
     from hades_training.synth.generate import generate
 
-    generate(Path(args.out), args.count, args.seed, args.difficulty, args.split,
-             args.width, args.height, workers=args.workers)
+    generate(
+        Path(args.out),
+        args.count,
+        args.seed,
+        args.difficulty,
+        args.split,
+        args.width,
+        args.height,
+        workers=args.workers,
+    )
     return 0
 
 
@@ -37,15 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (Hades dataset layout)")
     p.add_argument("--count", type=int, default=10, help="number of plates (default 10)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same plates")
-    p.add_argument("--split", default=None,
-                   help="write into OUT/SPLIT with stems prefixed by it, e.g. train, val, test")
-    p.add_argument("--difficulty", default="normal",
-                   help="appearance: a preset (easy, normal, hard, drift_blur, drift_dark, drift_noise, "
-                        "drift_condensation, drift_illumination) or a number 0-1 (easy..hard)")
+    p.add_argument(
+        "--split", default=None, help="write into OUT/SPLIT with stems prefixed by it, e.g. train, val, test"
+    )
+    p.add_argument(
+        "--difficulty",
+        default="normal",
+        help="appearance: a preset (easy, normal, hard, drift_blur, drift_dark, drift_noise, "
+        "drift_condensation, drift_illumination) or a number 0-1 (easy..hard)",
+    )
     p.add_argument("--width", type=int, default=4202, help="image width (default: Hades 4202)")
     p.add_argument("--height", type=int, default=3006, help="image height (default: Hades 3006)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                   help="parallel processes (default: up to 2)")
+    p.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes (default: up to 2)"
+    )
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("inspect", help="overlay pictures and figures of a dataset (Hades or RootNav folder)")
@@ -60,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as exc:

@@ -107,5 +107,7 @@ class HadesFolder:
                 if isinstance(exc, DatasetError):
                     raise
                 raise DatasetError(item.landmarks, f"malformed landmarks JSON ({exc})") from exc
-        plants = derive_plants(masks["root"], masks["seed"], masks["shoot"], masks.get("occluded_root"))
+        root = masks["root"]
+        assert root is not None  # required class, read above
+        plants = derive_plants(root, masks["seed"], masks["shoot"], masks.get("occluded_root"))
         return PlateTruth(w, h, None, plants, "derived from masks")

@@ -31,7 +31,5 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     if m.ndim == 3:
         m = m[..., 0]
     if m.shape != shape:
-        raise DatasetError(
-            path, f"mask is {m.shape[1]}x{m.shape[0]} px but its image is {shape[1]}x{shape[0]} px"
-        )
+        raise DatasetError(path, f"mask is {m.shape[1]}x{m.shape[0]} px but its image is {shape[1]}x{shape[0]} px")
     return (m > 0).astype(np.uint8)

@@ -62,9 +62,9 @@ def _true_tips(coords: np.ndarray, graph: coo_matrix) -> np.ndarray:
     for e in np.nonzero(degree == 1)[0]:
         prev, node, length = -1, int(e), 0.0
         while True:
-            nbrs = csr.indices[csr.indptr[node]:csr.indptr[node + 1]]
-            dists = csr.data[csr.indptr[node]:csr.indptr[node + 1]]
-            nxt = [(int(n), float(d)) for n, d in zip(nbrs, dists) if n != prev]
+            nbrs = csr.indices[csr.indptr[node] : csr.indptr[node + 1]]
+            dists = csr.data[csr.indptr[node] : csr.indptr[node + 1]]
+            nxt = [(int(n), float(d)) for n, d in zip(nbrs, dists, strict=True) if n != prev]
             if len(nxt) != 1 or length >= MIN_BRANCH_PX:
                 break
             prev, node = node, nxt[0][0]
@@ -94,7 +94,7 @@ def _seed_points(seed_mask: np.ndarray | None) -> list[Point]:
     labels, n = ndi.label(seed_mask > 0)
     areas = ndi.sum(np.ones_like(labels), labels, index=np.arange(1, n + 1))
     centres = ndi.center_of_mass(seed_mask > 0, labels, index=np.arange(1, n + 1))
-    return [(float(cx), float(cy)) for (cy, cx), a in zip(centres, areas) if a >= MIN_SEED_AREA_PX]
+    return [(float(cx), float(cy)) for (cy, cx), a in zip(centres, areas, strict=True) if a >= MIN_SEED_AREA_PX]
 
 
 def derive_plants(
@@ -118,7 +118,7 @@ def derive_plants(
     # Work on the bounding box of the roots: skeletonising 4202x3006 is needlessly slow.
     ys, xs = np.nonzero(roots)
     y0, x0 = max(0, ys.min() - 2), max(0, xs.min() - 2)
-    crop = roots[y0:ys.max() + 3, x0:xs.max() + 3]
+    crop = roots[y0 : ys.max() + 3, x0 : xs.max() + 3]
     coords, graph = _skeleton_graph(skeletonize(crop))
     coords += (x0, y0)
     tips = _true_tips(coords, graph)
@@ -153,15 +153,15 @@ def derive_plants(
         reachable = np.isfinite(tip_d).any(axis=0)
         owner[reachable] = np.argmin(tip_d[:, reachable], axis=0)
 
-    labels_shoot, n_shoot = (ndi.label(shoot_mask > 0) if shoot_mask is not None else (None, 0))
-    shoot_centres = (
-        [(float(cx), float(cy)) for cy, cx in ndi.center_of_mass(shoot_mask > 0, labels_shoot, range(1, n_shoot + 1))]
-        if n_shoot else []
-    )
+    shoot_centres: list[Point] = []
+    if shoot_mask is not None and shoot_mask.any():
+        labels_shoot, n_shoot = ndi.label(shoot_mask > 0)
+        centres = ndi.center_of_mass(shoot_mask > 0, labels_shoot, range(1, n_shoot + 1))
+        shoot_centres = [(float(cx), float(cy)) for cy, cx in centres]
 
     plants = []
     row = 0
-    for i, (anchor, base) in enumerate(zip(anchors, bases)):
+    for i, (anchor, base) in enumerate(zip(anchors, bases, strict=True)):
         plant = PlantTruth(i, None, seed=anchor if seeds else None)
         if shoot_centres:
             plant.shoot_centre = min(shoot_centres, key=lambda c: np.hypot(c[0] - anchor[0], c[1] - anchor[1]))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -41,21 +42,23 @@ def sample_figures(sample: Sample) -> dict[str, Any]:
         "landmarks_from": sample.truth.source,
         "plants": len(plants),
         "seed_y": [round(p.seed[1]) for p in plants if p.seed],
-        "seed_spacing_px": [round(b - a) for a, b in zip(seeds_x, seeds_x[1:])],
+        "seed_spacing_px": [round(b - a) for a, b in itertools.pairwise(seeds_x)],
         "primary_root_length_px": [round(v) for v in lengths],
         "primary_root_length_mm": [round(v / ppm, 1) for v in lengths] if ppm else None,
         "primary_tip_y": [round(p.primary_root_tip[1]) for p in plants if p.primary_root_tip],
         "other_root_tips": sum(len(p.root_tips) for p in plants),
         "agar_grey_p5_p50_p95": [round(float(v)) for v in np.percentile(agar, [5, 50, 95])] if agar.size else None,
         "root_grey_p5_p50_p95": [round(float(v)) for v in np.percentile(grey[root_core], [5, 50, 95])]
-        if root_core.any() else None,
+        if root_core.any()
+        else None,
         "shoot_grey_p5_p50_p95": [round(float(v)) for v in np.percentile(grey[shoot_core], [5, 50, 95])]
-        if shoot_core.any() else None,
+        if shoot_core.any()
+        else None,
         "mask_pixels": {c: int(m.sum()) for c, m in sample.masks.items()},
     }
 
 
-def write_preview(samples: list[Sample], out: Path, scale: float = 0.25) -> Path:
+def write_preview(samples: list[Sample], out: Path, scale: float | None = None) -> Path:
     """Writes OUT/overlays/<stem>.png, OUT/dataset.json and OUT/dataset.md; returns the .md path."""
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     figures = []

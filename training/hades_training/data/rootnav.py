@@ -152,13 +152,15 @@ class RootNavFolder:
         plants = []
         for i, primary in enumerate(sorted(primaries, key=lambda r: r.points[0, 0])):
             laterals = [r for c in primary.children for r in _all_roots(c)]
-            plants.append(PlantTruth(
-                index=i,
-                primary_root_tip=(float(primary.points[-1, 0]), float(primary.points[-1, 1])),
-                seed=(float(primary.points[0, 0]), float(primary.points[0, 1])),
-                root_tips=[(float(r.points[-1, 0]), float(r.points[-1, 1])) for r in laterals],
-                primary_root_length_px=round(_length(primary.points), 2),
-            ))
+            plants.append(
+                PlantTruth(
+                    index=i,
+                    primary_root_tip=(float(primary.points[-1, 0]), float(primary.points[-1, 1])),
+                    seed=(float(primary.points[0, 0]), float(primary.points[0, 1])),
+                    root_tips=[(float(r.points[-1, 0]), float(r.points[-1, 1])) for r in laterals],
+                    primary_root_length_px=round(_length(primary.points), 2),
+                )
+            )
         truth = PlateTruth(w, h, None, plants, "rsml")
         # Stems start with a series letter (A_, B_): that is the group.
         return Sample(item.stem, experiment_key(item.stem), image, masks, ("root", "seed"), truth, item.image)

@@ -26,9 +26,7 @@ def experiment_key(stem: str) -> str:
     return stem.split("_", 1)[0]
 
 
-def split_groups(
-    groups: Sequence[str], fractions: dict[str, float], seed: int = 0
-) -> dict[str, str]:
+def split_groups(groups: Sequence[str], fractions: dict[str, float], seed: int = 0) -> dict[str, str]:
     """Assign each distinct group to a split so the item counts approach `fractions`.
 
     Deterministic for a seed. Returns group -> split name.

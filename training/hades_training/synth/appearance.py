@@ -30,13 +30,24 @@ class Appearance:
 
 PRESETS: dict[str, Appearance] = {
     "easy": Appearance(
-        blur_sigma=0.3, vignetting=0.06, illumination_gradient=0.02, band_strength=0.04,
-        noise_sigma=1.0, condensation=0.1, dust=0.1,
+        blur_sigma=0.3,
+        vignetting=0.06,
+        illumination_gradient=0.02,
+        band_strength=0.04,
+        noise_sigma=1.0,
+        condensation=0.1,
+        dust=0.1,
     ),
     "normal": Appearance(),
     "hard": Appearance(
-        blur_sigma=1.4, contrast=0.8, vignetting=0.18, illumination_gradient=0.10, band_strength=0.10,
-        noise_sigma=4.0, condensation=0.8, dust=0.7,
+        blur_sigma=1.4,
+        contrast=0.8,
+        vignetting=0.18,
+        illumination_gradient=0.10,
+        band_strength=0.10,
+        noise_sigma=4.0,
+        condensation=0.8,
+        dust=0.7,
     ),
     # Single-knob shifts, for drift detection studies.
     "drift_blur": Appearance(blur_sigma=2.5),

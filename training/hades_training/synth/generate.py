@@ -47,15 +47,17 @@ def _xy(p: tuple[float, float] | np.ndarray) -> list[float]:
 def plate_landmarks(dish: Dish, seedlings: list[Seedling], width: int, height: int) -> dict[str, Any]:
     plants = []
     for s in seedlings:
-        plants.append({
-            "index": s.index,
-            "primary_root_tip": _xy(s.primary.tip),
-            "seed": _xy(s.seed_centre),
-            "shoot_centre": _xy(s.shoot_centre),
-            # Tips of the other (lateral) roots; the primary tip is given above.
-            "root_tips": [_xy(r.tip) for r in s.roots[1:]],
-            "primary_root_length_px": round(s.primary.length, 2),
-        })
+        plants.append(
+            {
+                "index": s.index,
+                "primary_root_tip": _xy(s.primary.tip),
+                "seed": _xy(s.seed_centre),
+                "shoot_centre": _xy(s.shoot_centre),
+                # Tips of the other (lateral) roots; the primary tip is given above.
+                "root_tips": [_xy(r.tip) for r in s.roots[1:]],
+                "primary_root_length_px": round(s.primary.length, 2),
+            }
+        )
     return {
         "width": width,
         "height": height,
@@ -65,8 +67,9 @@ def plate_landmarks(dish: Dish, seedlings: list[Seedling], width: int, height: i
     }
 
 
-def make_plate(seed: int, index: int, look: Appearance, prefix: str = "synth",
-               width: int = WIDTH, height: int = HEIGHT) -> Plate:
+def make_plate(
+    seed: int, index: int, look: Appearance, prefix: str = "synth", width: int = WIDTH, height: int = HEIGHT
+) -> Plate:
     """One plate, fully determined by (seed, index, look, size)."""
     rng = np.random.default_rng([seed, index])
     dish = make_dish(rng, width, height)
@@ -79,8 +82,11 @@ def make_plate(seed: int, index: int, look: Appearance, prefix: str = "synth",
 
 def write_plate(plate: Plate, out: Path) -> None:
     """Files first, landmarks last: a plate with a landmarks file is complete."""
-    cv2.imwrite(str(out / "images" / f"{plate.stem}.png"), cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    cv2.imwrite(
+        str(out / "images" / f"{plate.stem}.png"),
+        cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_PNG_COMPRESSION, 3],
+    )
     for cls in CLASSES:
         cv2.imwrite(str(out / "masks" / f"{plate.stem}_{cls}_mask.tif"), plate.masks[cls])
     tmp = out / "landmarks" / f"{plate.stem}.json.tmp"
@@ -95,8 +101,16 @@ def _make_and_write(args: tuple[int, int, Appearance, str, int, int, str]) -> st
     return plate.stem
 
 
-def generate(out: Path, count: int, seed: int, difficulty: str | float = "normal", split: str | None = None,
-             width: int = WIDTH, height: int = HEIGHT, workers: int = 1) -> list[str]:
+def generate(
+    out: Path,
+    count: int,
+    seed: int,
+    difficulty: str | float = "normal",
+    split: str | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    workers: int = 1,
+) -> list[str]:
     """Generate `count` plates into `out` (or `out/<split>`). Returns the stems."""
     if count < 1:
         raise ValueError(f"--count must be at least 1, got {count}")
@@ -115,11 +129,23 @@ def generate(out: Path, count: int, seed: int, difficulty: str | float = "normal
     else:
         stems = [_make_and_write(j) for j in jobs]
     elapsed = time.perf_counter() - t0
-    (target / "synth.json").write_text(json.dumps({
-        "generator": "hades_training.synth", "generator_version": GENERATOR_VERSION,
-        "seed": seed, "count": count, "split": split, "difficulty": str(difficulty),
-        "appearance": look.to_dict(), "width": width, "height": height,
-        "plates_per_experiment": PLATES_PER_EXPERIMENT, "stems": stems,
-    }, indent=1))
+    (target / "synth.json").write_text(
+        json.dumps(
+            {
+                "generator": "hades_training.synth",
+                "generator_version": GENERATOR_VERSION,
+                "seed": seed,
+                "count": count,
+                "split": split,
+                "difficulty": str(difficulty),
+                "appearance": look.to_dict(),
+                "width": width,
+                "height": height,
+                "plates_per_experiment": PLATES_PER_EXPERIMENT,
+                "stems": stems,
+            },
+            indent=1,
+        )
+    )
     log.info("wrote %d plates to %s in %.1f s (%.2f s per plate)", count, target, elapsed, elapsed / count)
     return stems

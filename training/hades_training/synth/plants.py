@@ -83,6 +83,7 @@ def _grow(
     length: float,
     dish: Dish,
     *,
+    scale: float,
     target: float,
     pull: float,
     wave_amp: float,
@@ -91,19 +92,21 @@ def _grow(
 ) -> np.ndarray:
     """Trace a root: a heading that relaxes towards `target` (radians from straight
     down, positive towards +x) plus a slow wave, as roots skew and wave on agar."""
-    n = max(2, int(length / STEP_PX) + 1)
+    step_px = STEP_PX * scale
+    margin = 40 * scale
+    n = max(2, int(length / step_px) + 1)
     pts = np.empty((n, 2))
     pts[0] = start
     phase = rng.uniform(0, 2 * np.pi)
     for k in range(1, n):
-        wave = wave_amp * np.sin(2 * np.pi * k * STEP_PX / wave_len + phase)
+        wave = wave_amp * np.sin(2 * np.pi * k * step_px / wave_len + phase)
         angle += pull * (target + wave - angle) + wiggle * rng.standard_normal()
-        step = STEP_PX * np.array([np.sin(angle), np.cos(angle)])
+        step = step_px * np.array([np.sin(angle), np.cos(angle)])
         nxt = pts[k - 1] + step
-        if not dish.contains(nxt[0], nxt[1], margin=40):
-            angle = -angle if not dish.x0 + 40 <= nxt[0] <= dish.x1 - 40 else angle
-            nxt = pts[k - 1] + STEP_PX * np.array([np.sin(angle), abs(np.cos(angle))])
-            if not dish.contains(nxt[0], nxt[1], margin=40):
+        if not dish.contains(nxt[0], nxt[1], margin=margin):
+            angle = -angle if not dish.x0 + margin <= nxt[0] <= dish.x1 - margin else angle
+            nxt = pts[k - 1] + step_px * np.array([np.sin(angle), abs(np.cos(angle))])
+            if not dish.contains(nxt[0], nxt[1], margin=margin):
                 return pts[:k]
         pts[k] = nxt
     return pts
@@ -115,19 +118,27 @@ def _taper(n: int, base: float, tip: float) -> np.ndarray:
 
 
 def make_seedling(
-    rng: np.random.Generator, index: int, seed_xy: tuple[float, float], dish: Dish, age: float, skew: float
+    rng: np.random.Generator,
+    index: int,
+    seed_xy: tuple[float, float],
+    dish: Dish,
+    age: float,
+    skew: float,
+    scale: float = 1.0,
 ) -> Seedling:
     """One seedling. `age` in [0, 1] scales root length and branching; `skew` is the
-    primary root's preferred heading (radians), large values make roots cross."""
+    primary root's preferred heading (radians), large values make roots cross.
+    `scale` is image pixels per Hades pixel (1 for 4202x3006 plates)."""
     sx, sy = seed_xy
-    seed_axes = (rng.uniform(7, 10), rng.uniform(5, 7))
+    k = scale
+    seed_axes = (rng.uniform(7, 10) * k, rng.uniform(5, 7) * k)
     seed_angle = rng.uniform(0, 180)
 
     # Rosette: the shoot sits a little above the seed; two cotyledons and a few leaves.
-    shoot = (sx + rng.normal(0, 6), sy - rng.uniform(40, 75))
+    shoot = (sx + rng.normal(0, 6) * k, sy - rng.uniform(40, 75) * k)
     n_leaves = int(rng.integers(2, 6))
     base_angle = rng.uniform(0, 2 * np.pi)
-    extent = rng.uniform(50, 95)  # rosette radius, so 100-190 px across
+    extent = rng.uniform(50, 95) * k  # rosette radius, so 100-190 px across
     leaves = []
     for j in range(n_leaves):
         a = base_angle + 2 * np.pi * j / n_leaves + rng.normal(0, 0.25)
@@ -139,15 +150,26 @@ def make_seedling(
 
     # Primary root from the lower edge of the seed, downwards.
     base = np.array([sx, sy + seed_axes[1]])
-    length = rng.uniform(800, 1300) * (0.85 + 0.15 * age)
+    length = rng.uniform(800, 1300) * (0.85 + 0.15 * age) * k
     pts = _grow(
-        rng, base, rng.normal(0, 0.1), length, dish,
-        target=skew, pull=0.04, wave_amp=rng.uniform(0.04, 0.22), wave_len=rng.uniform(180, 420), wiggle=0.02,
+        rng,
+        base,
+        rng.normal(0, 0.1),
+        length,
+        dish,
+        scale=k,
+        target=skew,
+        pull=0.04,
+        wave_amp=rng.uniform(0.04, 0.22),
+        wave_len=rng.uniform(180, 420) * k,
+        wiggle=0.02,
     )
-    primary = Root(pts, _taper(len(pts), rng.uniform(5.0, 8.0), rng.uniform(2.8, 3.6)), primary=True)
-    if rng.random() < 0.35 and len(pts) > 120:
+    widths = _taper(len(pts), rng.uniform(5.0, 8.0) * k, rng.uniform(2.8, 3.6) * k)
+    primary = Root(pts, np.maximum(widths, 1.0), primary=True)
+    if rng.random() < 0.35 and len(pts) > 30:
         start = int(rng.integers(int(0.3 * len(pts)), int(0.75 * len(pts))))
-        primary.occluded.append((start, min(len(pts) - 10, start + int(rng.uniform(10, 40)))))
+        stretch = max(3, int(rng.uniform(40, 160) / STEP_PX))  # points, so 40-160 Hades px
+        primary.occluded.append((start, min(len(pts) - 3, start + stretch)))
     roots = [primary]
 
     # Laterals branch off the upper part of the primary at 45-80 degrees, older
@@ -155,24 +177,33 @@ def make_seedling(
     n_lat = int(rng.poisson(1.0 + 5.0 * age))
     n_pts = len(pts)
     for _ in range(n_lat):
-        k = int(rng.integers(int(0.12 * n_pts), max(int(0.12 * n_pts) + 1, int(0.75 * n_pts))))
+        j = int(rng.integers(int(0.12 * n_pts), max(int(0.12 * n_pts) + 1, int(0.75 * n_pts))))
         side = rng.choice([-1.0, 1.0])
-        parent = pts[min(k + 1, n_pts - 1)] - pts[k]
+        parent = pts[min(j + 1, n_pts - 1)] - pts[j]
         parent_angle = float(np.arctan2(parent[0], parent[1]))
         angle = parent_angle + side * np.radians(rng.uniform(45, 80))
-        room = (n_pts - k) * STEP_PX
-        lat_len = rng.uniform(0.25, 1.0) * min(420.0, 0.6 * room)
-        if lat_len < 30:
+        room = (n_pts - j) * STEP_PX * k
+        lat_len = rng.uniform(0.25, 1.0) * min(420.0 * k, 0.6 * room)
+        if lat_len < 30 * k:
             continue
         lpts = _grow(
-            rng, pts[k].copy(), angle, lat_len, dish,
-            target=side * np.radians(rng.uniform(20, 45)), pull=0.03,
-            wave_amp=0.05, wave_len=rng.uniform(120, 300), wiggle=0.025,
+            rng,
+            pts[j].copy(),
+            angle,
+            lat_len,
+            dish,
+            scale=k,
+            target=side * np.radians(rng.uniform(20, 45)),
+            pull=0.03,
+            wave_amp=0.05,
+            wave_len=rng.uniform(120, 300) * k,
+            wiggle=0.025,
         )
         if len(lpts) < 8:
             continue
-        base_w = min(float(primary.widths[k]) * 0.6, rng.uniform(2.2, 4.0))
-        roots.append(Root(lpts, _taper(len(lpts), base_w, rng.uniform(1.4, 2.0)), primary=False))
+        base_w = min(float(primary.widths[j]) * 0.6, rng.uniform(2.2, 4.0) * k)
+        lat_w = np.maximum(_taper(len(lpts), base_w, rng.uniform(1.4, 2.0) * k), 1.0)
+        roots.append(Root(lpts, lat_w, primary=False))
 
     return Seedling(index, (sx, sy), seed_axes, seed_angle, shoot, leaves, roots)
 
@@ -182,9 +213,10 @@ def make_seedlings(rng: np.random.Generator, dish: Dish, n: int = 5) -> list[See
     Now and then one plant's primary root skews hard towards a neighbour so the
     two root systems cross, as on real plates."""
     width = dish.x1 - dish.x0
-    spacing = rng.uniform(550, 600) * width / 2820
+    scale = width / 2820  # image px per Hades px
+    spacing = rng.uniform(550, 600) * scale
     row_y = dish.y0 + rng.uniform(0.11, 0.15) * (dish.y1 - dish.y0)
-    centre_x = (dish.x0 + dish.x1) / 2 + rng.normal(0, 30)
+    centre_x = (dish.x0 + dish.x1) / 2 + rng.normal(0, 30) * scale
     age = float(rng.uniform(0.2, 1.0))
     skews = rng.normal(0, 0.08, n)
     if rng.random() < 0.5:
@@ -193,8 +225,8 @@ def make_seedlings(rng: np.random.Generator, dish: Dish, n: int = 5) -> list[See
         skews[crosser] = towards * rng.uniform(0.35, 0.55)
     seedlings = []
     for i in range(n):
-        x = centre_x + (i - (n - 1) / 2) * spacing + rng.normal(0, 6)
-        y = row_y + rng.normal(0, 25)
+        x = centre_x + (i - (n - 1) / 2) * spacing + rng.normal(0, 6) * scale
+        y = row_y + rng.normal(0, 25) * scale
         plant_age = float(np.clip(age + rng.normal(0, 0.12), 0.0, 1.0))
-        seedlings.append(make_seedling(rng, i, (x, y), dish, plant_age, float(skews[i])))
+        seedlings.append(make_seedling(rng, i, (x, y), dish, plant_age, float(skews[i]), scale))
     return seedlings

@@ -50,8 +50,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) 
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def _draw_root(layer: np.ndarray, core: np.ndarray, mask: np.ndarray, occ_mask: np.ndarray,
-               faint: np.ndarray, root: Root) -> None:
+def _draw_root(
+    layer: np.ndarray, core: np.ndarray, mask: np.ndarray, occ_mask: np.ndarray, faint: np.ndarray, root: Root
+) -> None:
     """Segments one by one, so the width tapers; occluded stretches go to the faint
     layer (seen through agar) and to the occluded mask instead of the root mask."""
     pts = np.round(root.points * 4).astype(np.int32)  # 2 fractional bits for cv2
@@ -62,7 +63,7 @@ def _draw_root(layer: np.ndarray, core: np.ndarray, mask: np.ndarray, occ_mask: 
     for k in range(n - 1):
         w = float(root.widths[k])
         p, q = tuple(pts[k]), tuple(pts[k + 1])
-        thick = max(1, int(round(w)))
+        thick = max(1, round(w))
         # The tip is translucent: the last ~30 px fade out.
         fade = min(1.0, (n - 1 - k) * 4.0 / 30.0) * 0.5 + 0.5
         if hidden[k]:
@@ -70,7 +71,7 @@ def _draw_root(layer: np.ndarray, core: np.ndarray, mask: np.ndarray, occ_mask: 
             cv2.line(occ_mask, p, q, 1, thick, cv2.LINE_8, shift=2)
             continue
         cv2.line(layer, p, q, fade, thick, AA, shift=2)
-        cv2.line(core, p, q, fade, max(1, int(round(w / 2.5))), AA, shift=2)
+        cv2.line(core, p, q, fade, max(1, round(w / 2.5)), AA, shift=2)
         cv2.line(mask, p, q, 1, thick, cv2.LINE_8, shift=2)
 
 
@@ -84,6 +85,7 @@ def render_plate(
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Returns the RGB image (H, W, 3) uint8 and masks per class (H, W) uint8 0/1."""
     shape = (height, width)
+    s = width / WIDTH  # image px per Hades px: small plates are scaled Hades plates
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     cx, cy = (dish.x0 + dish.x1) / 2, (dish.y0 + dish.y1) / 2
     half = (dish.x1 - dish.x0) / 2
@@ -146,50 +148,62 @@ def render_plate(
     dust_layer = np.zeros(shape, np.float32)
     for _ in range(n_dust):
         x, y = rng.uniform(dish.x0, dish.x1), rng.uniform(dish.y0, dish.y1)
-        cv2.circle(dust_layer, (int(x * 4), int(y * 4)), int(rng.uniform(0.8, 3.5) * 4),
-                   float(rng.uniform(0.15, 0.5)), -1, AA, shift=2)
+        cv2.circle(
+            dust_layer,
+            (int(x * 4), int(y * 4)),
+            max(2, int(rng.uniform(0.8, 3.5) * 4 * s)),
+            float(rng.uniform(0.15, 0.5)),
+            -1,
+            AA,
+            shift=2,
+        )
     for _ in range(int(rng.poisson(1 + 6 * look.dust))):
         p = np.array([rng.uniform(dish.x0, dish.x1), rng.uniform(dish.y0, dish.y1)])
-        pts = p + np.cumsum(rng.normal(0, 6, (int(rng.integers(5, 20)), 2)), axis=0)
+        pts = p + np.cumsum(rng.normal(0, 6 * s, (int(rng.integers(5, 20)), 2)), axis=0)
         cv2.polylines(dust_layer, [np.round(pts * 4).astype(np.int32)], False, 0.25, 1, AA, shift=2)
     for _ in range(int(rng.poisson(2))):
         p = rng.uniform([dish.x0, dish.y0], [dish.x1, dish.y1])
-        q = p + rng.normal(0, 500, 2)
-        cv2.line(dust_layer, tuple(np.round(p * 4).astype(int)), tuple(np.round(q * 4).astype(int)), 0.04, 1,
-                 AA, shift=2)
+        q = p + rng.normal(0, 500 * s, 2)
+        cv2.line(
+            dust_layer, tuple(np.round(p * 4).astype(int)), tuple(np.round(q * 4).astype(int)), 0.04, 1, AA, shift=2
+        )
     darkness = np.maximum(darkness, cv2.GaussianBlur(dust_layer, (0, 0), 0.8))
 
     # Condensation: drops on the lid act as small lenses, bright centre and dark rim,
     # denser towards the top of the dish.
-    drops = np.zeros(shape, np.float32)
+    drops: np.ndarray = np.zeros(shape, np.float32)
     n_drops = int(rng.poisson(3000 * look.condensation))
     if n_drops:
         xs = rng.uniform(dish.x0, dish.x1, n_drops)
         ys = dish.y0 + (dish.y1 - dish.y0) * rng.beta(1.0, 1.8, n_drops)
-        rs = np.clip(rng.lognormal(np.log(6.0), 0.6, n_drops), 2, 40)
-        for x, y, r in zip(xs, ys, rs):
+        rs = np.clip(rng.lognormal(np.log(6.0), 0.6, n_drops), 2, 40) * s
+        for x, y, r in zip(xs, ys, rs, strict=True):
             c = (int(x * 4), int(y * 4))
-            cv2.circle(drops, c, int(r * 4), 0.05, max(1, int(r / 4)), AA, shift=2)
-            cv2.circle(drops, c, int(r * 0.55 * 4), -0.03, -1, AA, shift=2)
-        drops = cv2.GaussianBlur(drops, (0, 0), 1.2)
+            cv2.circle(drops, c, max(1, int(r * 4)), 0.05, max(1, int(r / 4)), AA, shift=2)
+            cv2.circle(drops, c, max(1, int(r * 0.55 * 4)), -0.03, -1, AA, shift=2)
+        drops = cv2.GaussianBlur(drops, (0, 0), max(0.5, 1.2 * s))
 
     plate = agar * illum * (1.0 - darkness - drops)
 
     # --- dish rim and black surround ---------------------------------------------
     inside = cv2.GaussianBlur(agar_mask.astype(np.float32), (0, 0), 1.5)
-    rim_w = rng.uniform(22, 40)
+    rim_w = rng.uniform(22, 40) * s
     rim = cv2.GaussianBlur(_rounded_rect(shape, dish, grow=rim_w).astype(np.float32), (0, 0), 2.0) - inside
     rim_level = rng.uniform(45, 85) * (1.0 + 0.15 * _smooth_noise(rng, shape, 20))
     highlight = cv2.GaussianBlur(
-        cv2.morphologyEx(_rounded_rect(shape, dish, grow=rim_w * 0.6), cv2.MORPH_GRADIENT, np.ones((3, 3)))
-        .astype(np.float32), (0, 0), 1.5)
+        cv2.morphologyEx(_rounded_rect(shape, dish, grow=rim_w * 0.6), cv2.MORPH_GRADIENT, np.ones((3, 3))).astype(
+            np.float32
+        ),
+        (0, 0),
+        1.5,
+    )
     surround = rng.uniform(2, 5)
     img = inside * plate + rim.clip(0, 1) * rim_level + 60 * highlight
     img += (1.0 - inside - rim.clip(0, 1)).clip(0, 1) * surround
 
     # --- camera ---------------------------------------------------------------------
-    if look.blur_sigma > 0.05:
-        img = cv2.GaussianBlur(img, (0, 0), look.blur_sigma)
+    if look.blur_sigma * s > 0.05:
+        img = cv2.GaussianBlur(img, (0, 0), look.blur_sigma * s)
     img = (img - 128.0) * look.contrast + 128.0 + look.brightness
     img += rng.normal(0, look.noise_sigma, shape).astype(np.float32) * np.sqrt(np.clip(img, 1, 255) / 128.0)
     _draw_intensity_bar(img, rng, width, height)
@@ -207,13 +221,21 @@ def _draw_intensity_bar(img: np.ndarray, rng: np.random.Generator, width: int, h
     bw = max(2, int(20 * s))
     y0, y1 = int(0.08 * height), int(0.92 * height)
     ramp = np.linspace(250, 5, y1 - y0, dtype=np.float32)[:, None]
-    img[y0:y1, x0:x0 + bw] = ramp
+    img[y0:y1, x0 : x0 + bw] = ramp
     labels = np.zeros(img.shape, np.uint8)  # putText draws on 8-bit images only
     for level in range(0, 256, 50):
         y = int(y1 - (y1 - y0) * level / 255)
         cv2.line(labels, (x0 + bw, y), (x0 + bw + int(10 * s), y), 255, max(1, int(2 * s)))
-        cv2.putText(labels, str(level), (x0 + bw + int(12 * s), y + int(6 * s)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.6 * s, 255, max(1, int(2 * s)), AA)
+        cv2.putText(
+            labels,
+            str(level),
+            (x0 + bw + int(12 * s), y + int(6 * s)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6 * s,
+            255,
+            max(1, int(2 * s)),
+            AA,
+        )
     alpha = labels.astype(np.float32) / 255.0
     img *= 1.0 - alpha
     img += 200.0 * alpha
