@@ -36,6 +36,17 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from hades_training.config import load_config
+    from hades_training.train import train
+
+    cfg = load_config(args.config, args.set)
+    best = train(cfg, args.data, Path(args.out), split=args.split, val_data=args.val_data, val_split=args.val_split,
+                 resume=Path(args.resume) if args.resume else None)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hades-train", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -68,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="look at the first N items only")
     p.add_argument("--skip-bad", action="store_true", help="leave out unreadable items instead of failing")
     p.set_defaults(func=_inspect)
+
+    p = sub.add_parser("train", help="train a model; every run is an MLflow run")
+    p.add_argument("--data", required=True, help="dataset folder (Hades or RootNav)")
+    p.add_argument("--split", default=None, help="training split (Hades: sub-folder; RootNav: train)")
+    p.add_argument("--val-data", default=None, help="validation dataset folder (default: --data)")
+    p.add_argument("--val-split", default=None, help="validation split (default: val, or valid for RootNav)")
+    p.add_argument("--out", required=True, help="run folder: checkpoints/ and config.json")
+    p.add_argument("--config", default=None, help="YAML file of config values (see hades_training/config.py)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config value")
+    p.add_argument("--resume", default=None, help="continue from a checkpoint (its MLflow run continues too)")
+    p.set_defaults(func=_train)
     return parser
 
 
@@ -78,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         logging.getLogger("hades-train").error("%s", exc)
         return 2
 

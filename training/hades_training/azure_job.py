@@ -1,0 +1,488 @@
+"""`hades-train azure submit`: run the training CLI as an Azure ML command job on a GPU cluster.
+
+The job runs the same command as a workstation does::
+
+    hades-train train --data ${{inputs.data}} --out ${{outputs.model}} --config CONFIG [EXTRA ...]
+
+- ``inputs.data`` is a folder in a registered blob datastore, mounted read-only;
+- ``outputs.model`` is a folder Azure ML creates in the workspace's default datastore;
+- several GPUs (per node or across nodes) use Azure ML's PyTorch distribution, which starts one
+  process per GPU with the torchrun variables (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
+  ``MASTER_ADDR``, ``MASTER_PORT``) that the train command reads;
+- MLflow needs no code here: inside a job Azure ML sets ``MLFLOW_TRACKING_URI`` (and the run id)
+  to the workspace, and the train command honours it.
+
+Environment. By default the job's image is built by Azure ML from a Docker build context written
+next to the job spec: a public PyTorch CUDA image with this repository's ``hades_perception`` and
+``training`` packages (and ``azureml-mlflow``) pip-installed on top. The packages are installed into
+the image rather than at job start because the PyTorch distribution starts the command once per
+GPU: a ``pip install`` in the command would race with itself. The build context is content-hashed,
+so Azure ML rebuilds the image only when the packages or the base image change. A registered Azure
+ML environment (``azureml:NAME:VERSION`` or ``NAME:VERSION``) is used as it is instead; it must
+provide ``hades-train``.
+
+``--dry-run`` builds the same job object and writes the YAML that azure-ai-ml would send, without
+creating a client or a credential. Credentials are never read here: the real submission uses
+``DefaultAzureCredential`` (environment, managed identity, Azure CLI login, ...), which looks a
+token up only when the client first calls Azure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import CommandJob, Environment
+
+log = logging.getLogger(__name__)
+
+#: Base image of the default environment: public, with a CUDA build of torch (>= 2.4, as the
+#: training package requires) that the Dockerfile keeps while installing the repository on top.
+DEFAULT_BASE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
+DEFAULT_DATASTORE = "workspaceblobstore"
+DEFAULT_EXPERIMENT = "hades-perception"
+DEFAULT_SPEC_OUT = Path("var/azure/job.yaml")
+#: Shared memory for data-loader workers (Azure ML's default is 2g; Hades images are 12 MP).
+DEFAULT_SHM_SIZE = "16g"
+
+#: Where the workspace coordinates come from when their flags are not given.
+WORKSPACE_ENV = {
+    "subscription_id": "AZURE_SUBSCRIPTION_ID",
+    "resource_group": "AZURE_RESOURCE_GROUP",
+    "workspace": "AZUREML_WORKSPACE",
+}
+
+#: Flags of `hades-train train` that the job sets itself.
+_JOB_OWNED_TRAIN_FLAGS = ("--data", "--out", "--config")
+
+#: Environment variables whose values must never reach a job spec or a log line.
+SECRET_ENV_VARS = (
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_PASSWORD",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_PASSWORD",
+)
+_SECRET_PATTERN = re.compile(
+    r"AccountKey=|SharedAccessSignature=|DefaultEndpointsProtocol=|(?:^|[?&\s'\"])sig=[^&\s]+|PRIVATE KEY-----",
+    re.IGNORECASE,
+)
+
+_CONTEXT_MARKER = ".hades-azure-environment"
+_CONTEXT_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".*_cache")
+_DOCKERFILE = """\
+# Written by `hades-train azure submit`; rewritten on every submit, do not edit.
+# The job's environment: a PyTorch CUDA image with this repository's packages installed on top.
+FROM {base_image}
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
+COPY hades_perception /opt/hades/src/hades_perception
+COPY training /opt/hades/src/training
+# Keep the image's CUDA build of torch (if it has one) while resolving the other dependencies.
+RUN (python -c "import torch; print('torch==' + torch.__version__)" 2>/dev/null || true) > /opt/hades/torch-pin.txt \\
+ && python -m pip install -c /opt/hades/torch-pin.txt \\
+        /opt/hades/src/hades_perception /opt/hades/src/training azureml-mlflow \\
+ && hades-train --help > /dev/null
+"""
+
+
+@contextlib.contextmanager
+def _quiet_sdk_notices() -> Iterator[None]:
+    """Hold back azure-ai-ml's notices about its own experimental schema classes while it serialises."""
+    notices = logging.getLogger("azure.ai.ml._utils._experimental")
+    level = notices.level
+    notices.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        notices.setLevel(level)
+
+
+def default_code_dir() -> Path:
+    """The repository root when this module runs from a checkout, else the current folder."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "training" / "pyproject.toml").is_file() else Path.cwd()
+
+
+@dataclass(frozen=True, kw_only=True)
+class AzureJobConfig:
+    """Everything that decides the Azure ML job. Workspace coordinates are needed only to submit."""
+
+    compute: str
+    """Name of the GPU compute cluster in the workspace."""
+    data_path: str
+    """Folder inside the datastore that holds the training data, e.g. ``hades/2024-05``."""
+    config: str
+    """Training config file, relative to ``code_dir`` (or absolute, inside it)."""
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    datastore: str = DEFAULT_DATASTORE
+    instance_count: int = 1
+    gpus_per_node: int = 1
+    environment: str = DEFAULT_BASE_IMAGE
+    """``azureml:NAME:VERSION`` / ``NAME:VERSION`` (registered) or a Docker image to build on."""
+    experiment_name: str = DEFAULT_EXPERIMENT
+    display_name: str | None = None
+    code_dir: Path = field(default_factory=default_code_dir)
+    """Folder uploaded as the job's code snapshot (its .amlignore or .gitignore applies)."""
+    extra_args: tuple[str, ...] = ()
+    """Arguments appended to `hades-train train` as they are."""
+    shm_size: str = DEFAULT_SHM_SIZE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_args", tuple(self.extra_args))
+        object.__setattr__(self, "code_dir", Path(self.code_dir))
+        for name in ("instance_count", "gpus_per_node"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{name} must be a whole number >= 1 (got {value!r}); give {flag} 1 or more")
+        for name, flag in (
+            ("compute", "--compute"),
+            ("data_path", "--data-path"),
+            ("config", "--config"),
+            ("datastore", "--datastore"),
+            ("experiment_name", "--experiment-name"),
+            ("environment", "--environment"),
+        ):
+            if not str(getattr(self, name)).strip():
+                raise ValueError(f"{name} is empty; give it with {flag}")
+        if "://" in self.data_path or self.data_path.startswith("azureml:"):
+            raise ValueError(
+                f"--data-path is a folder inside the datastore, not a URI (got {self.data_path!r}); "
+                "give the datastore with --datastore and the folder with --data-path"
+            )
+        for arg in self.extra_args:
+            if arg.split("=", 1)[0] in _JOB_OWNED_TRAIN_FLAGS:
+                raise ValueError(
+                    f"the job sets {arg.split('=', 1)[0]} of `hades-train train` itself; "
+                    "use --data-path/--datastore and --config of `hades-train azure submit` instead"
+                )
+
+    @property
+    def data_uri(self) -> str:
+        """The data folder as Azure ML addresses it."""
+        return f"azureml://datastores/{self.datastore}/paths/{self.data_path.strip('/')}"
+
+    @property
+    def process_count(self) -> int:
+        return self.instance_count * self.gpus_per_node
+
+    def missing_workspace(self) -> list[str]:
+        """How to give each workspace coordinate that is missing (empty when all are there)."""
+        return [
+            f"--{name.replace('_', '-')} (or {env})"
+            for name, env in WORKSPACE_ENV.items()
+            if not (getattr(self, name) or "").strip()
+        ]
+
+
+def _config_in_snapshot(cfg: AzureJobConfig) -> str:
+    """The config file's path inside the code snapshot, as the job sees it (POSIX, relative)."""
+    code_dir = cfg.code_dir.resolve()
+    if not code_dir.is_dir():
+        raise ValueError(f"code folder {cfg.code_dir} does not exist; give the repository root with --code-dir")
+    path = Path(cfg.config)
+    path = (path if path.is_absolute() else code_dir / path).resolve()
+    if not path.is_relative_to(code_dir):
+        raise ValueError(
+            f"config {cfg.config} is outside the code folder {code_dir}, so the job would not see it; "
+            "put it inside the repository (or give --code-dir)"
+        )
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist; give --config a file inside {code_dir}")
+    return path.relative_to(code_dir).as_posix()
+
+
+def train_command(cfg: AzureJobConfig) -> str:
+    """The shell command the job runs (once per process), with Azure ML's input/output bindings."""
+    words = [
+        "hades-train",
+        "train",
+        "--data",
+        "${{inputs.data}}",
+        "--out",
+        "${{outputs.model}}",
+        "--config",
+        shlex.quote(_config_in_snapshot(cfg)),
+    ]
+    words += [shlex.quote(arg) for arg in cfg.extra_args]
+    return " ".join(words)
+
+
+def _git(code_dir: Path, *args: str) -> str | None:
+    try:
+        r = subprocess.run(["git", "-C", str(code_dir), *args], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def git_tags(code_dir: Path) -> dict[str, str]:
+    """``git_commit`` (and ``git_dirty``) of the code folder, or nothing outside a git checkout."""
+    commit = _git(code_dir, "rev-parse", "--verify", "HEAD")
+    if not commit:
+        return {}
+    status = _git(code_dir, "status", "--porcelain", "--untracked-files=no")
+    tags = {"git_commit": commit}
+    if status is not None:
+        tags["git_dirty"] = "true" if status else "false"
+    return tags
+
+
+def is_registered_environment(environment: str) -> bool:
+    """``azureml:...`` or ``NAME:VERSION`` / ``NAME@latest``; anything with a ``/`` is a Docker image."""
+    env = environment.strip()
+    return env.startswith("azureml:") or ("/" not in env and (":" in env or "@" in env))
+
+
+def write_build_context(code_dir: Path, base_image: str, dest: Path) -> Path:
+    """Write the Docker build context of the default environment into ``dest`` (replacing an older one)."""
+    code_dir = Path(code_dir)
+    for package in ("hades_perception", "training"):
+        if not (code_dir / package / "pyproject.toml").is_file():
+            raise ValueError(
+                f"{code_dir} has no {package}/pyproject.toml to install into the job's image; give the "
+                "repository root with --code-dir, or a registered environment with --environment NAME:VERSION"
+            )
+    dest = Path(dest)
+    if dest.exists():
+        if not (dest / _CONTEXT_MARKER).is_file() and any(dest.iterdir()):
+            raise ValueError(f"{dest} exists and was not written by hades-train; move it or choose another --spec-out")
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for package in ("hades_perception", "training"):
+        shutil.copytree(code_dir / package, dest / package, ignore=_CONTEXT_IGNORE, symlinks=False)
+    (dest / "Dockerfile").write_text(_DOCKERFILE.format(base_image=base_image.strip()))
+    (dest / _CONTEXT_MARKER).write_text("written by hades-train azure submit\n")
+    return dest
+
+
+def _environment(cfg: AzureJobConfig, context_dir: Path) -> str | Environment:
+    from azure.ai.ml.entities import BuildContext, Environment
+
+    env = cfg.environment.strip()
+    if is_registered_environment(env):
+        return env if env.startswith("azureml:") else f"azureml:{env}"
+    context = write_build_context(cfg.code_dir, env, context_dir)
+    return Environment(
+        build=BuildContext(path=str(context.resolve())),
+        description=f"hades-train on {env}",
+    )
+
+
+def build_command_job(cfg: AzureJobConfig, context_dir: Path | None = None) -> CommandJob:
+    """The Azure ML command job for ``cfg``. Offline: nothing here contacts Azure.
+
+    ``context_dir`` is where the default environment's Docker build context is written
+    (default: ``var/azure/environment``, beside the default spec); unused for a registered environment.
+    """
+    from azure.ai.ml import Input, Output, PyTorchDistribution
+    from azure.ai.ml.constants import AssetTypes, InputOutputModes
+    from azure.ai.ml.entities import CommandJob, JobResourceConfiguration
+
+    command = train_command(cfg)
+    context_dir = Path(context_dir) if context_dir is not None else DEFAULT_SPEC_OUT.parent / "environment"
+    tags = {
+        **git_tags(cfg.code_dir),
+        "hades_config": _config_in_snapshot(cfg),
+        "hades_data": cfg.data_uri,
+        "gpus": str(cfg.process_count),
+    }
+    return CommandJob(
+        command=command,
+        code=str(cfg.code_dir.resolve()),
+        inputs={
+            "data": Input(type=AssetTypes.URI_FOLDER, path=cfg.data_uri, mode=InputOutputModes.RO_MOUNT),
+        },
+        outputs={"model": Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
+        environment=_environment(cfg, context_dir),
+        environment_variables={
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "MLFLOW_EXPERIMENT_NAME": cfg.experiment_name,
+        },
+        compute=cfg.compute,
+        resources=JobResourceConfiguration(instance_count=cfg.instance_count, shm_size=cfg.shm_size),
+        distribution=(
+            PyTorchDistribution(process_count_per_instance=cfg.gpus_per_node) if cfg.process_count > 1 else None
+        ),
+        experiment_name=cfg.experiment_name,
+        display_name=cfg.display_name,
+        tags=tags,
+    )
+
+
+def refuse_secrets(text: str) -> None:
+    """Raise ValueError if ``text`` holds a key, SAS token, connection string or a secret env value."""
+    found = [name for name in SECRET_ENV_VARS if len(os.environ.get(name, "")) >= 8 and os.environ[name] in text]
+    if found or _SECRET_PATTERN.search(text):
+        what = f"the value of {', '.join(found)}" if found else "a key, SAS token or connection string"
+        raise ValueError(
+            f"the job spec would contain {what}; jobs must not carry credentials (remove it from the "
+            "extra train arguments; the job reaches its data through the datastore)"
+        )
+
+
+def job_spec_yaml(job: CommandJob) -> str:
+    """The job as azure-ai-ml serialises it (what ``az ml job create -f`` accepts), checked for secrets."""
+    buf = io.StringIO()
+    with _quiet_sdk_notices():
+        job.dump(buf)
+    text = buf.getvalue()
+    refuse_secrets(text)
+    return text
+
+
+def _ml_client(cfg: AzureJobConfig) -> MLClient:
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    return MLClient(
+        credential=DefaultAzureCredential(),
+        subscription_id=cfg.subscription_id,
+        resource_group_name=cfg.resource_group,
+        workspace_name=cfg.workspace,
+    )
+
+
+def submit(cfg: AzureJobConfig, dry_run: bool, spec_out: Path | None = None) -> str:
+    """Dry run: write the job spec to ``spec_out`` and return its path. Otherwise submit the job and
+    return its Azure ML studio URL (and write the spec too, as a record, when ``spec_out`` is given)."""
+    if dry_run:
+        spec_out = Path(spec_out) if spec_out is not None else DEFAULT_SPEC_OUT
+    else:
+        missing = cfg.missing_workspace()
+        if missing:
+            raise ValueError(
+                "Azure ML workspace coordinates missing: " + ", ".join(missing) + "; they are needed to submit "
+                "(--dry-run writes the spec without them)"
+            )
+    with tempfile.TemporaryDirectory(prefix="hades-azure-") as tmp:
+        context_dir = Path(spec_out).parent / "environment" if spec_out is not None else Path(tmp) / "environment"
+        job = build_command_job(cfg, context_dir=context_dir)
+        text = job_spec_yaml(job)
+        if spec_out is not None:
+            spec_out.parent.mkdir(parents=True, exist_ok=True)
+            spec_out.write_text(text)
+            log.info("job spec written to %s", spec_out)
+        if dry_run:
+            assert spec_out is not None
+            return str(spec_out)
+        log.info(
+            "submitting to Azure ML workspace %s (resource group %s), compute %s, %d GPU(s)",
+            cfg.workspace,
+            cfg.resource_group,
+            cfg.compute,
+            cfg.process_count,
+        )
+        created = _ml_client(cfg).jobs.create_or_update(job, experiment_name=cfg.experiment_name)
+    url = str(getattr(created, "studio_url", "") or "")
+    log.info("submitted job %s: %s", getattr(created, "name", "?"), url)
+    return url
+
+
+def config_from_args(args: argparse.Namespace) -> AzureJobConfig:
+    """Build the job config from parsed `azure submit` arguments (workspace flags fall back to env vars)."""
+
+    def coordinate(name: str) -> str | None:
+        value = getattr(args, name, None)
+        return value if value else os.environ.get(WORKSPACE_ENV[name]) or None
+
+    return AzureJobConfig(
+        subscription_id=coordinate("subscription_id"),
+        resource_group=coordinate("resource_group"),
+        workspace=coordinate("workspace"),
+        compute=args.compute,
+        datastore=args.datastore,
+        data_path=args.data_path,
+        instance_count=args.instance_count,
+        gpus_per_node=args.gpus_per_node,
+        environment=args.environment,
+        experiment_name=args.experiment_name,
+        display_name=args.display_name,
+        code_dir=Path(args.code_dir),
+        config=args.config,
+        extra_args=tuple(_strip_separator(args.train_args)),
+        shm_size=args.shm_size,
+    )
+
+
+def _strip_separator(train_args: Sequence[str]) -> list[str]:
+    args = list(train_args)
+    return args[1:] if args[:1] == ["--"] else args
+
+
+def _submit_command(args: argparse.Namespace) -> int:
+    result = submit(config_from_args(args), dry_run=args.dry_run, spec_out=Path(args.spec_out))
+    print(f"job spec: {result}" if args.dry_run else f"submitted: {result}")
+    return 0
+
+
+def add_azure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``azure submit`` to the `hades-train` subcommands (``subparsers`` from add_subparsers)."""
+    azure = subparsers.add_parser("azure", help="run training as an Azure ML job on a GPU cluster")
+    azure_sub = azure.add_subparsers(dest="azure_command", required=True)
+    p = azure_sub.add_parser(
+        "submit",
+        help="submit `hades-train train` as an Azure ML command job (or write its spec with --dry-run)",
+        description="Submit `hades-train train --data ${{inputs.data}} --out ${{outputs.model}} --config CONFIG "
+        "[TRAIN_ARGS]` as an Azure ML command job. Arguments after `--` go to `hades-train train` as they are.",
+    )
+    ws = p.add_argument_group("workspace (needed to submit, not for --dry-run)")
+    ws.add_argument("--subscription-id", default=None, help="Azure subscription id (default: $AZURE_SUBSCRIPTION_ID)")
+    ws.add_argument("--resource-group", default=None, help="resource group (default: $AZURE_RESOURCE_GROUP)")
+    ws.add_argument("--workspace", default=None, help="Azure ML workspace name (default: $AZUREML_WORKSPACE)")
+    job = p.add_argument_group("job")
+    job.add_argument("--compute", required=True, help="GPU compute cluster name")
+    job.add_argument(
+        "--datastore", default=DEFAULT_DATASTORE, help=f"datastore holding the data (default {DEFAULT_DATASTORE})"
+    )
+    job.add_argument("--data-path", required=True, help="data folder inside the datastore, e.g. hades/2024-05")
+    job.add_argument("--config", required=True, help="training config file inside --code-dir (relative path)")
+    job.add_argument("--instance-count", type=int, default=1, help="number of nodes (default 1)")
+    job.add_argument("--gpus-per-node", type=int, default=1, help="GPUs (processes) per node (default 1)")
+    job.add_argument(
+        "--environment",
+        default=DEFAULT_BASE_IMAGE,
+        help="registered Azure ML environment (azureml:NAME:VERSION or NAME:VERSION), used as it is, or a "
+        f"Docker image to install the repository on (default {DEFAULT_BASE_IMAGE})",
+    )
+    job.add_argument(
+        "--experiment-name",
+        default=DEFAULT_EXPERIMENT,
+        help=f"experiment / MLflow experiment (default {DEFAULT_EXPERIMENT})",
+    )
+    job.add_argument("--display-name", default=None, help="job display name in the studio")
+    job.add_argument(
+        "--code-dir", default=str(default_code_dir()), help="folder uploaded as the code snapshot (the repository root)"
+    )
+    job.add_argument(
+        "--shm-size", default=DEFAULT_SHM_SIZE, help=f"shared memory per node (default {DEFAULT_SHM_SIZE})"
+    )
+    p.add_argument("--dry-run", action="store_true", help="write the job spec (YAML) and stop; contacts nothing")
+    p.add_argument(
+        "--spec-out",
+        default=str(DEFAULT_SPEC_OUT),
+        help=f"where the job spec is written (default {DEFAULT_SPEC_OUT}); the environment's build context goes "
+        "beside it",
+    )
+    p.add_argument("train_args", nargs="*", metavar="-- TRAIN_ARGS", help="passed to `hades-train train` as they are")
+    p.set_defaults(func=_submit_command)
+    return p

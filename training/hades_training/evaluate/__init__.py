@@ -1,0 +1,1 @@
+"""Evaluation of trained models: metrics (pure numpy/scipy) and the `evaluate` command."""

@@ -1,0 +1,174 @@
+"""Scores pipeline predictions against ground truth, image by image.
+
+Used by per-epoch validation and by `hades-train evaluate`, so a model is
+always judged on the same measures, on what the pipeline actually serves:
+masks at full input resolution, landmarks per plant, certainty.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hades_perception.landmarks import PRIMARY, SEED, TIP
+from hades_perception.prediction import Prediction
+from hades_training.data.landmarks_from_masks import derive_plants
+from hades_training.data.sample import Sample
+from hades_training.evaluate.metrics import CalibrationBins, SegCounts, error_summary, match_points, smape
+
+TIP_RADIUS_MM = 1.0  # a detected tip counts when within this of a true one
+UNCALIBRATED_RADIUS_PX = 20.0  # the same for photographs without a scale
+PRIMARY_MATCH_MM = 5.0  # a predicted primary tip further than this is a miss, not an error
+
+
+class Scorer:
+    def __init__(self, classes: tuple[str, ...], *, calibration: bool = True, lengths: bool = True) -> None:
+        self.classes = classes
+        self.seg = {c: SegCounts() for c in classes}
+        self.pixel_bins = {c: CalibrationBins() for c in classes}
+        self.landmark_bins = CalibrationBins()
+        self.tip_errors: list[float | None] = []
+        self.tip_scales: list[float | None] = []
+        self.tip_hits: list[bool] = []  # within 1 mm (or 20 px uncalibrated)
+        self.detection = {k: [0, 0, 0] for k in (PRIMARY, TIP, SEED)}  # tp, fp, fn
+        self.lengths_pred: list[float] = []
+        self.lengths_true: list[float] = []
+        self.calibration, self.lengths = calibration, lengths
+        self.images: list[dict[str, Any]] = []
+
+    def add(self, pred: Prediction, sample: Sample) -> dict[str, Any]:
+        fig: dict[str, Any] = {"stem": sample.stem, "iou": {}}
+        for c in self.classes:
+            if c in sample.annotated:
+                counts = SegCounts()
+                counts.add(pred.masks[c], sample.masks[c] > 0)
+                self.seg[c].merge(counts)
+                fig["iou"][c] = counts.iou
+        if self.calibration:
+            self._add_pixel_calibration(pred, sample)
+
+        ppm = sample.truth.px_per_mm
+        radius = TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
+        gate = PRIMARY_MATCH_MM * ppm if ppm else 5 * UNCALIBRATED_RADIUS_PX
+        truth = {
+            PRIMARY: [p.primary_root_tip for p in sample.truth.plants if p.primary_root_tip],
+            TIP: [t for p in sample.truth.plants for t in p.root_tips],
+            SEED: [p.seed for p in sample.truth.plants if p.seed],
+        }
+        predicted = {k: [lm for lm in pred.landmarks if lm.kind == k] for k in truth}
+        for kind, gt in truth.items():
+            m = match_points([(lm.x, lm.y) for lm in predicted[kind]], gt, radius)
+            d = self.detection[kind]
+            d[0], d[1], d[2] = d[0] + m.tp, d[1] + m.fp, d[2] + m.fn
+            if kind == PRIMARY:
+                # Certainty of each reported primary tip against whether it is right.
+                right = np.zeros(len(predicted[kind]), bool)
+                for pi, _ in m.pairs:
+                    right[pi] = True
+                self.landmark_bins.add(np.array([lm.confidence for lm in predicted[kind]]), right)
+        # Primary tip error per true plant: distance to the nearest matched prediction.
+        m = match_points([(lm.x, lm.y) for lm in predicted[PRIMARY]], truth[PRIMARY], gate)
+        errors: list[float | None] = [None] * len(truth[PRIMARY])
+        for (pi, gi), dist in zip(m.pairs, m.distances, strict=True):
+            del pi
+            errors[gi] = dist
+        self.tip_errors += errors
+        self.tip_scales += [ppm] * len(errors)
+        self.tip_hits += [e is not None and e <= radius for e in errors]
+        fig["primary_tip_error_px"] = [None if e is None else round(e, 1) for e in errors]
+
+        if self.lengths:
+            self._add_lengths(pred, sample)
+        self.images.append(fig)
+        return fig
+
+    def _add_pixel_calibration(self, pred: Prediction, sample: Sample) -> None:
+        if pred.probs is None or pred.crop is None:
+            return
+        x0, y0, x1, y1 = pred.crop
+        for c, name in enumerate(self.classes):
+            if name not in sample.annotated:
+                continue
+            p = cv2.resize(pred.probs[c], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            gt = sample.masks[name][y0:y1, x0:x1] > 0
+            self.pixel_bins[name].add(np.maximum(p, 1 - p), (p > 0.5) == gt)
+
+    def _add_lengths(self, pred: Prediction, sample: Sample) -> None:
+        derived = derive_plants(pred.masks["root"].astype(np.uint8), pred.masks.get("seed"), None,
+                                pred.masks.get("occluded_root"))
+        have = [(p.primary_root_tip, p.primary_root_length_px) for p in derived
+                if p.primary_root_tip and p.primary_root_length_px]
+        ppm = sample.truth.px_per_mm
+        gate = PRIMARY_MATCH_MM * ppm if ppm else 5 * UNCALIBRATED_RADIUS_PX
+        for plant in sample.truth.plants:
+            if not plant.primary_root_tip or not plant.primary_root_length_px:
+                continue
+            near = [(math.dist(t, plant.primary_root_tip), length) for t, length in have]
+            best = min(near, default=None)
+            self.lengths_true.append(plant.primary_root_length_px)
+            self.lengths_pred.append(best[1] if best and best[0] <= gate else 0.0)
+
+    def summary(self) -> dict[str, Any]:
+        per_class = {
+            c: {"iou": s.iou, "f1": s.f1, "precision": s.precision, "recall": s.recall}
+            for c, s in self.seg.items() if s.tp + s.fp + s.fn > 0
+        }
+        detection = {}
+        for kind, (tp, fp, fn) in self.detection.items():
+            detection[kind] = {
+                "precision": tp / (tp + fp) if tp + fp else None,
+                "recall": tp / (tp + fn) if tp + fn else None,
+                "tp": tp, "fp": fp, "fn": fn,
+            }
+        pixels = CalibrationBins()
+        for b in self.pixel_bins.values():
+            pixels.merge(b)
+        out: dict[str, Any] = {
+            "images": len(self.images),
+            "segmentation": per_class,
+            "primary_root_tip": {
+                **error_summary(self.tip_errors, self.tip_scales),
+                "within_radius": float(np.mean(self.tip_hits)) if self.tip_hits else None,
+                "radius": f"{TIP_RADIUS_MM} mm, or {UNCALIBRATED_RADIUS_PX} px when uncalibrated",
+            },
+            "detection": detection,
+            "calibration": {
+                "pixel_ece": pixels.ece(),
+                "pixel_ece_per_class": {c: b.ece() for c, b in self.pixel_bins.items() if b.count},
+                "primary_tip_ece": self.landmark_bins.ece(),
+            },
+            "primary_root_length_smape_pct": smape(self.lengths_pred, self.lengths_true) if self.lengths_true
+            else None,
+        }
+        return _finite(out)
+
+    def pixel_bins_all(self) -> CalibrationBins:
+        merged = CalibrationBins()
+        for b in self.pixel_bins.values():
+            merged.merge(b)
+        return merged
+
+
+def headline(summary: dict[str, Any]) -> float:
+    """One number for choosing the best epoch: mean IoU of root/shoot/seed and
+    the share of primary tips within 1 mm (or 20 px), equally weighted."""
+    ious = [v["iou"] for c, v in summary["segmentation"].items() if c != "occluded_root" and v["iou"] is not None]
+    within = summary["primary_root_tip"]["within_radius"]
+    parts = [float(np.mean(ious))] if ious else []
+    if within is not None:
+        parts.append(float(within))
+    return float(np.mean(parts)) if parts else 0.0
+
+
+def _finite(x: Any) -> Any:
+    """JSON- and MLflow-safe: infinities (missed detections) become None."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

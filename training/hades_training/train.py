@@ -1,0 +1,264 @@
+"""`hades-train train`: one loop a reader can follow top to bottom.
+
+prepare data at model resolution -> for each epoch: random patches, augment,
+step (AMP on GPU) -> validate on whole plates through the serving pipeline ->
+checkpoint (last, best) -> MLflow metrics. CPU or GPU is chosen automatically;
+`torchrun --nproc-per-node N hades-train train ...` runs DDP on N GPUs.
+Deterministic for a seed on CPU (same data, same config, same result);
+resumable from `last.pt` with the same MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from hades_perception.pipeline import Pipeline
+from hades_training.config import TrainConfig
+from hades_training.data import DatasetError, HadesFolder, RootNavFolder, open_dataset
+from hades_training.data.sample import Sample
+from hades_training.evaluate.scoring import Scorer, headline
+from hades_training.losses import heat_loss, seg_loss
+from hades_training.manifest_spec import HEAT_TENSOR, SEG_TENSOR, provisional_manifest
+from hades_training.model import HEAT_STRIDE, HadesNet, parameter_count
+from hades_training.patches import Augment, augment, sample_patch
+from hades_training.targets import Prepared, prepare
+from hades_training.torch_engine import TorchEngine
+from hades_training.tracking import redact, start_tracking
+
+log = logging.getLogger(__name__)
+Reader = HadesFolder | RootNavFolder
+
+
+@dataclass
+class Datasets:
+    train: Reader
+    val: Reader
+    description: dict[str, Any]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def dataset_hash(reader: Reader) -> str:
+    """sha256 over every file of every item: which exact data a model saw."""
+    h = hashlib.sha256()
+    for item in reader.items:
+        paths = [item.image, *getattr(item, "masks", {}).values()]
+        for extra in ("landmarks", "rsml", "labels"):
+            p = getattr(item, extra, None)
+            if p is not None:
+                paths.append(p)
+        for p in paths:
+            if Path(p).is_file():
+                h.update(Path(p).name.encode())
+                h.update(hashlib.sha256(Path(p).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def open_datasets(data: str, split: str | None, val_data: str | None, val_split: str | None) -> Datasets:
+    train = open_dataset(data, split, skip_bad=True)
+    if val_data is None and val_split is None:
+        val_split = "valid" if isinstance(train, RootNavFolder) else "val"
+    val = open_dataset(val_data or data, val_split, skip_bad=True)
+    shared = {i.stem for i in train.items} & {i.stem for i in val.items}
+    if shared:
+        raise DatasetError(data, f"{len(shared)} items are in both training and validation data, e.g. "
+                                 f"{sorted(shared)[0]}: split by experiment, never share items")
+    desc = {"train": {"path": str(Path(data).resolve()), "split": split, "items": len(train),
+                      "sha256": dataset_hash(train), "skipped": [str(e) for e in train.skipped]},
+            "val": {"path": str(Path(val_data or data).resolve()), "split": val_split, "items": len(val),
+                    "sha256": dataset_hash(val), "skipped": [str(e) for e in val.skipped]}}
+    return Datasets(train, val, desc)
+
+
+def prepare_all(reader: Reader, cfg: TrainConfig) -> list[Prepared]:
+    out = []
+    for i in tqdm(range(len(reader)), desc="preparing", unit="img", leave=False):
+        s = reader[i]
+        missing = [c for c in cfg.classes if c not in s.masks]
+        if missing:
+            raise DatasetError(s.image_path, f"has no masks for classes {missing} the config trains")
+        out.append(prepare(s, cfg.classes, cfg.kinds, scale=cfg.scale, crop=cfg.crop, stride=HEAT_STRIDE,
+                           sigma=cfg.heat_sigma))
+    return out
+
+
+def make_batch(rng: np.random.Generator, items: list[Prepared], cfg: TrainConfig, aug: Augment,
+               device: torch.device) -> tuple[torch.Tensor, ...]:
+    from hades_training.manifest_spec import MEAN, STD
+
+    imgs, segs, heats, ann = [], [], [], []
+    for _ in range(cfg.batch):
+        item = items[int(rng.integers(len(items)))]
+        img, seg, heat = sample_patch(rng, item, cfg.patch, HEAT_STRIDE, cfg.focus_p)
+        img, seg, heat = augment(rng, img, seg, heat, aug)
+        imgs.append(img)
+        segs.append(seg)
+        heats.append(heat)
+        ann.append(item.annotated)
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    return (x.to(device), torch.from_numpy(np.stack(segs)).to(device), torch.from_numpy(np.stack(heats)).to(device),
+            torch.from_numpy(np.stack(ann)).to(device))
+
+
+def validate(model: torch.nn.Module, reader: Reader, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """Whole plates through the serving pipeline (torch engine, uncalibrated)."""
+    manifest = provisional_manifest(cfg)
+    pipe = Pipeline(manifest, TorchEngine(model, device, SEG_TENSOR, HEAT_TENSOR))
+    scorer = Scorer(cfg.classes, calibration=False, lengths=False)
+    for i in range(min(len(reader), cfg.val_max_items)):
+        s: Sample = reader[i]
+        scorer.add(pipe(s.image), s)
+    return scorer.summary()
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, val_data: str | None = None,
+          val_split: str | None = None, resume: Path | None = None) -> Path:
+    """Train and return the path of the best checkpoint."""
+    rank, world = _distributed()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    amp_dtype = None
+    if device.type == "cuda" and cfg.amp != "off":
+        amp_dtype = torch.bfloat16 if cfg.amp == "bf16" or (
+            cfg.amp == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
+    torch.manual_seed(cfg.seed + rank)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+    ds = open_datasets(data, split, val_data, val_split)
+    uri = start_tracking(cfg.experiment) if rank == 0 else ""
+    t_prep = time.perf_counter()
+    items = prepare_all(ds.train, cfg)
+    if not any(it.focus.size for it in items):
+        raise DatasetError(data, "no foreground in any training item: empty or inconsistent dataset")
+    log.info("prepared %d training items in %.1f s", len(items), time.perf_counter() - t_prep)
+
+    model = HadesNet(len(cfg.classes), len(cfg.kinds), cfg.width).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * cfg.steps_per_epoch
+    warm = min(100, total // 10 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
+    start_epoch, step, best, run_id = 0, 0, -1.0, None
+    rng = np.random.default_rng([cfg.seed, rank])
+    if resume:
+        ck = torch.load(resume, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, step, best, run_id = ck["epoch"] + 1, ck["step"], ck["best"], ck["mlflow_run_id"]
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        log.info("resumed from %s at epoch %d", resume, start_epoch)
+    net: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
+    aug = Augment()
+    ckdir = out / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+
+    import mlflow
+
+    run = mlflow.start_run(run_id=run_id) if rank == 0 else None
+    try:
+        if run is not None and run_id is None:
+            mlflow.log_params({k: v for k, v in cfg.to_dict().items() if k != "extra"})
+            mlflow.log_params({"train_items": len(ds.train), "val_items": len(ds.val), "device": device.type,
+                               "world_size": world, "parameters": parameter_count(model),
+                               "code_commit": git_commit()})
+            mlflow.log_dict(ds.description, "dataset.json")
+            mlflow.set_tags({"hades.train_data_sha256": ds.description["train"]["sha256"][:16],
+                             "hades.code_commit": git_commit()})
+        for epoch in range(start_epoch, cfg.epochs):
+            net.train()
+            t0, losses = time.perf_counter(), []
+            bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                       disable=rank != 0, leave=False)
+            for _ in bar:
+                x, seg_t, heat_t, ann = make_batch(rng, items, cfg, aug, device)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    seg, heat = net(x)
+                    l_seg = seg_loss(seg.float(), seg_t, ann, cfg.dice_weight)
+                    l_heat = heat_loss(heat.float(), heat_t)
+                    loss = l_seg + cfg.heat_weight * l_heat
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                step += 1
+                losses.append((float(loss), float(l_seg), float(l_heat)))
+                bar.set_postfix(loss=f"{np.mean([v[0] for v in losses[-20:]]):.3f}")
+            if rank != 0:
+                continue
+            train_time = time.perf_counter() - t0
+            summary = validate(model, ds.val, cfg, device)
+            score = headline(summary)
+            mean = np.mean(losses, axis=0)
+            metrics = {"loss": mean[0], "loss_seg": mean[1], "loss_heat": mean[2], "lr": sched.get_last_lr()[0],
+                       "val_score": score, "epoch_seconds": train_time}
+            for c, v in summary["segmentation"].items():
+                if v["iou"] is not None:
+                    metrics[f"val_iou_{c}"] = v["iou"]
+            tips = summary["primary_root_tip"]
+            for key in ("median_px", "within_radius"):
+                if tips.get(key) is not None:
+                    metrics[f"val_tip_{key}"] = tips[key]
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=epoch + 1)
+            log.info("epoch %d/%d  loss %.4f (seg %.4f, heat %.4f)  val %s  tip median %s px  score %.3f  %.0f s",
+                     epoch + 1, cfg.epochs, mean[0], mean[1], mean[2],
+                     " ".join(f"{c}={v['iou']:.3f}" for c, v in summary["segmentation"].items()
+                              if v["iou"] is not None),
+                     tips.get("median_px"), score, train_time)
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "epoch": epoch, "step": step, "best": max(best, score), "config": cfg.to_dict(),
+                     "mlflow_run_id": mlflow.active_run().info.run_id, "mlflow_tracking_uri": redact(uri),
+                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                     "dataset": ds.description, "code_commit": git_commit(), "val_summary": summary}
+            torch.save(state, ckdir / "last.pt.tmp")
+            os.replace(ckdir / "last.pt.tmp", ckdir / "last.pt")
+            if score > best:
+                best = score
+                torch.save(state, ckdir / "best.pt.tmp")
+                os.replace(ckdir / "best.pt.tmp", ckdir / "best.pt")
+        if rank == 0:
+            mlflow.log_metric("best_val_score", best)
+    finally:
+        if run is not None:
+            mlflow.end_run()
+        if world > 1:
+            dist.destroy_process_group()
+    return ckdir / "best.pt"
