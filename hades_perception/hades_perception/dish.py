@@ -45,7 +45,13 @@ def find_dish(grey: np.ndarray, *, min_fraction: float = 0.2) -> DishRegion | No
     h, w = grey.shape
     f = max(1, w // _WORK_WIDTH)
     small = cv2.resize(grey, (w // f, h // f), interpolation=cv2.INTER_AREA)
-    _, bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    otsu, _ = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    above = small[small > otsu]
+    if above.size == 0:
+        return None
+    # Agar is far brighter than the rim and its highlight: cut at 3/4 of the agar level
+    # so the rim is not counted as plate (Otsu alone lets parts of it in).
+    _, bright = cv2.threshold(small, 0.75 * float(np.median(above)), 255, cv2.THRESH_BINARY)
     # Opening removes the narrow intensity bar, tick labels and specks.
     bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((7, 7), np.uint8))
     n, _labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)

@@ -226,7 +226,8 @@ class Pipeline:
         landmarks = [Landmark(lm.kind, lm.plant, lm.x, lm.y, lm.confidence,
                               (lm.x - origin[0]) / ppm if ppm else None,
                               (lm.y - origin[1]) / ppm if ppm else None) for lm in ordered]
-        n_plants = max([lm.plant + 1 for lm in ordered if lm.plant is not None] + [0])
+        # Every plant the dish should hold is reported: one not found is flagged, not left out.
+        n_plants = max([lm.plant + 1 for lm in ordered if lm.plant is not None] + [cal.plants])
         plants = []
         for i in range(n_plants):
             tip = next((lm for lm in ordered if lm.plant == i and lm.kind == PRIMARY), None)

@@ -29,10 +29,10 @@ from tests.conftest import REPO
 # azure-ai-ml's schemas use marshmallow features that marshmallow 4 changes; not this project's concern.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 
-DATA_ARGS = {"compute": "gpu-a100", "data_path": "hades/2024-05", "config": "configs/train.yaml"}
+DATA_ARGS: dict[str, Any] = {"compute": "gpu-a100", "data_path": "hades/2024-05", "config": "configs/train.yaml"}
 
 
-class ContactedAzure(AssertionError):
+class ContactedAzureError(AssertionError):
     """Raised by anything that would reach Azure (or the network) in these tests."""
 
 
@@ -43,7 +43,7 @@ def no_azure(monkeypatch: pytest.MonkeyPatch) -> None:
     import azure.identity
 
     def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise ContactedAzure("a dry run must not create an Azure client, credential or connection")
+        raise ContactedAzureError("a dry run must not create an Azure client, credential or connection")
 
     monkeypatch.setattr(azure.ai.ml, "MLClient", refuse)
     monkeypatch.setattr(azure.identity, "DefaultAzureCredential", refuse)
@@ -90,6 +90,12 @@ def test_dry_run_writes_a_command_job_that_runs_the_train_cli_on_the_cluster(rep
     assert spec["resources"]["instance_count"] == 1
     assert "distribution" not in spec  # one GPU: a plain process, no launcher
     assert spec["tags"]["hades_data"] == spec["inputs"]["data"]["path"]
+    assert spec["identity"] == {"type": "managed_identity"}  # the cluster's training identity reads the data
+
+
+def test_the_submitter_identity_can_read_the_data_instead(repo: Path, tmp_path: Path):
+    spec = dry_run(AzureJobConfig(code_dir=repo, identity="user", **DATA_ARGS), tmp_path)
+    assert spec["identity"] == {"type": "user_identity"}
 
 
 def test_the_default_environment_is_built_from_a_pytorch_cuda_image_with_the_repository_installed(
@@ -145,19 +151,22 @@ def test_several_gpus_run_one_process_each_through_the_pytorch_distribution(
 
 
 def test_extra_train_arguments_are_appended_as_they_are_shell_quoted(repo: Path, tmp_path: Path):
-    cfg = AzureJobConfig(code_dir=repo, extra_args=["--epochs", "40", "--note", "run 7; a'b"], **DATA_ARGS)
+    cfg = AzureJobConfig(code_dir=repo, extra_args=["--set", "epochs=40", "--split", "run 7; a'b"], **DATA_ARGS)
     spec = dry_run(cfg, tmp_path)
-    assert spec["command"].endswith("--config configs/train.yaml --epochs 40 --note 'run 7; a'\"'\"'b'")
+    assert spec["command"].endswith("--config configs/train.yaml --set epochs=40 --split 'run 7; a'\"'\"'b'")
 
 
 def test_the_spec_is_one_azure_ai_ml_loads_back_as_the_same_job(repo: Path, tmp_path: Path):
-    from azure.ai.ml import load_job
+    from azure.ai.ml import PyTorchDistribution, load_job
+    from azure.ai.ml.entities import Command
 
     cfg = AzureJobConfig(code_dir=repo, instance_count=2, gpus_per_node=2, display_name="lr sweep 3", **DATA_ARGS)
     job = load_job(Path(submit(cfg, dry_run=True, spec_out=tmp_path / "job.yaml")))
+    assert isinstance(job, Command)  # the command-job form `az ml job create -f` takes
     assert job.command == build_command_job(cfg, context_dir=tmp_path / "again").command
     assert job.compute == "gpu-a100" and job.display_name == "lr sweep 3"
-    assert job.resources.instance_count == 2 and job.distribution.process_count_per_instance == 2
+    assert job.resources.instance_count == 2
+    assert isinstance(job.distribution, PyTorchDistribution) and job.distribution.process_count_per_instance == 2
 
 
 def test_the_job_is_tagged_with_the_git_commit_of_the_snapshot(repo: Path, tmp_path: Path):
@@ -187,6 +196,7 @@ def test_outside_a_git_checkout_there_is_no_commit_tag(repo: Path, tmp_path: Pat
         ({"data_path": "azureml://datastores/x/paths/y"}, "--data-path is a folder inside the datastore"),
         ({"extra_args": ["--out", "/tmp/m"]}, "the job sets --out"),
         ({"extra_args": ["--data=/mnt/x"]}, "the job sets --data"),
+        ({"identity": "service_principal"}, "identity must be one of managed, user"),
     ],
 )
 def test_impossible_values_are_refused_with_what_to_give_instead(change: dict[str, Any], message: str):
@@ -202,6 +212,34 @@ def test_the_config_must_be_a_file_inside_the_code_snapshot(repo: Path, tmp_path
     with pytest.raises(ValueError, match="does not exist"):
         submit(AzureJobConfig(code_dir=repo, **{**DATA_ARGS, "config": "configs/nope.yaml"}), True, tmp_path / "j.yaml")
     assert not (tmp_path / "j.yaml").exists()
+
+
+def test_the_training_config_is_checked_before_any_gpu_is_paid_for(repo: Path, tmp_path: Path):
+    (repo / "configs" / "bad.yaml").write_text("epochz: 3\n")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        submit(AzureJobConfig(code_dir=repo, **{**DATA_ARGS, "config": "configs/bad.yaml"}), True, tmp_path / "j.yaml")
+    with pytest.raises(ValueError, match="--set expects key=value"):
+        submit(AzureJobConfig(code_dir=repo, extra_args=["--set", "lr"], **DATA_ARGS), True, tmp_path / "j.yaml")
+    assert not (tmp_path / "j.yaml").exists()
+
+
+def test_the_job_experiment_must_be_the_one_the_train_command_logs_to(repo: Path, tmp_path: Path):
+    with pytest.raises(ValueError, match="give --experiment-name hades-perception or"):
+        submit(AzureJobConfig(code_dir=repo, experiment_name="sweeps", **DATA_ARGS), True, tmp_path / "j.yaml")
+
+    (repo / "configs" / "sweep.yaml").write_text("experiment: sweeps\n")
+    with pytest.raises(ValueError, match="experiment is 'sweeps' but the job's is 'hades-perception'"):
+        submit(
+            AzureJobConfig(code_dir=repo, **{**DATA_ARGS, "config": "configs/sweep.yaml"}), True, tmp_path / "j.yaml"
+        )
+
+    matching = [
+        AzureJobConfig(code_dir=repo, experiment_name="sweeps", **{**DATA_ARGS, "config": "configs/sweep.yaml"}),
+        AzureJobConfig(code_dir=repo, experiment_name="sweeps", extra_args=["--set", "experiment=sweeps"], **DATA_ARGS),
+        AzureJobConfig(code_dir=repo, experiment_name="sweeps", extra_args=["--set=experiment=sweeps"], **DATA_ARGS),
+    ]
+    for i, cfg in enumerate(matching):
+        assert dry_run(cfg, tmp_path / str(i))["experiment_name"] == "sweeps"
 
 
 def test_submitting_without_workspace_coordinates_says_which_are_missing_and_how_to_give_them(
@@ -226,11 +264,14 @@ def test_credentials_in_the_environment_never_reach_the_spec_or_the_log(
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
     caplog.set_level(logging.DEBUG)
-    cfg = AzureJobConfig(code_dir=repo, subscription_id="sub", resource_group="rg", workspace="ws", **DATA_ARGS)
-    text = (Path(submit(cfg, dry_run=True, spec_out=tmp_path / "job.yaml"))).read_text()
+    cfg = AzureJobConfig(
+        code_dir=repo, subscription_id="9b1c-subscription", resource_group="rg", workspace="ws", **DATA_ARGS
+    )
+    text = Path(submit(cfg, dry_run=True, spec_out=tmp_path / "job.yaml")).read_text()
     for value in secrets.values():
         assert value not in text and value not in caplog.text
-    assert "AccountKey" not in text and "sub" not in yaml.safe_load(text)["tags"].values()
+    assert "AccountKey" not in text
+    assert "9b1c-subscription" not in text  # the job needs no workspace coordinates: they stay out too
 
 
 @pytest.mark.parametrize(
@@ -260,13 +301,13 @@ def test_the_cli_dry_run_writes_the_spec_with_the_train_arguments_after_the_sepa
     args = azure_cli(
         "azure", "submit", "--compute", "gpu-v100", "--datastore", "hadesdata", "--data-path", "plates/v2",
         "--config", "configs/train.yaml", "--code-dir", str(repo), "--gpus-per-node", "2",
-        "--dry-run", "--spec-out", str(spec_out), "--", "--epochs", "3", "--seed", "1",
+        "--dry-run", "--spec-out", str(spec_out), "--", "--set", "epochs=3", "--set", "seed=1",
     )  # fmt: skip
     assert args.func(args) == 0
     assert str(spec_out) in capsys.readouterr().out
 
     spec = yaml.safe_load(spec_out.read_text())
-    assert spec["command"].endswith("--config configs/train.yaml --epochs 3 --seed 1")
+    assert spec["command"].endswith("--config configs/train.yaml --set epochs=3 --set seed=1")
     assert spec["inputs"]["data"]["path"] == "azureml://datastores/hadesdata/paths/plates/v2"
     assert spec["compute"] == "azureml:gpu-v100"
     assert spec["distribution"] == {"type": "pytorch", "process_count_per_instance": 2}

@@ -21,6 +21,10 @@ so Azure ML rebuilds the image only when the packages or the base image change. 
 ML environment (``azureml:NAME:VERSION`` or ``NAME:VERSION``) is used as it is instead; it must
 provide ``hades-train``.
 
+Data access. The data datastore is meant to be identity-based (no key stored in the workspace);
+by default the job reads it with the compute cluster's managed identity (the training identity),
+or with the submitter's identity with ``--identity user``.
+
 ``--dry-run`` builds the same job object and writes the YAML that azure-ai-ml would send, without
 creating a client or a credential. Credentials are never read here: the real submission uses
 ``DefaultAzureCredential`` (environment, managed identity, Azure CLI login, ...), which looks a
@@ -56,6 +60,9 @@ DEFAULT_BASE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 DEFAULT_DATASTORE = "workspaceblobstore"
 DEFAULT_EXPERIMENT = "hades-perception"
 DEFAULT_SPEC_OUT = Path("var/azure/job.yaml")
+#: Whose identity the job uses for identity-based datastores (no keys stored): the compute
+#: cluster's managed identity (the training identity) or the identity of the person submitting.
+IDENTITIES = ("managed", "user")
 #: Shared memory for data-loader workers (Azure ML's default is 2g; Hades images are 12 MP).
 DEFAULT_SHM_SIZE = "16g"
 
@@ -142,9 +149,11 @@ class AzureJobConfig:
     display_name: str | None = None
     code_dir: Path = field(default_factory=default_code_dir)
     """Folder uploaded as the job's code snapshot (its .amlignore or .gitignore applies)."""
-    extra_args: tuple[str, ...] = ()
-    """Arguments appended to `hades-train train` as they are."""
+    extra_args: Sequence[str] = ()
+    """Arguments appended to `hades-train train` as they are (kept as a tuple)."""
     shm_size: str = DEFAULT_SHM_SIZE
+    identity: str = "managed"
+    """``managed``: the cluster's managed identity reads the data; ``user``: the submitter's identity."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_args", tuple(self.extra_args))
@@ -164,6 +173,10 @@ class AzureJobConfig:
         ):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"{name} is empty; give it with {flag}")
+        if self.identity not in IDENTITIES:
+            raise ValueError(
+                f"identity must be one of {', '.join(IDENTITIES)} (got {self.identity!r}); give --identity"
+            )
         if "://" in self.data_path or self.data_path.startswith("azureml:"):
             raise ValueError(
                 f"--data-path is a folder inside the datastore, not a URI (got {self.data_path!r}); "
@@ -209,6 +222,36 @@ def _config_in_snapshot(cfg: AzureJobConfig) -> str:
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist; give --config a file inside {code_dir}")
     return path.relative_to(code_dir).as_posix()
+
+
+def _set_overrides(extra_args: Sequence[str]) -> list[str]:
+    """The ``KEY=VALUE`` items of ``--set`` in the extra train arguments, in order."""
+    items = []
+    args = list(extra_args)
+    for i, arg in enumerate(args):
+        if arg == "--set" and i + 1 < len(args):
+            items.append(args[i + 1])
+        elif arg.startswith("--set="):
+            items.append(arg.removeprefix("--set="))
+    return items
+
+
+def check_train_config(cfg: AzureJobConfig) -> None:
+    """Load the training config (file + ``--set`` overrides) as the job will, before paying for GPUs.
+
+    Inside Azure ML the platform points MLflow at the job's own run; MLflow refuses to start it
+    under another experiment, so the config's ``experiment`` must be the job's experiment.
+    """
+    from hades_training.config import load_config
+
+    config_file = cfg.code_dir.resolve() / _config_in_snapshot(cfg)
+    experiment = load_config(config_file, _set_overrides(cfg.extra_args)).experiment
+    if experiment != cfg.experiment_name:
+        raise ValueError(
+            f"the training config's experiment is {experiment!r} but the job's is {cfg.experiment_name!r}; "
+            "MLflow in the job logs into the job's run, so they must match: give "
+            f"--experiment-name {experiment} or `-- --set experiment={cfg.experiment_name}`"
+        )
 
 
 def train_command(cfg: AzureJobConfig) -> str:
@@ -296,8 +339,14 @@ def build_command_job(cfg: AzureJobConfig, context_dir: Path | None = None) -> C
     """
     from azure.ai.ml import Input, Output, PyTorchDistribution
     from azure.ai.ml.constants import AssetTypes, InputOutputModes
-    from azure.ai.ml.entities import CommandJob, JobResourceConfiguration
+    from azure.ai.ml.entities import (
+        CommandJob,
+        JobResourceConfiguration,
+        ManagedIdentityConfiguration,
+        UserIdentityConfiguration,
+    )
 
+    check_train_config(cfg)
     command = train_command(cfg)
     context_dir = Path(context_dir) if context_dir is not None else DEFAULT_SPEC_OUT.parent / "environment"
     tags = {
@@ -326,6 +375,7 @@ def build_command_job(cfg: AzureJobConfig, context_dir: Path | None = None) -> C
         experiment_name=cfg.experiment_name,
         display_name=cfg.display_name,
         tags=tags,
+        identity=ManagedIdentityConfiguration() if cfg.identity == "managed" else UserIdentityConfiguration(),
     )
 
 
@@ -421,6 +471,7 @@ def config_from_args(args: argparse.Namespace) -> AzureJobConfig:
         config=args.config,
         extra_args=tuple(_strip_separator(args.train_args)),
         shm_size=args.shm_size,
+        identity=args.identity,
     )
 
 
@@ -472,6 +523,12 @@ def add_azure_parser(subparsers: Any) -> argparse.ArgumentParser:
     job.add_argument("--display-name", default=None, help="job display name in the studio")
     job.add_argument(
         "--code-dir", default=str(default_code_dir()), help="folder uploaded as the code snapshot (the repository root)"
+    )
+    job.add_argument(
+        "--identity",
+        choices=IDENTITIES,
+        default="managed",
+        help="identity that reads identity-based datastores: the cluster's managed identity (default) or yours",
     )
     job.add_argument(
         "--shm-size", default=DEFAULT_SHM_SIZE, help=f"shared memory per node (default {DEFAULT_SHM_SIZE})"

@@ -47,6 +47,42 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from hades_training.export import export
+
+    out = export(Path(args.checkpoint), Path(args.out), args.data, args.split, name=args.name, version=args.version,
+                 int8=args.int8, tensorrt=not args.no_tensorrt, force=args.force, max_items=args.max_items)
+    print(f"bundle: {out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hades_training.evaluate.report import evaluate, log_evaluation
+
+    out = Path(args.out)
+    summary = evaluate(Path(args.model), args.data, args.split, out, max_items=args.max_items)
+    if not args.no_mlflow:
+        try:
+            log_evaluation(summary, out, Path(args.model))
+        except RuntimeError as exc:
+            logging.getLogger("hades-train").warning("evaluation not logged to MLflow: %s", exc)
+    seg = ", ".join(f"{c} {v['iou']:.3f}" for c, v in summary["segmentation"].items() if v["iou"] is not None)
+    tips = summary["primary_root_tip"]
+    print(f"IoU: {seg}; primary tip median {tips['median_px']} px, within 1 mm {tips.get('within_1mm')}; "
+          f"pixel ECE {summary['calibration']['pixel_ece']}")
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from hades_training.tune import tune
+
+    best = tune(args.data, Path(args.out), args.trials, split=args.split, val_split=args.val_split,
+                config=args.config, overrides=args.set, study_name=args.study, storage=args.storage, seed=args.seed)
+    print(f"best trial {best['trial']}: score {best['value']:.4f}, params {best['params']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hades-train", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -90,6 +126,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config value")
     p.add_argument("--resume", default=None, help="continue from a checkpoint (its MLflow run continues too)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("export", help="checkpoint -> calibrated, verified, versioned model bundle")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint from train (best.pt)")
+    p.add_argument("--data", required=True, help="validation data for calibration, metrics and the golden sample")
+    p.add_argument("--split", default=None, help="its split (Hades sub-folder, or RootNav valid)")
+    p.add_argument("--out", required=True, help="bundle folder to create")
+    p.add_argument("--name", default="hades-seedlings", help="model name (default hades-seedlings)")
+    p.add_argument("--version", default=None, help="version (default: UTC time, YYYY.MM.DD-HHMMSS)")
+    p.add_argument("--int8", action="store_true", help="also write a static int8 variant and measure its cost")
+    p.add_argument("--no-tensorrt", action="store_true", help="do not try to build a TensorRT engine")
+    p.add_argument("--max-items", type=int, default=8, help="validation items to use (default 8)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("evaluate", help="score a bundle on a dataset split through the serving pipeline")
+    p.add_argument("--model", required=True, help="model bundle folder")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default=None, help="split (Hades sub-folder, RootNav valid)")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log the evaluation as an MLflow run")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("tune", help="Optuna study over the training config (sqlite storage, pruning)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default=None, help="training split")
+    p.add_argument("--val-split", default=None, help="validation split")
+    p.add_argument("--out", required=True, help="folder for trial runs and best_params.yaml")
+    p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
+    p.add_argument("--config", default=None, help="base config YAML")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config value")
+    p.add_argument("--study", default="hades-perception", help="study name (default hades-perception)")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in $HADES_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.set_defaults(func=_tune)
+
+    from hades_training.azure_job import add_azure_parser
+
+    add_azure_parser(sub)
     return parser
 
 
@@ -100,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         logging.getLogger("hades-train").error("%s", exc)
         return 2
 

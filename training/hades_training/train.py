@@ -18,6 +18,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,15 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+EpochHook = Callable[[int, float, dict[str, Any]], None]
+
+
 def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, val_data: str | None = None,
-          val_split: str | None = None, resume: Path | None = None) -> Path:
-    """Train and return the path of the best checkpoint."""
+          val_split: str | None = None, resume: Path | None = None, on_epoch: EpochHook | None = None,
+          tags: dict[str, str] | None = None) -> Path:
+    """Train and return the path of the best checkpoint. `on_epoch(epoch, score, summary)`
+    runs after each validation (tuning uses it to prune); an exception from it ends
+    training after the checkpoint of that epoch is written."""
     rank, world = _distributed()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
@@ -201,7 +208,7 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
                                "code_commit": git_commit()})
             mlflow.log_dict(ds.description, "dataset.json")
             mlflow.set_tags({"hades.train_data_sha256": ds.description["train"]["sha256"][:16],
-                             "hades.code_commit": git_commit()})
+                             "hades.code_commit": git_commit(), **(tags or {})})
         for epoch in range(start_epoch, cfg.epochs):
             net.train()
             t0, losses = time.perf_counter(), []
@@ -220,7 +227,7 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
                 scaler.update()
                 sched.step()
                 step += 1
-                losses.append((float(loss), float(l_seg), float(l_heat)))
+                losses.append((loss.item(), l_seg.item(), l_heat.item()))
                 bar.set_postfix(loss=f"{np.mean([v[0] for v in losses[-20:]]):.3f}")
             if rank != 0:
                 continue
@@ -254,6 +261,8 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
                 best = score
                 torch.save(state, ckdir / "best.pt.tmp")
                 os.replace(ckdir / "best.pt.tmp", ckdir / "best.pt")
+            if on_epoch is not None:
+                on_epoch(epoch, score, summary)
         if rank == 0:
             mlflow.log_metric("best_val_score", best)
     finally:

@@ -1,0 +1,98 @@
+"""`hades-perception`: the node side's command line.
+
+  predict <image or folder> --model <bundle> --out DIR
+      per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size) and DIR/<stem>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hades_perception.engine import DEFAULT_PROVIDERS
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+log = logging.getLogger("hades-perception")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB (or grey) array as stored: 8- or 16-bit."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{path}: cannot be decoded as an image")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    elif img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hades_perception.pipeline import Pipeline
+
+    src = Path(args.input)
+    if src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif src.is_file():
+        files = [src]
+    else:
+        raise FileNotFoundError(f"{src}: no such image or folder")
+    if not files:
+        raise ValueError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    pipe = Pipeline.from_bundle(args.model, providers=tuple(args.providers.split(",")), px_per_mm=args.px_per_mm)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in files:
+        try:
+            pred = pipe(read_image(path))
+        except ValueError as exc:
+            log.error("%s: %s", path, exc)
+            failed += 1
+            continue
+        for cls, mask in pred.masks.items():
+            cv2.imwrite(str(out / f"{path.stem}_{cls}_mask.png"), mask.astype(np.uint8) * 255)
+        (out / f"{path.stem}.json").write_text(json.dumps(pred.to_json(), indent=1))
+        tips = sum(lm.kind == "primary_root_tip" for lm in pred.landmarks)
+        log.info("%s: %d primary tips, %d landmarks, %.0f ms", path.name, tips, len(pred.landmarks),
+                 pred.timing_ms["total"])
+    print(f"wrote predictions for {len(files) - failed} of {len(files)} image(s) to {out}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hades-perception", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="run a model bundle on image files")
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("--model", required=True, help="model bundle folder (manifest.json, model.onnx)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--providers", default=",".join(DEFAULT_PROVIDERS),
+                   help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, CPU)")
+    p.add_argument("--px-per-mm", type=float, default=None,
+                   help="calibration; default: measured from the dish (120 mm agar width)")
+    p.set_defaults(func=_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

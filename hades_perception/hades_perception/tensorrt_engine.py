@@ -1,0 +1,117 @@
+"""TensorRT: building FP16 engines from a bundle's verified ONNX, and running them.
+
+Engines are specific to the GPU model, the TensorRT version and the precision,
+so they are keyed by all three and built on (or for) the target. Everything here
+is optional: without `tensorrt` and a CUDA GPU the rest of the project works
+and these paths are skipped with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def tensorrt_available() -> tuple[bool, str]:
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return False, "the tensorrt Python package is not installed"
+    try:
+        import torch  # noqa: F401 - only to ask for a GPU when torch is around
+
+        if not torch.cuda.is_available():
+            return False, "no CUDA GPU"
+    except ImportError:
+        pass
+    return True, f"TensorRT {trt.__version__}"
+
+
+def gpu_name() -> str:
+    try:
+        import subprocess
+
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, IndexError, ValueError):
+        return "unknown-gpu"
+
+
+def engine_key(gpu: str, trt_version: str, precision: str) -> str:
+    """e.g. 'nvidia-h100-80gb-hbm3_trt10.13.3_fp16'."""
+    slug = re.sub(r"[^a-z0-9.]+", "-", gpu.lower()).strip("-")
+    return f"{slug}_trt{trt_version}_{precision}"
+
+
+def build_engine(onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True,
+                 input_name: str = "image") -> tuple[str, dict[str, Any]]:
+    """Serialise an engine for inputs up to tile x tile; returns (key, manifest entry)."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(input_name, (1, 3, 32, 32), (1, 3, tile, tile), (1, 3, tile, tile))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError("TensorRT engine build failed (see the TensorRT log above)")
+    precision = "fp16" if fp16 else "fp32"
+    key = engine_key(gpu_name(), trt.__version__, precision)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{key}.plan"
+    path.write_bytes(bytes(serialized))
+    log.info("TensorRT engine %s (%.1f MB)", key, path.stat().st_size / 1e6)
+    return key, {"file": f"engines/{path.name}", "gpu": gpu_name(), "tensorrt": trt.__version__,
+                 "precision": precision, "max_input": [tile, tile]}
+
+
+class TensorRTEngine:
+    """Runs a serialised engine with torch CUDA tensors as buffers (torch is only
+    needed on machines that have TensorRT anyway)."""
+
+    def __init__(self, plan: Path, input_name: str = "image") -> None:
+        import tensorrt as trt
+        import torch
+
+        self._torch = torch
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(Path(plan).read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"{plan}: TensorRT cannot deserialise this engine (built for another GPU or version?)")
+        self.context = self.engine.create_execution_context()
+        self.input_name = input_name
+        self.outputs = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)
+                        if self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) == trt.TensorIOMode.OUTPUT]
+        self.name = f"tensorrt:{Path(plan).stem}"
+        self.stream = torch.cuda.Stream()
+
+    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        x = torch.from_numpy(np.ascontiguousarray(inputs)).cuda()
+        self.context.set_input_shape(self.input_name, tuple(x.shape))
+        self.context.set_tensor_address(self.input_name, x.data_ptr())
+        outs = {}
+        for name in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(name))
+            buf = torch.empty(shape, dtype=torch.float32, device="cuda")
+            self.context.set_tensor_address(name, buf.data_ptr())
+            outs[name] = buf
+        self.context.execute_async_v3(self.stream.cuda_stream)
+        self.stream.synchronize()
+        return {k: v.cpu().numpy() for k, v in outs.items()}

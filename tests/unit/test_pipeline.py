@@ -1,0 +1,202 @@
+"""The serving pipeline (pure Python): input handling, tiling, coordinates, landmark
+decoding, the bundle contract, and the golden check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hades_perception.bundle import BundleError, file_entries, open_bundle, write_manifest
+from hades_perception.dish import find_dish
+from hades_perception.geometry import Frame, grid_to_model, model_to_grid
+from hades_perception.golden import check_golden
+from hades_perception.landmarks import PRIMARY, SEED, TIP, Located, assign_plants
+from hades_perception.pipeline import MAX_PIXELS, InputError, Pipeline, as_rgb8, tile_origins
+from hades_training.data import HadesFolder
+from hades_training.data.sample import PlantTruth, PlateTruth, Sample
+from hades_training.synth.appearance import PRESETS
+from hades_training.synth.generate import make_plate
+from hades_training.targets import landmark_points, prepare
+
+# --- inputs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image", "shape"),
+    [
+        (np.zeros((6, 8), np.uint8), (6, 8, 3)),  # mono8
+        (np.full((6, 8), 65535, np.uint16), (6, 8, 3)),  # mono16
+        (np.zeros((6, 8, 4), np.uint8), (6, 8, 3)),  # rgba
+        (np.zeros((6, 8, 3), np.uint8), (6, 8, 3)),
+    ],
+)
+def test_grey_16_bit_and_rgba_frames_become_rgb8(image: np.ndarray, shape: tuple[int, ...]):
+    out = as_rgb8(image)
+    assert out.shape == shape and out.dtype == np.uint8
+    if image.dtype == np.uint16:
+        assert out.max() == 255
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.zeros((0, 8), np.uint8), "empty image"),
+        (np.zeros((6, 8), np.float32), "uint8 or uint16"),
+        (np.zeros((6, 8, 2), np.uint8), "1, 3 or 4 channels"),
+        (np.zeros((4,), np.uint8), r"\(H, W\)"),
+    ],
+)
+def test_unusable_frames_are_refused_with_what_was_expected(image: np.ndarray, message: str):
+    with pytest.raises(InputError, match=message):
+        as_rgb8(image)
+
+
+def test_a_frame_above_the_pixel_limit_is_refused_before_any_copy():
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(9000, MAX_PIXELS // 9000 + 10),
+                                           strides=(0, 0))
+    with pytest.raises(InputError, match="pixel limit"):
+        as_rgb8(huge)
+
+
+def test_tiles_cover_the_image_and_overlap_by_at_least_the_margin():
+    for length, tile, overlap in [(1410, 768, 64), (768, 768, 64), (100, 768, 64), (3000, 512, 96)]:
+        starts = tile_origins(length, tile, overlap)
+        assert starts[0] == 0 and starts[-1] + min(tile, length) >= length
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:], strict=False))
+
+
+# --- coordinates ------------------------------------------------------------------------
+
+
+def test_image_model_and_grid_coordinates_round_trip():
+    frame = Frame(720, 120, 0.5)
+    x, y = np.array([720.0, 1500.3, 3539.0]), np.array([120.0, 800.7, 2859.0])
+    u, v = frame.to_model(x, y)
+    back = frame.to_image(grid_to_model(model_to_grid(u, 4), 4), grid_to_model(model_to_grid(v, 4), 4))
+    assert np.allclose(back, (x, y))
+
+
+class OracleEngine:
+    """Stands in for a perfect network: returns the training targets as logits.
+    Not a fake of a dependency: it isolates the pipeline's own decoding."""
+
+    name = "oracle"
+
+    def __init__(self, seg: np.ndarray, heat: np.ndarray) -> None:
+        self.seg, self.heat = seg, heat
+
+    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        h, w = inputs.shape[2:]
+        logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
+        seg = np.zeros((1, self.seg.shape[0], h, w), np.float32) - 9
+        seg[0, :, : self.seg.shape[1], : self.seg.shape[2]] = logit(self.seg)[:, :h, :w]
+        heat = np.zeros((1, self.heat.shape[0], h // 4, w // 4), np.float32) - 9
+        hh, hw = min(h // 4, self.heat.shape[1]), min(w // 4, self.heat.shape[2])
+        heat[0, :, :hh, :hw] = logit(self.heat)[:, :hh, :hw]
+        return {"seg_logits": seg, "heatmap_logits": heat}
+
+
+def test_targets_decode_back_to_the_true_landmarks_and_masks(tiny_bundle: Path):
+    """Training renders targets and the pipeline decodes them with the same geometry:
+    a perfect network would give landmarks within a pixel or two of the truth."""
+    manifest = open_bundle(tiny_bundle)
+    plate = make_plate(21, 0, PRESETS["normal"])  # full size: thin roots as the model sees them
+    plants = [PlantTruth.from_dict(p) for p in plate.landmarks["plants"]]
+    sample = Sample(plate.stem, "exp000", plate.image, plate.masks, tuple(plate.masks),
+                    PlateTruth(4202, 3006, None, plants, "file"), Path(f"{plate.stem}.png"))
+    t = prepare(sample, manifest.outputs.classes, manifest.outputs.landmark_kinds, scale=manifest.input.scale,
+                crop=manifest.input.crop, stride=4, sigma=1.5)
+    raw = dict(manifest.raw)
+    raw["calibration"] = {**raw["calibration"], "seg_temperature": [1.0] * 4, "landmark_temperature": [1.0] * 3}
+    raw["input"] = {**raw["input"], "tile": 2048}  # one tile: the oracle knows no tile offsets
+    pipe = Pipeline(type(manifest).from_dict(raw), OracleEngine(t.seg, t.heat))
+    pred = pipe(plate.image)
+    truth = landmark_points(sample, (PRIMARY, TIP, SEED))
+    got = [lm for lm in pred.landmarks if lm.kind == PRIMARY]
+    assert len(got) == 5
+    for lm, (tx, ty) in zip(sorted(got, key=lambda g: g.x), sorted(truth[PRIMARY]), strict=True):
+        assert abs(lm.x - tx) < 2.0 and abs(lm.y - ty) < 2.0
+    assert [lm.plant for lm in got] == [0, 1, 2, 3, 4]
+    gt = plate.masks["root"] > 0
+    assert (pred.masks["root"] & gt).sum() / (pred.masks["root"] | gt).sum() > 0.9
+    assert pred.px_per_mm == pytest.approx(plate.landmarks["px_per_mm"], rel=0.02)
+
+
+def test_plants_are_numbered_by_seeds_and_each_gets_its_nearest_primary_tip():
+    found = [Located(SEED, x, 500, 0.9) for x in (1300, 700, 2500, 1900, 3100)]
+    found += [Located(PRIMARY, x + 30, 1500, 0.8) for x in (3100, 700, 1900, 1300, 2500)]
+    found += [Located(TIP, 760, 900, 0.6), Located(PRIMARY, 1340, 1000, 0.2)]  # a lateral mistaken as primary
+    out = assign_plants(found, 5)
+    primaries = [lm for lm in out if lm.kind == PRIMARY]
+    assert [lm.plant for lm in primaries] == [0, 1, 2, 3, 4]
+    assert [lm.x for lm in primaries] == [730, 1330, 1930, 2530, 3130]
+    assert [lm.kind for lm in out][:5] == [PRIMARY] * 5 and out[-1].kind == SEED
+    assert any(lm.kind == TIP and lm.x == 1340 for lm in out)  # demoted, not lost
+
+
+def test_the_dish_is_found_on_a_synthetic_plate(small_plates: Path):
+    s = HadesFolder(small_plates)[0]
+    dish = find_dish(s.image[:, :, 1])
+    truth = json.loads((small_plates / "landmarks" / f"{s.stem}.json").read_text())["dish_px"]
+    assert dish is not None
+    assert np.allclose([dish.x0, dish.y0, dish.x1, dish.y1], truth, atol=8)
+    assert find_dish(np.zeros((300, 400), np.uint8)) is None
+
+
+# --- the bundle contract ------------------------------------------------------------------
+
+
+def test_a_bundle_with_a_changed_or_missing_file_is_refused(tiny_bundle: Path, tmp_path: Path):
+    bad = shutil.copytree(tiny_bundle, tmp_path / "bad")
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[-100] ^= 0xFF
+    (bad / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        open_bundle(bad)
+    (bad / "golden" / "input.png").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        open_bundle(bad)
+    (bad / "manifest.json").write_text("{")
+    with pytest.raises(BundleError, match="unreadable manifest"):
+        open_bundle(bad)
+
+
+def test_the_golden_check_passes_the_exported_model_and_fails_a_different_one(tiny_bundle: Path, tmp_path: Path):
+    report = check_golden(tiny_bundle, Pipeline.from_bundle(tiny_bundle, providers=("CPUExecutionProvider",)))
+    assert report.ok, report.problems
+    # A model that passes its checksums but computes something else: weights changed
+    # and the manifest re-written to match (what a broken build would ship).
+    import onnx
+    from onnx import numpy_helper
+
+    other = shutil.copytree(tiny_bundle, tmp_path / "other")
+    model = onnx.load(str(other / "model.onnx"))
+    for init in model.graph.initializer:
+        if init.name.endswith("seg_head.bias") or "seg_head" in init.name:
+            arr = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(arr + 8.0, init.name))
+    onnx.save(model, str(other / "model.onnx"))
+    raw = json.loads((other / "manifest.json").read_text())
+    raw["files"] = file_entries(other)
+    write_manifest(other, raw)
+    bad = check_golden(other, Pipeline.from_bundle(other, providers=("CPUExecutionProvider",)))
+    assert not bad.ok
+    assert any("mask agrees" in p for p in bad.problems)
+
+
+def test_prediction_json_has_the_documented_shape(tiny_bundle: Path, small_plates: Path):
+    pipe = Pipeline.from_bundle(tiny_bundle, providers=("CPUExecutionProvider",))
+    s = HadesFolder(small_plates)[0]
+    pred = pipe(s.image)
+    assert all(m.shape == s.image.shape[:2] and m.dtype == bool for m in pred.masks.values())
+    assert pred.confidence_map.shape == s.image.shape[:2]
+    d = pred.to_json()
+    assert set(d) >= {"image", "model", "landmarks", "certainty", "timing_ms"}
+    assert d["model"]["version"] == "0.0.1-test" and len(d["model"]["sha256"]) == 64
+    assert set(d["certainty"]) >= {"per_class", "per_plant", "low_confidence"}
+    assert len(d["certainty"]["per_plant"]) == 5  # every expected plant, found or not
+    assert set(d["certainty"]["per_class"]) == {"root", "shoot", "seed", "occluded_root"}

@@ -1,0 +1,171 @@
+"""Training, export, evaluation and tuning: small and real (real MLflow store,
+real ONNX export and ONNX Runtime sessions), a few steps each."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hades_perception.bundle import open_bundle
+from hades_training.config import load_config
+from hades_training.data import DatasetError
+from tests.conftest import TINY
+
+
+def test_impossible_or_unknown_config_values_are_refused_with_all_problems_named():
+    with pytest.raises(ValueError, match=r"patch must be a multiple of 16.*lr must be positive"):
+        load_config(None, ["patch=100", "lr=0"])
+    with pytest.raises(ValueError, match="unknown config keys"):
+        load_config(None, ["learning_rate=0.1"])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["epochs"])
+    assert load_config(None, ["epochs=3", "classes=[root, seed]"]).classes == ("root", "seed")
+
+
+def test_training_is_deterministic_for_a_seed_and_resumes_to_the_same_weights(small_dataset: Path,
+                                                                                data_dir: Path, tmp_path: Path):
+    from hades_training.train import train
+
+    two = load_config(None, [*TINY, "epochs=2"])
+    a = train(two, str(small_dataset), tmp_path / "a", split="train", val_split="val")
+    b = train(two, str(small_dataset), tmp_path / "b", split="train", val_split="val")
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first_epoch(epoch: int, score: float, summary: dict) -> None:
+        raise Crash  # the machine goes down after epoch 1's checkpoint
+
+    with pytest.raises(Crash):
+        train(two, str(small_dataset), tmp_path / "c", split="train", val_split="val",
+              on_epoch=crash_after_first_epoch)
+    c = train(two, str(small_dataset), tmp_path / "c", split="train", val_split="val",
+              resume=tmp_path / "c" / "checkpoints" / "last.pt")
+    wa, wb = (torch.load(p.parent / "last.pt", weights_only=False)["model"] for p in (a, b))
+    wc = torch.load(c.parent / "last.pt", weights_only=False)["model"]
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k} differs between two runs with the same seed"
+        assert torch.equal(wa[k], wc[k]), f"{k} differs after resume"
+
+
+def test_every_run_is_an_mlflow_run_with_params_and_per_epoch_metrics(tiny_checkpoint: Path, data_dir: Path):
+    import mlflow
+
+    ck = torch.load(tiny_checkpoint, weights_only=False)
+    mlflow.set_tracking_uri(f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}")
+    run = mlflow.get_run(ck["mlflow_run_id"])
+    assert run.data.params["patch"] == "128" and run.data.params["train_items"] == "4"
+    assert {"loss", "val_score", "val_iou_root"} <= set(run.data.metrics)
+    assert run.data.tags["hades.code_commit"]
+
+
+def test_an_unreachable_tracking_server_stops_training_before_it_starts(small_dataset: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    from hades_training.train import train
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    with pytest.raises(RuntimeError, match="not reachable"):
+        train(load_config(None, TINY), str(small_dataset), tmp_path / "run", split="train", val_split="val")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_an_empty_dataset_is_a_clear_error(tmp_path: Path, data_dir: Path):
+    from hades_training.train import train
+
+    (tmp_path / "empty" / "train" / "images").mkdir(parents=True)
+    (tmp_path / "empty" / "val" / "images").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images"):
+        train(load_config(None, TINY), str(tmp_path / "empty"), tmp_path / "run", split="train", val_split="val")
+
+
+def test_export_writes_a_verified_versioned_bundle(tiny_bundle: Path):
+    m = open_bundle(tiny_bundle)
+    raw = m.raw
+    assert m.version == "0.0.1-test" and m.outputs.classes == ("root", "shoot", "seed", "occluded_root")
+    assert raw["export"]["parity"]["max_abs_diff_seg_logits"] < 1e-3
+    assert raw["export"]["parity"]["mask_agreement"] > 0.999
+    assert {"code_commit", "training_data", "config", "mlflow_run_id"} <= set(raw["lineage"])
+    assert raw["metrics"]["dataset"]["split"] == "val" and "segmentation" in raw["metrics"]["values"]
+    assert "input" in raw["reference_stats"] and "prediction" in raw["reference_stats"]
+    assert "skipped" in raw["tensorrt"]
+    assert all(t > 0 for t in m.calibration.seg_temperature)
+    assert sum(f["size"] for f in raw["files"].values()) < 20_000_000
+
+
+def test_export_of_a_checkpoint_whose_classes_differ_leaves_nothing_behind(small_dataset: Path, data_dir: Path,
+                                                                          tmp_path: Path):
+    from hades_training.export import export
+    from hades_training.train import train
+
+    cfg = load_config(None, [*TINY, "classes=[root, shoot, seed]"])
+    ck = train(cfg, str(small_dataset), tmp_path / "run", split="train", val_split="val")
+    with pytest.raises(DatasetError, match="predicts classes"):
+        export(ck, tmp_path / "bundle", str(small_dataset), "val", tensorrt=False)
+    assert not (tmp_path / "bundle").exists()
+    assert not list(tmp_path.glob(".bundle.partial-*"))
+
+
+def test_evaluate_writes_metrics_report_and_reliability_diagrams(tiny_bundle: Path, small_dataset: Path,
+                                                               tmp_path: Path):
+    from hades_training.evaluate.report import evaluate
+
+    summary = evaluate(tiny_bundle, str(small_dataset), "val", tmp_path / "eval")
+    for name in ("metrics.json", "report.md", "reliability_pixels.png", "reliability_tips.png"):
+        assert (tmp_path / "eval" / name).is_file()
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["images"] == 2
+    assert set(summary["segmentation"]) == {"root", "shoot", "seed", "occluded_root"}
+    assert summary["calibration"]["pixel_ece"] is not None
+
+
+def test_predict_cli_writes_masks_and_json_per_image(tiny_bundle: Path, small_dataset: Path, tmp_path: Path):
+    images = small_dataset / "val" / "images"
+    r = subprocess.run([sys.executable, "-m", "hades_perception.cli", "predict", str(images), "--model",
+                        str(tiny_bundle), "--out", str(tmp_path), "--providers", "CPUExecutionProvider"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    stem = sorted(images.glob("*.png"))[0].stem
+    for cls in ("root", "shoot", "seed", "occluded_root"):
+        m = cv2.imread(str(tmp_path / f"{stem}_{cls}_mask.png"), cv2.IMREAD_UNCHANGED)
+        assert m is not None and m.shape == (752, 1050) and set(np.unique(m)) <= {0, 255}
+    d = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert d["image"] == {"width": 1050, "height": 752}
+
+
+def test_predict_reports_an_unreadable_image_and_goes_on(tiny_bundle: Path, small_dataset: Path, tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    good = sorted((small_dataset / "val" / "images").glob("*.png"))[0]
+    (src / good.name).write_bytes(good.read_bytes())
+    (src / "broken.png").write_bytes(b"not a png")
+    r = subprocess.run([sys.executable, "-m", "hades_perception.cli", "predict", str(src), "--model",
+                        str(tiny_bundle), "--out", str(tmp_path / "out"), "--providers", "CPUExecutionProvider"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "broken.png: cannot be decoded" in r.stderr
+    assert (tmp_path / "out" / f"{good.stem}.json").is_file()
+
+
+def test_tune_runs_trials_as_mlflow_runs_and_saves_the_best_params(small_dataset: Path, data_dir: Path,
+                                                                   tmp_path: Path):
+    from hades_training.tune import tune
+
+    best = tune(str(small_dataset), tmp_path / "tune", 2, split="train", val_split="val", config=None,
+                overrides=TINY, study_name="test-study", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert set(best["params"]) >= {"lr", "width"}
+    assert (tmp_path / "tune" / "best_params.yaml").is_file()
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["hades-perception"],
+                              filter_string="tags.`hades.optuna_study` = 'test-study'")
+    assert len(runs) == 2

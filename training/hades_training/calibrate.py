@@ -1,0 +1,90 @@
+"""Temperature scaling of the model's outputs on the validation split.
+
+One temperature per class (pixels) and per landmark kind (heatmap peaks), fitted
+by minimising the negative log-likelihood on held-out plates. Pixels are a
+uniform random sample, never class-balanced: a balanced sample would calibrate
+for a world where roots cover half the plate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from hades_perception.geometry import grid_to_model
+from hades_perception.landmarks import find_peaks
+from hades_perception.pipeline import Pipeline, as_rgb8
+from hades_training.data.sample import Sample
+from hades_training.evaluate.metrics import match_points
+from hades_training.targets import landmark_points, prepare
+
+log = logging.getLogger(__name__)
+PIXELS_PER_IMAGE = 400_000
+PEAK_FLOOR = 0.02  # collect heatmap peaks above this (uncalibrated) for fitting
+
+
+@dataclass
+class Fitted:
+    seg_temperature: list[float]
+    landmark_temperature: list[float]
+    pixels: int
+    peaks: int
+
+
+def _fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    if labels.size == 0 or labels.min() == labels.max():
+        return 1.0  # nothing to learn from a constant label
+
+    def nll(log_t: float) -> float:
+        z = logits / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0, z) - labels * z))
+
+    res = minimize_scalar(nll, bounds=(-2.0, 2.5), method="bounded")
+    return float(np.exp(res.x))
+
+
+def fit(pipe: Pipeline, samples: list[Sample], radius_px: float, seed: int = 0) -> Fitted:
+    m = pipe.manifest
+    classes, kinds, stride = m.outputs.classes, m.outputs.landmark_kinds, m.outputs.landmark_stride
+    rng = np.random.default_rng(seed)
+    seg_logits: list[list[np.ndarray]] = [[] for _ in classes]
+    seg_labels: list[list[np.ndarray]] = [[] for _ in classes]
+    peak_logits: list[list[float]] = [[] for _ in kinds]
+    peak_labels: list[list[float]] = [[] for _ in kinds]
+    for s in samples:
+        rgb = as_rgb8(s.image)
+        _, box = pipe.locate(rgb)
+        chw, frame = pipe.to_model_input(rgb, box)
+        seg, heat = pipe.infer(chw)
+        target = prepare(s, classes, kinds, scale=m.input.scale, crop=m.input.crop, stride=stride, sigma=1.0)
+        h, w = seg.shape[1:]
+        idx = rng.choice(h * w, size=min(PIXELS_PER_IMAGE, h * w), replace=False)
+        for c, name in enumerate(classes):
+            if name not in s.annotated:
+                continue
+            seg_logits[c].append(seg[c].reshape(-1)[idx])
+            seg_labels[c].append((target.seg[c, :h, :w].reshape(-1)[idx] > 0.5).astype(np.float32))
+        truth = landmark_points(s, kinds)
+        radius_cells = m.calibration.nms_radius_px * frame.scale / stride
+        for k, kind in enumerate(kinds):
+            prob = 1 / (1 + np.exp(-heat[k]))
+            peaks = find_peaks(prob.astype(np.float32), PEAK_FLOOR, radius_cells)
+            pts = [frame.to_image(grid_to_model(p.u, stride), grid_to_model(p.v, stride)) for p in peaks]
+            match = match_points([(float(x), float(y)) for x, y in pts], truth[kind], radius_px)
+            right = np.zeros(len(peaks))
+            for pi, _ in match.pairs:
+                right[pi] = 1.0
+            for p, r in zip(peaks, right, strict=True):
+                peak_logits[k].append(float(np.log(p.score / (1 - p.score + 1e-9) + 1e-9)))
+                peak_labels[k].append(r)
+    seg_t = [_fit_temperature(np.concatenate(lg) if lg else np.zeros(0), np.concatenate(lb) if lb else np.zeros(0))
+             for lg, lb in zip(seg_logits, seg_labels, strict=True)]
+    lm_t = [_fit_temperature(np.array(lg), np.array(lb)) for lg, lb in zip(peak_logits, peak_labels, strict=True)]
+    n_pix = sum(sum(a.size for a in lg) for lg in seg_logits)
+    n_peaks = sum(len(v) for v in peak_logits)
+    log.info("calibration: class temperatures %s, landmark temperatures %s (%d pixels, %d peaks)",
+             [round(t, 3) for t in seg_t], [round(t, 3) for t in lm_t], n_pix, n_peaks)
+    return Fitted(seg_t, lm_t, n_pix, n_peaks)

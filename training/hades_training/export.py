@@ -1,0 +1,312 @@
+"""`hades-train export`: checkpoint -> verified, calibrated, versioned model bundle.
+
+Steps, each recorded in the manifest:
+  1. ONNX export with dynamic height and width (torch.export / dynamo)
+  2. parity of ONNX Runtime against PyTorch on a real plate (max |diff|, mask agreement)
+  3. temperature calibration on the validation split, through the pipeline
+  4. evaluation of the calibrated bundle on that split (the manifest's metrics)
+  5. golden sample, reference statistics for drift, lineage
+  6. optional static int8 (QDQ) variant with its accuracy cost
+  7. TensorRT FP16 engine when TensorRT and a GPU are present (skipped with a reason otherwise)
+Written into a temporary folder and renamed at the end: a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hades_perception.bundle import Manifest, file_entries, write_manifest
+from hades_perception.engine import OnnxRuntimeEngine
+from hades_perception.golden import check_golden, write_golden
+from hades_perception.pipeline import Pipeline, as_rgb8
+from hades_training.calibrate import fit
+from hades_training.config import TrainConfig
+from hades_training.data import DatasetError, open_dataset
+from hades_training.data.sample import Sample
+from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer
+from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
+from hades_training.model import SIZE_DIVISOR, HadesNet
+from hades_training.train import dataset_hash, git_commit
+from hades_training.tracking import redact
+
+log = logging.getLogger(__name__)
+
+
+def load_checkpoint(path: Path) -> tuple[HadesNet, TrainConfig, dict[str, Any]]:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    values = dict(ck["config"])
+    values["classes"], values["kinds"] = tuple(values["classes"]), tuple(values["kinds"])
+    cfg = TrainConfig(**values)
+    model = HadesNet(len(cfg.classes), len(cfg.kinds), cfg.width)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, cfg, ck
+
+
+def export_onnx(model: HadesNet, path: Path, example: torch.Tensor) -> None:
+    h = torch.export.Dim("h16", min=2, max=512)
+    w = torch.export.Dim("w16", min=2, max=512)
+    torch.onnx.export(
+        model, (example,), str(path), input_names=[INPUT_TENSOR], output_names=[SEG_TENSOR, HEAT_TENSOR],
+        dynamic_shapes={"x": {2: SIZE_DIVISOR * h, 3: SIZE_DIVISOR * w}}, dynamo=True, external_data=False,
+        optimize=True,
+    )
+
+
+def parity(model: HadesNet, onnx_path: Path, chw: np.ndarray) -> dict[str, float]:
+    """ONNX Runtime vs PyTorch on one real model input."""
+    x = chw[None]
+    with torch.no_grad():
+        t_seg, t_heat = (t.numpy() for t in model(torch.from_numpy(x)))
+    eng = OnnxRuntimeEngine(onnx_path, INPUT_TENSOR, ("CPUExecutionProvider",))
+    out = eng.run(x)
+    o_seg, o_heat = out[SEG_TENSOR], out[HEAT_TENSOR]
+    return {
+        "input_shape": list(x.shape),
+        "max_abs_diff_seg_logits": float(np.abs(o_seg - t_seg).max()),
+        "max_abs_diff_heatmap_logits": float(np.abs(o_heat - t_heat).max()),
+        "mask_agreement": float(((o_seg > 0) == (t_seg > 0)).mean()),
+    }
+
+
+def reference_stats(preds: list[Any], samples: list[Sample]) -> dict[str, Any]:
+    """What inputs and outputs looked like on the validation split, for drift detection."""
+    grey_means, grey_stds, hist = [], [], np.zeros(32)
+    frac: dict[str, list[float]] = {}
+    conf: dict[str, list[float]] = {}
+    counts: dict[str, list[int]] = {}
+    for p, s in zip(preds, samples, strict=True):
+        x0, y0, x1, y1 = p.crop
+        g = s.image[y0:y1, x0:x1].mean(axis=2)
+        grey_means.append(float(g.mean()))
+        grey_stds.append(float(g.std()))
+        hist += np.histogram(g, bins=32, range=(0, 256))[0]
+        for c, m in p.masks.items():
+            frac.setdefault(c, []).append(float(m[y0:y1, x0:x1].mean()))
+            conf.setdefault(c, []).append(p.class_confidence[c])
+        for kind in {lm.kind for lm in p.landmarks} | {"primary_root_tip", "root_tip", "seed"}:
+            counts.setdefault(kind, []).append(sum(lm.kind == kind for lm in p.landmarks))
+
+    def ms(v: list[float] | list[int]) -> dict[str, float]:
+        return {"mean": float(np.mean(v)), "std": float(np.std(v))}
+
+    return {
+        "images": len(samples),
+        "input": {"grey_mean": ms(grey_means), "grey_std": ms(grey_stds),
+                  "grey_histogram_32": (hist / max(hist.sum(), 1)).round(6).tolist()},
+        "prediction": {"mask_fraction": {c: ms(v) for c, v in frac.items()},
+                       "class_confidence": {c: ms(v) for c, v in conf.items()},
+                       "landmarks_per_image": {k: ms(v) for k, v in counts.items()}},
+    }
+
+
+def _check_classes(cfg: TrainConfig, sample: Sample, data: str) -> None:
+    have = tuple(sample.masks)
+    if tuple(cfg.classes) != have:
+        raise DatasetError(data, f"the checkpoint predicts classes {list(cfg.classes)} but the dataset has "
+                                 f"{list(have)}: export with data of the same classes, or retrain")
+
+
+def export(checkpoint: Path, out: Path, data: str, split: str | None, *, name: str = "hades-seedlings",
+           version: str | None = None, int8: bool = False, tensorrt: bool = True, force: bool = False,
+           max_items: int = 8) -> Path:
+    model, cfg, ck = load_checkpoint(checkpoint)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists: bundles are immutable; choose another --out or pass --force")
+    reader = open_dataset(data, split, skip_bad=True)
+    samples = [reader[i] for i in range(min(len(reader), max_items))]
+    _check_classes(cfg, samples[0], data)
+    version = version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S")
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        bundle = _build(model, cfg, ck, tmp, samples, reader, data, split, name, version, int8, tensorrt)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("bundle %s %s written to %s", name, version, out)
+    _log_to_mlflow(ck, out, bundle)
+    return out
+
+
+def _build(model: HadesNet, cfg: TrainConfig, ck: dict[str, Any], tmp: Path, samples: list[Sample], reader: Any,
+           data: str, split: str | None, name: str, version: str, int8: bool, tensorrt: bool) -> dict[str, Any]:
+    onnx_path = tmp / "model.onnx"
+    t0 = time.perf_counter()
+    export_onnx(model, onnx_path, torch.zeros(1, 3, 256, 256))
+    log.info("ONNX export in %.1f s (%.1f MB)", time.perf_counter() - t0, onnx_path.stat().st_size / 1e6)
+
+    provisional = Manifest.from_dict(manifest_dict(cfg))
+    pipe = Pipeline(provisional, OnnxRuntimeEngine(onnx_path, INPUT_TENSOR, ("CPUExecutionProvider",)))
+    rgb = as_rgb8(samples[0].image)
+    chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
+    tile = chw[:, : min(chw.shape[1], cfg.tile) // 16 * 16, : min(chw.shape[2], cfg.tile) // 16 * 16]
+    par = parity(model, onnx_path, np.ascontiguousarray(tile))
+    log.info("parity: %s", par)
+    if par["mask_agreement"] < 0.999 or par["max_abs_diff_seg_logits"] > 1e-2:
+        raise RuntimeError(f"ONNX output differs from PyTorch beyond tolerance: {par}")
+
+    ppm = samples[0].truth.px_per_mm
+    radius = TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
+    fitted = fit(pipe, samples, radius, seed=cfg.seed)
+    draft = manifest_dict(cfg, name=name, version=version, seg_temperature=fitted.seg_temperature,
+                          landmark_temperature=fitted.landmark_temperature)
+    pipe = Pipeline(Manifest.from_dict(draft), pipe.engine)
+
+    scorer = Scorer(cfg.classes)
+    preds = []
+    for s in samples:
+        p = pipe(s.image)
+        scorer.add(p, s)
+        p.probs = None  # keep memory flat
+        preds.append(p)
+    metrics = scorer.summary()
+    log.info("validation metrics: %s", json.dumps(metrics)[:600])
+
+    golden_img = _golden_input(samples[0].image)
+    pipe(golden_img)
+    t1 = time.perf_counter()
+    golden_pred = pipe(golden_img)
+    golden = write_golden(tmp, golden_img, golden_pred, (time.perf_counter() - t1) * 1e3)
+
+    extra: dict[str, Any] = {
+        "golden": golden,
+        "metrics": {"dataset": {"path": str(Path(data).resolve()), "split": split, "items": len(samples),
+                                "sha256": dataset_hash(reader)},
+                    "values": metrics},
+        "export": {"parity": par, "onnx_opset": _opset(onnx_path), "exported_at": draft["created_at"],
+                   "calibration_fit": {"pixels": fitted.pixels, "peaks": fitted.peaks}},
+        "lineage": {"code_commit": ck.get("code_commit"), "export_commit": git_commit(),
+                    "training_data": ck.get("dataset"), "config": cfg.to_dict(),
+                    "mlflow_run_id": ck.get("mlflow_run_id"), "mlflow_tracking_uri": ck.get("mlflow_tracking_uri"),
+                    "checkpoint_epoch": ck.get("epoch"), "checkpoint_step": ck.get("step")},
+        "reference_stats": reference_stats(preds, samples),
+        "engines": {},
+    }
+    if int8:
+        extra["variants"] = {"model.int8.onnx": _int8(tmp, pipe, samples, cfg, metrics)}
+    extra["engines"], extra["tensorrt"] = _tensorrt(tmp, onnx_path, cfg) if tensorrt else ({}, {
+        "skipped": "not requested (--no-tensorrt)"})
+    final = manifest_dict(cfg, name=name, version=version, seg_temperature=fitted.seg_temperature,
+                          landmark_temperature=fitted.landmark_temperature, extra=extra)
+    final["files"] = file_entries(tmp)
+    write_manifest(tmp, final)
+    # Smoke run of the finished bundle as a node would load it.
+    report = check_golden(tmp, Pipeline.from_bundle(tmp, providers=("CPUExecutionProvider",)))
+    if not report.ok:
+        raise RuntimeError(f"the exported bundle fails its own golden check: {report.problems}")
+    return final
+
+
+def _golden_input(image: np.ndarray) -> np.ndarray:
+    """Half-size copy of a validation plate: small enough to ship, a real plate all the same."""
+    import cv2
+
+    h, w = image.shape[:2]
+    return cv2.resize(as_rgb8(image), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+
+
+def _opset(path: Path) -> int:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return int(next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")))
+
+
+def _int8(tmp: Path, pipe: Pipeline, samples: list[Sample], cfg: TrainConfig, fp32: dict[str, Any]) -> dict[str, Any]:
+    """Static QDQ int8 with calibration tiles from the validation split; its cost measured."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    tiles = []
+    for s in samples[:4]:
+        rgb = as_rgb8(s.image)
+        chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
+        t = min(cfg.tile, chw.shape[1] // 16 * 16, chw.shape[2] // 16 * 16)
+        tiles.append(np.ascontiguousarray(chw[None, :, :t, :t]))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(tiles)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self.it, None)
+            return None if x is None else {INPUT_TENSOR: x}
+
+    q_path = tmp / "model.int8.onnx"
+    quantize_static(str(tmp / "model.onnx"), str(q_path), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    q_pipe = Pipeline(pipe.manifest, OnnxRuntimeEngine(q_path, INPUT_TENSOR, ("CPUExecutionProvider",)))
+    scorer = Scorer(cfg.classes, calibration=False, lengths=False)
+    t_fp, t_q = [], []
+    for s in samples:
+        t0 = time.perf_counter()
+        pipe(s.image)
+        t_fp.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        scorer.add(q_pipe(s.image), s)
+        t_q.append(time.perf_counter() - t0)
+    q = scorer.summary()
+    cost = {c: (q["segmentation"][c]["iou"] or 0) - (fp32["segmentation"][c]["iou"] or 0)
+            for c in q["segmentation"] if c in fp32["segmentation"]}
+    return {"format": "QDQ static, per-channel int8 weights, uint8 activations",
+            "iou_change": cost, "primary_tip_median_px": q["primary_root_tip"].get("median_px"),
+            "primary_tip_median_px_fp32": fp32["primary_root_tip"].get("median_px"),
+            "latency_s_fp32": float(np.median(t_fp)), "latency_s_int8": float(np.median(t_q)),
+            "note": "served only when a node is configured to prefer it"}
+
+
+def _tensorrt(tmp: Path, onnx_path: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        from hades_perception.tensorrt_engine import build_engine, tensorrt_available
+    except ImportError as exc:  # pragma: no cover - module is part of the package
+        return {}, {"skipped": f"TensorRT support missing: {exc}"}
+    ok, why = tensorrt_available()
+    if not ok:
+        log.info("TensorRT engine not built: %s", why)
+        return {}, {"skipped": why}
+    key, meta = build_engine(onnx_path, tmp / "engines", tile=cfg.tile, fp16=True)
+    return {key: meta}, {"built": key}
+
+
+def _log_to_mlflow(ck: dict[str, Any], out: Path, manifest: dict[str, Any]) -> None:
+    """The bundle as an artifact of the training run. A store that cannot be reached
+    leaves the bundle valid; the run just lacks it, and we say so."""
+    run_id = ck.get("mlflow_run_id")
+    if not run_id:
+        return
+    try:
+        import mlflow
+
+        from hades_training.tracking import start_tracking
+
+        start_tracking(ck["config"].get("experiment", "hades-perception"))
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_artifacts(str(out), artifact_path=f"bundle/{manifest['version']}")
+            flat = {}
+            for c, v in manifest["metrics"]["values"]["segmentation"].items():
+                if v["iou"] is not None:
+                    flat[f"export_val_iou_{c}"] = v["iou"]
+            ece = manifest["metrics"]["values"]["calibration"]["pixel_ece"]
+            if ece is not None:
+                flat["export_val_pixel_ece"] = ece
+            mlflow.log_metrics(flat)
+            mlflow.set_tag("hades.bundle_version", manifest["version"])
+    except Exception as exc:  # noqa: BLE001
+        log.warning("bundle not logged to MLflow run %s at %s: %s", run_id,
+                    redact(str(ck.get("mlflow_tracking_uri"))), exc)
