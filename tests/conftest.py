@@ -45,8 +45,16 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-TINY = ["epochs=1", "steps_per_epoch=3", "batch=2", "patch=128", "tile=256", "tile_overlap=32", "width=8",
-        "val_max_items=1"]
+TINY = [
+    "epochs=1",
+    "steps_per_epoch=3",
+    "batch=2",
+    "patch=128",
+    "tile=256",
+    "tile_overlap=32",
+    "width=8",
+    "val_max_items=1",
+]
 
 
 @pytest.fixture(scope="session")
@@ -74,5 +82,4 @@ def tiny_bundle(tiny_checkpoint: Path, small_dataset: Path, tmp_path_factory: py
     from hades_training.export import export
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
-    return export(tiny_checkpoint, out, str(small_dataset), "val", version="0.0.1-test", tensorrt=False,
-                  max_items=2)
+    return export(tiny_checkpoint, out, str(small_dataset), "val", version="0.0.1-test", tensorrt=False, max_items=2)

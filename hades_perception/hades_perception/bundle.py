@@ -108,8 +108,9 @@ class Manifest:
                 raise BundleError(f"manifest schema_version {d.get('schema_version')!r}, expected {SCHEMA_VERSION}")
             seg, lm = d["outputs"]["segmentation"], d["outputs"]["landmarks"]
             cal = d["calibration"]
-            outputs = OutputSpec(seg["tensor"], tuple(seg["classes"]), lm["tensor"], tuple(lm["kinds"]),
-                                 int(lm["stride"]))
+            outputs = OutputSpec(
+                seg["tensor"], tuple(seg["classes"]), lm["tensor"], tuple(lm["kinds"]), int(lm["stride"])
+            )
             calibration = Calibration(
                 seg_temperature=tuple(float(t) for t in cal["seg_temperature"]),
                 landmark_temperature=tuple(float(t) for t in cal["landmark_temperature"]),

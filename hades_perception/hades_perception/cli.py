@@ -1,7 +1,7 @@
 """`hades-perception`: the node side's command line.
 
-  predict <image or folder> --model <bundle> --out DIR
-      per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size) and DIR/<stem>.json
+predict <image or folder> --model <bundle> --out DIR
+    per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size) and DIR/<stem>.json
 """
 
 from __future__ import annotations
@@ -60,33 +60,40 @@ def _predict(args: argparse.Namespace) -> int:
             cv2.imwrite(str(out / f"{path.stem}_{cls}_mask.png"), mask.astype(np.uint8) * 255)
         (out / f"{path.stem}.json").write_text(json.dumps(pred.to_json(), indent=1))
         tips = sum(lm.kind == "primary_root_tip" for lm in pred.landmarks)
-        log.info("%s: %d primary tips, %d landmarks, %.0f ms", path.name, tips, len(pred.landmarks),
-                 pred.timing_ms["total"])
+        log.info(
+            "%s: %d primary tips, %d landmarks, %.0f ms", path.name, tips, len(pred.landmarks), pred.timing_ms["total"]
+        )
     print(f"wrote predictions for {len(files) - failed} of {len(files)} image(s) to {out}")
     return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hades-perception", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hades-perception", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="run a model bundle on image files")
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("--model", required=True, help="model bundle folder (manifest.json, model.onnx)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--providers", default=",".join(DEFAULT_PROVIDERS),
-                   help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, CPU)")
-    p.add_argument("--px-per-mm", type=float, default=None,
-                   help="calibration; default: measured from the dish (120 mm agar width)")
+    p.add_argument(
+        "--providers",
+        default=",".join(DEFAULT_PROVIDERS),
+        help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, CPU)",
+    )
+    p.add_argument(
+        "--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish (120 mm agar width)"
+    )
     p.set_defaults(func=_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as exc:

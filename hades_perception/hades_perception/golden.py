@@ -41,16 +41,26 @@ def write_golden(bundle: Path, image_rgb: np.ndarray, pred: Prediction, latency_
     g = bundle / "golden"
     g.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(g / "input.png"), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
-    np.savez_compressed(g / "expected.npz", **{c: np.packbits(m) for c, m in pred.masks.items()},
-                        shape=np.array(image_rgb.shape[:2]))
-    (g / "expected.json").write_text(json.dumps({
-        "landmarks": [lm.to_dict() for lm in pred.landmarks],
-        "class_confidence": pred.class_confidence,
-        "latency_ms": latency_ms,
-    }, indent=1))
-    return {"input": "golden/input.png", "expected_masks": "golden/expected.npz",
-            "expected": "golden/expected.json", "tolerance": dict(TOLERANCE),
-            "latency_ms_at_export": round(latency_ms, 1)}
+    arrays: dict[str, np.ndarray] = {c: np.packbits(m) for c, m in pred.masks.items()}
+    arrays["shape"] = np.array(image_rgb.shape[:2])
+    np.savez_compressed(g / "expected.npz", **arrays)  # type: ignore[arg-type]
+    (g / "expected.json").write_text(
+        json.dumps(
+            {
+                "landmarks": [lm.to_dict() for lm in pred.landmarks],
+                "class_confidence": pred.class_confidence,
+                "latency_ms": latency_ms,
+            },
+            indent=1,
+        )
+    )
+    return {
+        "input": "golden/input.png",
+        "expected_masks": "golden/expected.npz",
+        "expected": "golden/expected.json",
+        "tolerance": dict(TOLERANCE),
+        "latency_ms_at_export": round(latency_ms, 1),
+    }
 
 
 def check_golden(bundle: Path, run: Any, latency_budget_ms: float | None = None) -> GoldenReport:
@@ -91,8 +101,10 @@ def check_golden(bundle: Path, run: Any, latency_budget_ms: float | None = None)
             unmatched += 1
     figures["landmarks_expected"], figures["landmarks_missing"] = len(want_lm), unmatched
     if unmatched or len(got_lm) != len(want_lm):
-        problems.append(f"landmarks: {len(got_lm)} found, {len(want_lm)} expected, {unmatched} not within "
-                        f"{TOLERANCE['landmark_px']} px")
+        problems.append(
+            f"landmarks: {len(got_lm)} found, {len(want_lm)} expected, {unmatched} not within "
+            f"{TOLERANCE['landmark_px']} px"
+        )
     budget = latency_budget_ms or expected["latency_ms"] * TOLERANCE["latency_factor"]
     figures["latency_budget_ms"] = budget
     if latency > budget:

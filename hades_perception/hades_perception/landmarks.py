@@ -33,7 +33,7 @@ def find_peaks(heat: np.ndarray, threshold: float, radius_cells: float, max_peak
     `radius_cells` apart, strongest first, refined by a 3x3 weighted centroid."""
     if heat.size == 0:
         return []
-    r = max(1, int(round(radius_cells)))
+    r = max(1, round(radius_cells))
     dilated = cv2.dilate(heat, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     ys, xs = np.nonzero((heat >= dilated) & (heat >= threshold))
     order = np.argsort(-heat[ys, xs])[: max_peaks * 4]
@@ -47,8 +47,7 @@ def find_peaks(heat: np.ndarray, threshold: float, radius_cells: float, max_peak
         win = heat[y0:y1, x0:x1].astype(np.float64)
         wts = np.clip(win - win.min(), 0, None) + 1e-9
         gy, gx = np.mgrid[y0:y1, x0:x1]
-        taken.append(Peak(float((gx * wts).sum() / wts.sum()), float((gy * wts).sum() / wts.sum()),
-                          float(heat[y, x])))
+        taken.append(Peak(float((gx * wts).sum() / wts.sum()), float((gy * wts).sum() / wts.sum()), float(heat[y, x])))
         if len(taken) >= max_peaks:
             break
     return taken

@@ -82,8 +82,9 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
 class Pipeline:
     """One model serving images. Not thread-safe: give each worker its own."""
 
-    def __init__(self, manifest: Manifest, engine: Engine, *, px_per_mm: float | None = None,
-                 dish_mm: float = DISH_MM) -> None:
+    def __init__(
+        self, manifest: Manifest, engine: Engine, *, px_per_mm: float | None = None, dish_mm: float = DISH_MM
+    ) -> None:
         self.manifest = manifest
         self.engine = engine
         self.px_per_mm_override = px_per_mm
@@ -96,8 +97,13 @@ class Pipeline:
         self._std = np.array(spec.std, np.float32).reshape(3, 1, 1)
 
     @classmethod
-    def from_bundle(cls, bundle: Path | str, providers: tuple[str, ...] = DEFAULT_PROVIDERS,
-                    threads: int | None = None, **kwargs: float | None) -> Pipeline:
+    def from_bundle(
+        cls,
+        bundle: Path | str,
+        providers: tuple[str, ...] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+        **kwargs: float | None,
+    ) -> Pipeline:
         manifest = open_bundle(bundle)
         engine = OnnxRuntimeEngine(Path(bundle) / "model.onnx", manifest.input.tensor, providers, threads)
         return cls(manifest, engine, **kwargs)  # type: ignore[arg-type]
@@ -140,8 +146,8 @@ class Pipeline:
         ys, xs = tile_origins(h, th, spec.tile_overlap), tile_origins(w, tw, spec.tile_overlap)
         ph, pw = max(h, th), max(w, tw)
         if (ph, pw) != (h, w):
-            mode = "reflect" if ph - h < h and pw - w < w else "edge"
-            chw = np.pad(chw, ((0, 0), (0, ph - h), (0, pw - w)), mode=mode)
+            pad = ((0, 0), (0, ph - h), (0, pw - w))
+            chw = np.pad(chw, pad, mode="reflect") if ph - h < h and pw - w < w else np.pad(chw, pad, mode="edge")
         seg = np.zeros((len(out.classes), ph, pw), np.float32)
         heat = np.zeros((len(out.landmark_kinds), ph // stride, pw // stride), np.float32)
         wseg = np.zeros((ph, pw), np.float32)
@@ -150,12 +156,12 @@ class Pipeline:
         win = np.outer(_ramp(th, ov), _ramp(tw, ov))
         win_h = np.outer(_ramp(th // stride, ov // stride), _ramp(tw // stride, ov // stride))
         for t in self._tiles(ys, xs):
-            outs = self.engine.run(np.ascontiguousarray(chw[None, :, t.y:t.y + th, t.x:t.x + tw]))
-            seg[:, t.y:t.y + th, t.x:t.x + tw] += outs[out.seg_tensor][0] * win
-            wseg[t.y:t.y + th, t.x:t.x + tw] += win
+            outs = self.engine.run(np.ascontiguousarray(chw[None, :, t.y : t.y + th, t.x : t.x + tw]))
+            seg[:, t.y : t.y + th, t.x : t.x + tw] += outs[out.seg_tensor][0] * win
+            wseg[t.y : t.y + th, t.x : t.x + tw] += win
             hy, hx = t.y // stride, t.x // stride
-            heat[:, hy:hy + th // stride, hx:hx + tw // stride] += outs[out.landmark_tensor][0] * win_h
-            wheat[hy:hy + th // stride, hx:hx + tw // stride] += win_h
+            heat[:, hy : hy + th // stride, hx : hx + tw // stride] += outs[out.landmark_tensor][0] * win_h
+            wheat[hy : hy + th // stride, hx : hx + tw // stride] += win_h
         seg /= wseg
         heat /= np.maximum(wheat, 1e-6)
         return seg[:, :h, :w], heat[:, : -(-h // stride), : -(-w // stride)]
@@ -178,12 +184,23 @@ class Pipeline:
         t2 = time.perf_counter()
         pred = self.decode(seg_logits, heat_logits, frame, box, (h, w), dish)
         t3 = time.perf_counter()
-        pred.timing_ms = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3,
-                          "total": (t3 - t0) * 1e3}
+        pred.timing_ms = {
+            "preprocess": (t1 - t0) * 1e3,
+            "engine": (t2 - t1) * 1e3,
+            "postprocess": (t3 - t2) * 1e3,
+            "total": (t3 - t0) * 1e3,
+        }
         return pred
 
-    def decode(self, seg_logits: np.ndarray, heat_logits: np.ndarray, frame: Frame,
-               box: tuple[int, int, int, int], shape: tuple[int, int], dish: DishRegion | None) -> Prediction:
+    def decode(
+        self,
+        seg_logits: np.ndarray,
+        heat_logits: np.ndarray,
+        frame: Frame,
+        box: tuple[int, int, int, int],
+        shape: tuple[int, int],
+        dish: DishRegion | None,
+    ) -> Prediction:
         cal, out = self.manifest.calibration, self.manifest.outputs
         h, w = shape
         x0, y0, x1, y1 = box
@@ -202,8 +219,9 @@ class Pipeline:
         # Per-pixel certainty: how sure the least sure class is, 0-255.
         least = np.min(np.maximum(probs, 1 - probs), axis=0)
         conf = np.full((h, w), 255, np.uint8)
-        conf[y0:y1, x0:x1] = cv2.resize(np.round((least - 0.5) * 2 * 255).astype(np.uint8), (x1 - x0, y1 - y0),
-                                         interpolation=cv2.INTER_LINEAR)
+        conf[y0:y1, x0:x1] = cv2.resize(
+            np.round((least - 0.5) * 2 * 255).astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR
+        )
         class_conf = {}
         for c, name in enumerate(out.classes):
             positive = probs[c] > cal.mask_threshold
@@ -223,18 +241,41 @@ class Pipeline:
                 found.append(Located(kind, float(x), float(y), p.score))
         ordered = assign_plants(found, cal.plants)
         origin = (dish.x0, dish.y0) if dish is not None else (0, 0)
-        landmarks = [Landmark(lm.kind, lm.plant, lm.x, lm.y, lm.confidence,
-                              (lm.x - origin[0]) / ppm if ppm else None,
-                              (lm.y - origin[1]) / ppm if ppm else None) for lm in ordered]
+        landmarks = [
+            Landmark(
+                lm.kind,
+                lm.plant,
+                lm.x,
+                lm.y,
+                lm.confidence,
+                (lm.x - origin[0]) / ppm if ppm else None,
+                (lm.y - origin[1]) / ppm if ppm else None,
+            )
+            for lm in ordered
+        ]
         # Every plant the dish should hold is reported: one not found is flagged, not left out.
         n_plants = max([lm.plant + 1 for lm in ordered if lm.plant is not None] + [cal.plants])
         plants = []
         for i in range(n_plants):
             tip = next((lm for lm in ordered if lm.plant == i and lm.kind == PRIMARY), None)
-            c = tip.confidence if tip else 0.0
-            plants.append(PlantCertainty(i, c, c < cal.low_confidence, tip is not None))
-        return Prediction(w, h, out.classes, masks, conf, landmarks, class_conf, plants, cal.low_confidence,
-                          self.model_info, dish, ppm, probs=probs, crop=box)
+            conf_i = tip.confidence if tip else 0.0
+            plants.append(PlantCertainty(i, conf_i, conf_i < cal.low_confidence, tip is not None))
+        return Prediction(
+            w,
+            h,
+            out.classes,
+            masks,
+            conf,
+            landmarks,
+            class_conf,
+            plants,
+            cal.low_confidence,
+            self.model_info,
+            dish,
+            ppm,
+            probs=probs,
+            crop=box,
+        )
 
 
 def _ceil_to(n: int, d: int) -> int:

@@ -33,8 +33,15 @@ class Landmark:
         def r(v: float | None, n: int = 2) -> float | None:
             return None if v is None else round(float(v), n)
 
-        return {"kind": self.kind, "plant": self.plant, "x": r(self.x), "y": r(self.y),
-                "x_mm": r(self.x_mm, 3), "y_mm": r(self.y_mm, 3), "confidence": r(self.confidence, 4)}
+        return {
+            "kind": self.kind,
+            "plant": self.plant,
+            "x": r(self.x),
+            "y": r(self.y),
+            "x_mm": r(self.x_mm, 3),
+            "y_mm": r(self.y_mm, 3),
+            "confidence": r(self.confidence, 4),
+        }
 
 
 @dataclass
@@ -69,13 +76,18 @@ class Prediction:
     def low_confidence(self) -> list[dict[str, Any]]:
         """What a robot should skip: low-confidence plants and landmarks."""
         out: list[dict[str, Any]] = [
-            {"plant": p.plant, "reason": "no primary root tip" if not p.has_primary_tip else "low confidence",
-             "confidence": round(p.confidence, 4)}
-            for p in self.plants if p.low_confidence
+            {
+                "plant": p.plant,
+                "reason": "no primary root tip" if not p.has_primary_tip else "low confidence",
+                "confidence": round(p.confidence, 4),
+            }
+            for p in self.plants
+            if p.low_confidence
         ]
         out += [
             {"landmark": i, "kind": lm.kind, "plant": lm.plant, "confidence": round(lm.confidence, 4)}
-            for i, lm in enumerate(self.landmarks) if lm.confidence < self.low_confidence_threshold
+            for i, lm in enumerate(self.landmarks)
+            if lm.confidence < self.low_confidence_threshold
         ]
         return out
 
@@ -86,13 +98,16 @@ class Prediction:
             "landmarks": [lm.to_dict() for lm in self.landmarks],
             "certainty": {
                 "per_class": {k: round(v, 4) for k, v in self.class_confidence.items()},
-                "per_plant": [{"plant": p.plant, "confidence": round(p.confidence, 4),
-                               "low_confidence": p.low_confidence} for p in self.plants],
+                "per_plant": [
+                    {"plant": p.plant, "confidence": round(p.confidence, 4), "low_confidence": p.low_confidence}
+                    for p in self.plants
+                ],
                 "low_confidence": self.low_confidence,
                 "low_confidence_threshold": self.low_confidence_threshold,
             },
-            "calibration": {"px_per_mm": None if self.px_per_mm is None else round(self.px_per_mm, 4),
-                            "dish_px": None if self.dish is None else [self.dish.x0, self.dish.y0, self.dish.x1,
-                                                                       self.dish.y1]},
+            "calibration": {
+                "px_per_mm": None if self.px_per_mm is None else round(self.px_per_mm, 4),
+                "dish_px": None if self.dish is None else [self.dish.x0, self.dish.y0, self.dish.x1, self.dish.y1],
+            },
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},
         }

@@ -24,7 +24,7 @@ def tensorrt_available() -> tuple[bool, str]:
     except ImportError:
         return False, "the tensorrt Python package is not installed"
     try:
-        import torch  # noqa: F401 - only to ask for a GPU when torch is around
+        import torch
 
         if not torch.cuda.is_available():
             return False, "no CUDA GPU"
@@ -37,8 +37,9 @@ def gpu_name() -> str:
     try:
         import subprocess
 
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip().splitlines()[0]
     except (OSError, IndexError, ValueError):
         return "unknown-gpu"
@@ -50,8 +51,9 @@ def engine_key(gpu: str, trt_version: str, precision: str) -> str:
     return f"{slug}_trt{trt_version}_{precision}"
 
 
-def build_engine(onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True,
-                 input_name: str = "image") -> tuple[str, dict[str, Any]]:
+def build_engine(
+    onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True, input_name: str = "image"
+) -> tuple[str, dict[str, Any]]:
     """Serialise an engine for inputs up to tile x tile; returns (key, manifest entry)."""
     import tensorrt as trt
 
@@ -77,8 +79,13 @@ def build_engine(onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True
     path = out_dir / f"{key}.plan"
     path.write_bytes(bytes(serialized))
     log.info("TensorRT engine %s (%.1f MB)", key, path.stat().st_size / 1e6)
-    return key, {"file": f"engines/{path.name}", "gpu": gpu_name(), "tensorrt": trt.__version__,
-                 "precision": precision, "max_input": [tile, tile]}
+    return key, {
+        "file": f"engines/{path.name}",
+        "gpu": gpu_name(),
+        "tensorrt": trt.__version__,
+        "precision": precision,
+        "max_input": [tile, tile],
+    }
 
 
 class TensorRTEngine:
@@ -96,8 +103,11 @@ class TensorRTEngine:
             raise RuntimeError(f"{plan}: TensorRT cannot deserialise this engine (built for another GPU or version?)")
         self.context = self.engine.create_execution_context()
         self.input_name = input_name
-        self.outputs = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)
-                        if self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) == trt.TensorIOMode.OUTPUT]
+        self.outputs = [
+            self.engine.get_tensor_name(i)
+            for i in range(self.engine.num_io_tensors)
+            if self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) == trt.TensorIOMode.OUTPUT
+        ]
         self.name = f"tensorrt:{Path(plan).stem}"
         self.stream = torch.cuda.Stream()
 

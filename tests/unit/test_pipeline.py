@@ -3,6 +3,7 @@ decoding, the bundle contract, and the golden check."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -56,8 +57,7 @@ def test_unusable_frames_are_refused_with_what_was_expected(image: np.ndarray, m
 
 
 def test_a_frame_above_the_pixel_limit_is_refused_before_any_copy():
-    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(9000, MAX_PIXELS // 9000 + 10),
-                                           strides=(0, 0))
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(9000, MAX_PIXELS // 9000 + 10), strides=(0, 0))
     with pytest.raises(InputError, match="pixel limit"):
         as_rgb8(huge)
 
@@ -66,7 +66,7 @@ def test_tiles_cover_the_image_and_overlap_by_at_least_the_margin():
     for length, tile, overlap in [(1410, 768, 64), (768, 768, 64), (100, 768, 64), (3000, 512, 96)]:
         starts = tile_origins(length, tile, overlap)
         assert starts[0] == 0 and starts[-1] + min(tile, length) >= length
-        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:], strict=False))
+        assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))
 
 
 # --- coordinates ------------------------------------------------------------------------
@@ -106,10 +106,24 @@ def test_targets_decode_back_to_the_true_landmarks_and_masks(tiny_bundle: Path):
     manifest = open_bundle(tiny_bundle)
     plate = make_plate(21, 0, PRESETS["normal"])  # full size: thin roots as the model sees them
     plants = [PlantTruth.from_dict(p) for p in plate.landmarks["plants"]]
-    sample = Sample(plate.stem, "exp000", plate.image, plate.masks, tuple(plate.masks),
-                    PlateTruth(4202, 3006, None, plants, "file"), Path(f"{plate.stem}.png"))
-    t = prepare(sample, manifest.outputs.classes, manifest.outputs.landmark_kinds, scale=manifest.input.scale,
-                crop=manifest.input.crop, stride=4, sigma=1.5)
+    sample = Sample(
+        plate.stem,
+        "exp000",
+        plate.image,
+        plate.masks,
+        tuple(plate.masks),
+        PlateTruth(4202, 3006, None, plants, "file"),
+        Path(f"{plate.stem}.png"),
+    )
+    t = prepare(
+        sample,
+        manifest.outputs.classes,
+        manifest.outputs.landmark_kinds,
+        scale=manifest.input.scale,
+        crop=manifest.input.crop,
+        stride=4,
+        sigma=1.5,
+    )
     raw = dict(manifest.raw)
     raw["calibration"] = {**raw["calibration"], "seg_temperature": [1.0] * 4, "landmark_temperature": [1.0] * 3}
     raw["input"] = {**raw["input"], "tile": 2048}  # one tile: the oracle knows no tile offsets

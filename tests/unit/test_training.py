@@ -30,25 +30,31 @@ def test_impossible_or_unknown_config_values_are_refused_with_all_problems_named
     assert load_config(None, ["epochs=3", "classes=[root, seed]"]).classes == ("root", "seed")
 
 
-def test_training_is_deterministic_for_a_seed_and_resumes_to_the_same_weights(small_dataset: Path,
-                                                                                data_dir: Path, tmp_path: Path):
+def test_training_is_deterministic_for_a_seed_and_resumes_to_the_same_weights(
+    small_dataset: Path, data_dir: Path, tmp_path: Path
+):
     from hades_training.train import train
 
     two = load_config(None, [*TINY, "epochs=2"])
     a = train(two, str(small_dataset), tmp_path / "a", split="train", val_split="val")
     b = train(two, str(small_dataset), tmp_path / "b", split="train", val_split="val")
 
-    class Crash(Exception):
+    class CrashError(Exception):
         pass
 
     def crash_after_first_epoch(epoch: int, score: float, summary: dict) -> None:
-        raise Crash  # the machine goes down after epoch 1's checkpoint
+        raise CrashError  # the machine goes down after epoch 1's checkpoint
 
-    with pytest.raises(Crash):
-        train(two, str(small_dataset), tmp_path / "c", split="train", val_split="val",
-              on_epoch=crash_after_first_epoch)
-    c = train(two, str(small_dataset), tmp_path / "c", split="train", val_split="val",
-              resume=tmp_path / "c" / "checkpoints" / "last.pt")
+    with pytest.raises(CrashError):
+        train(two, str(small_dataset), tmp_path / "c", split="train", val_split="val", on_epoch=crash_after_first_epoch)
+    c = train(
+        two,
+        str(small_dataset),
+        tmp_path / "c",
+        split="train",
+        val_split="val",
+        resume=tmp_path / "c" / "checkpoints" / "last.pt",
+    )
     wa, wb = (torch.load(p.parent / "last.pt", weights_only=False)["model"] for p in (a, b))
     wc = torch.load(c.parent / "last.pt", weights_only=False)["model"]
     for k in wa:
@@ -67,8 +73,9 @@ def test_every_run_is_an_mlflow_run_with_params_and_per_epoch_metrics(tiny_check
     assert run.data.tags["hades.code_commit"]
 
 
-def test_an_unreachable_tracking_server_stops_training_before_it_starts(small_dataset: Path, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch):
+def test_an_unreachable_tracking_server_stops_training_before_it_starts(
+    small_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     from hades_training.train import train
 
     with socket.socket() as s:  # a port nothing listens on
@@ -103,8 +110,9 @@ def test_export_writes_a_verified_versioned_bundle(tiny_bundle: Path):
     assert sum(f["size"] for f in raw["files"].values()) < 20_000_000
 
 
-def test_export_of_a_checkpoint_whose_classes_differ_leaves_nothing_behind(small_dataset: Path, data_dir: Path,
-                                                                          tmp_path: Path):
+def test_export_of_a_checkpoint_whose_classes_differ_leaves_nothing_behind(
+    small_dataset: Path, data_dir: Path, tmp_path: Path
+):
     from hades_training.export import export
     from hades_training.train import train
 
@@ -116,8 +124,9 @@ def test_export_of_a_checkpoint_whose_classes_differ_leaves_nothing_behind(small
     assert not list(tmp_path.glob(".bundle.partial-*"))
 
 
-def test_evaluate_writes_metrics_report_and_reliability_diagrams(tiny_bundle: Path, small_dataset: Path,
-                                                               tmp_path: Path):
+def test_evaluate_writes_metrics_report_and_reliability_diagrams(
+    tiny_bundle: Path, small_dataset: Path, tmp_path: Path
+):
     from hades_training.evaluate.report import evaluate
 
     summary = evaluate(tiny_bundle, str(small_dataset), "val", tmp_path / "eval")
@@ -130,9 +139,23 @@ def test_evaluate_writes_metrics_report_and_reliability_diagrams(tiny_bundle: Pa
 
 def test_predict_cli_writes_masks_and_json_per_image(tiny_bundle: Path, small_dataset: Path, tmp_path: Path):
     images = small_dataset / "val" / "images"
-    r = subprocess.run([sys.executable, "-m", "hades_perception.cli", "predict", str(images), "--model",
-                        str(tiny_bundle), "--out", str(tmp_path), "--providers", "CPUExecutionProvider"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hades_perception.cli",
+            "predict",
+            str(images),
+            "--model",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path),
+            "--providers",
+            "CPUExecutionProvider",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     stem = sorted(images.glob("*.png"))[0].stem
     for cls in ("root", "shoot", "seed", "occluded_root"):
@@ -148,24 +171,47 @@ def test_predict_reports_an_unreadable_image_and_goes_on(tiny_bundle: Path, smal
     good = sorted((small_dataset / "val" / "images").glob("*.png"))[0]
     (src / good.name).write_bytes(good.read_bytes())
     (src / "broken.png").write_bytes(b"not a png")
-    r = subprocess.run([sys.executable, "-m", "hades_perception.cli", "predict", str(src), "--model",
-                        str(tiny_bundle), "--out", str(tmp_path / "out"), "--providers", "CPUExecutionProvider"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hades_perception.cli",
+            "predict",
+            str(src),
+            "--model",
+            str(tiny_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--providers",
+            "CPUExecutionProvider",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1
     assert "broken.png: cannot be decoded" in r.stderr
     assert (tmp_path / "out" / f"{good.stem}.json").is_file()
 
 
-def test_tune_runs_trials_as_mlflow_runs_and_saves_the_best_params(small_dataset: Path, data_dir: Path,
-                                                                   tmp_path: Path):
+def test_tune_runs_trials_as_mlflow_runs_and_saves_the_best_params(small_dataset: Path, data_dir: Path, tmp_path: Path):
     from hades_training.tune import tune
 
-    best = tune(str(small_dataset), tmp_path / "tune", 2, split="train", val_split="val", config=None,
-                overrides=TINY, study_name="test-study", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    best = tune(
+        str(small_dataset),
+        tmp_path / "tune",
+        2,
+        split="train",
+        val_split="val",
+        config=None,
+        overrides=TINY,
+        study_name="test-study",
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+    )
     assert set(best["params"]) >= {"lr", "width"}
     assert (tmp_path / "tune" / "best_params.yaml").is_file()
     import mlflow
 
-    runs = mlflow.search_runs(experiment_names=["hades-perception"],
-                              filter_string="tags.`hades.optuna_study` = 'test-study'")
+    runs = mlflow.search_runs(
+        experiment_names=["hades-perception"], filter_string="tags.`hades.optuna_study` = 'test-study'"
+    )
     assert len(runs) == 2

@@ -80,11 +80,18 @@ def fit(pipe: Pipeline, samples: list[Sample], radius_px: float, seed: int = 0) 
             for p, r in zip(peaks, right, strict=True):
                 peak_logits[k].append(float(np.log(p.score / (1 - p.score + 1e-9) + 1e-9)))
                 peak_labels[k].append(r)
-    seg_t = [_fit_temperature(np.concatenate(lg) if lg else np.zeros(0), np.concatenate(lb) if lb else np.zeros(0))
-             for lg, lb in zip(seg_logits, seg_labels, strict=True)]
+    seg_t = [
+        _fit_temperature(np.concatenate(lg) if lg else np.zeros(0), np.concatenate(lb) if lb else np.zeros(0))
+        for lg, lb in zip(seg_logits, seg_labels, strict=True)
+    ]
     lm_t = [_fit_temperature(np.array(lg), np.array(lb)) for lg, lb in zip(peak_logits, peak_labels, strict=True)]
     n_pix = sum(sum(a.size for a in lg) for lg in seg_logits)
     n_peaks = sum(len(v) for v in peak_logits)
-    log.info("calibration: class temperatures %s, landmark temperatures %s (%d pixels, %d peaks)",
-             [round(t, 3) for t in seg_t], [round(t, 3) for t in lm_t], n_pix, n_peaks)
+    log.info(
+        "calibration: class temperatures %s, landmark temperatures %s (%d pixels, %d peaks)",
+        [round(t, 3) for t in seg_t],
+        [round(t, 3) for t in lm_t],
+        n_pix,
+        n_peaks,
+    )
     return Fitted(seg_t, lm_t, n_pix, n_peaks)

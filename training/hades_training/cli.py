@@ -41,8 +41,15 @@ def _train(args: argparse.Namespace) -> int:
     from hades_training.train import train
 
     cfg = load_config(args.config, args.set)
-    best = train(cfg, args.data, Path(args.out), split=args.split, val_data=args.val_data, val_split=args.val_split,
-                 resume=Path(args.resume) if args.resume else None)
+    best = train(
+        cfg,
+        args.data,
+        Path(args.out),
+        split=args.split,
+        val_data=args.val_data,
+        val_split=args.val_split,
+        resume=Path(args.resume) if args.resume else None,
+    )
     print(f"best checkpoint: {best}")
     return 0
 
@@ -50,8 +57,18 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from hades_training.export import export
 
-    out = export(Path(args.checkpoint), Path(args.out), args.data, args.split, name=args.name, version=args.version,
-                 int8=args.int8, tensorrt=not args.no_tensorrt, force=args.force, max_items=args.max_items)
+    out = export(
+        Path(args.checkpoint),
+        Path(args.out),
+        args.data,
+        args.split,
+        name=args.name,
+        version=args.version,
+        int8=args.int8,
+        tensorrt=not args.no_tensorrt,
+        force=args.force,
+        max_items=args.max_items,
+    )
     print(f"bundle: {out}")
     return 0
 
@@ -68,8 +85,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             logging.getLogger("hades-train").warning("evaluation not logged to MLflow: %s", exc)
     seg = ", ".join(f"{c} {v['iou']:.3f}" for c, v in summary["segmentation"].items() if v["iou"] is not None)
     tips = summary["primary_root_tip"]
-    print(f"IoU: {seg}; primary tip median {tips['median_px']} px, within 1 mm {tips.get('within_1mm')}; "
-          f"pixel ECE {summary['calibration']['pixel_ece']}")
+    print(
+        f"IoU: {seg}; primary tip median {tips['median_px']} px, within 1 mm {tips.get('within_1mm')}; "
+        f"pixel ECE {summary['calibration']['pixel_ece']}"
+    )
     print(f"report: {out / 'report.md'}")
     return 0
 
@@ -77,8 +96,18 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from hades_training.tune import tune
 
-    best = tune(args.data, Path(args.out), args.trials, split=args.split, val_split=args.val_split,
-                config=args.config, overrides=args.set, study_name=args.study, storage=args.storage, seed=args.seed)
+    best = tune(
+        args.data,
+        Path(args.out),
+        args.trials,
+        split=args.split,
+        val_split=args.val_split,
+        config=args.config,
+        overrides=args.set,
+        study_name=args.study,
+        storage=args.storage,
+        seed=args.seed,
+    )
     print(f"best trial {best['trial']}: score {best['value']:.4f}, params {best['params']}")
     return 0
 

@@ -36,8 +36,8 @@ from hades_training.data.sample import Sample
 from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer
 from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
 from hades_training.model import SIZE_DIVISOR, HadesNet
-from hades_training.train import dataset_hash, git_commit
 from hades_training.tracking import redact
+from hades_training.train import dataset_hash, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,19 @@ def export_onnx(model: HadesNet, path: Path, example: torch.Tensor) -> None:
     h = torch.export.Dim("h16", min=2, max=512)
     w = torch.export.Dim("w16", min=2, max=512)
     torch.onnx.export(
-        model, (example,), str(path), input_names=[INPUT_TENSOR], output_names=[SEG_TENSOR, HEAT_TENSOR],
-        dynamic_shapes={"x": {2: SIZE_DIVISOR * h, 3: SIZE_DIVISOR * w}}, dynamo=True, external_data=False,
+        model,
+        (example,),
+        str(path),
+        input_names=[INPUT_TENSOR],
+        output_names=[SEG_TENSOR, HEAT_TENSOR],
+        dynamic_shapes={"x": {2: SIZE_DIVISOR * h, 3: SIZE_DIVISOR * w}},
+        dynamo=True,
+        external_data=False,
         optimize=True,
     )
 
 
-def parity(model: HadesNet, onnx_path: Path, chw: np.ndarray) -> dict[str, float]:
+def parity(model: HadesNet, onnx_path: Path, chw: np.ndarray) -> dict[str, Any]:
     """ONNX Runtime vs PyTorch on one real model input."""
     x = chw[None]
     with torch.no_grad():
@@ -104,24 +110,42 @@ def reference_stats(preds: list[Any], samples: list[Sample]) -> dict[str, Any]:
 
     return {
         "images": len(samples),
-        "input": {"grey_mean": ms(grey_means), "grey_std": ms(grey_stds),
-                  "grey_histogram_32": (hist / max(hist.sum(), 1)).round(6).tolist()},
-        "prediction": {"mask_fraction": {c: ms(v) for c, v in frac.items()},
-                       "class_confidence": {c: ms(v) for c, v in conf.items()},
-                       "landmarks_per_image": {k: ms(v) for k, v in counts.items()}},
+        "input": {
+            "grey_mean": ms(grey_means),
+            "grey_std": ms(grey_stds),
+            "grey_histogram_32": (hist / max(hist.sum(), 1)).round(6).tolist(),
+        },
+        "prediction": {
+            "mask_fraction": {c: ms(v) for c, v in frac.items()},
+            "class_confidence": {c: ms(v) for c, v in conf.items()},
+            "landmarks_per_image": {k: ms(v) for k, v in counts.items()},
+        },
     }
 
 
 def _check_classes(cfg: TrainConfig, sample: Sample, data: str) -> None:
     have = tuple(sample.masks)
     if tuple(cfg.classes) != have:
-        raise DatasetError(data, f"the checkpoint predicts classes {list(cfg.classes)} but the dataset has "
-                                 f"{list(have)}: export with data of the same classes, or retrain")
+        raise DatasetError(
+            data,
+            f"the checkpoint predicts classes {list(cfg.classes)} but the dataset has "
+            f"{list(have)}: export with data of the same classes, or retrain",
+        )
 
 
-def export(checkpoint: Path, out: Path, data: str, split: str | None, *, name: str = "hades-seedlings",
-           version: str | None = None, int8: bool = False, tensorrt: bool = True, force: bool = False,
-           max_items: int = 8) -> Path:
+def export(
+    checkpoint: Path,
+    out: Path,
+    data: str,
+    split: str | None,
+    *,
+    name: str = "hades-seedlings",
+    version: str | None = None,
+    int8: bool = False,
+    tensorrt: bool = True,
+    force: bool = False,
+    max_items: int = 8,
+) -> Path:
     model, cfg, ck = load_checkpoint(checkpoint)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists: bundles are immutable; choose another --out or pass --force")
@@ -145,8 +169,20 @@ def export(checkpoint: Path, out: Path, data: str, split: str | None, *, name: s
     return out
 
 
-def _build(model: HadesNet, cfg: TrainConfig, ck: dict[str, Any], tmp: Path, samples: list[Sample], reader: Any,
-           data: str, split: str | None, name: str, version: str, int8: bool, tensorrt: bool) -> dict[str, Any]:
+def _build(
+    model: HadesNet,
+    cfg: TrainConfig,
+    ck: dict[str, Any],
+    tmp: Path,
+    samples: list[Sample],
+    reader: Any,
+    data: str,
+    split: str | None,
+    name: str,
+    version: str,
+    int8: bool,
+    tensorrt: bool,
+) -> dict[str, Any]:
     onnx_path = tmp / "model.onnx"
     t0 = time.perf_counter()
     export_onnx(model, onnx_path, torch.zeros(1, 3, 256, 256))
@@ -165,8 +201,13 @@ def _build(model: HadesNet, cfg: TrainConfig, ck: dict[str, Any], tmp: Path, sam
     ppm = samples[0].truth.px_per_mm
     radius = TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
     fitted = fit(pipe, samples, radius, seed=cfg.seed)
-    draft = manifest_dict(cfg, name=name, version=version, seg_temperature=fitted.seg_temperature,
-                          landmark_temperature=fitted.landmark_temperature)
+    draft = manifest_dict(
+        cfg,
+        name=name,
+        version=version,
+        seg_temperature=fitted.seg_temperature,
+        landmark_temperature=fitted.landmark_temperature,
+    )
     pipe = Pipeline(Manifest.from_dict(draft), pipe.engine)
 
     scorer = Scorer(cfg.classes)
@@ -187,24 +228,47 @@ def _build(model: HadesNet, cfg: TrainConfig, ck: dict[str, Any], tmp: Path, sam
 
     extra: dict[str, Any] = {
         "golden": golden,
-        "metrics": {"dataset": {"path": str(Path(data).resolve()), "split": split, "items": len(samples),
-                                "sha256": dataset_hash(reader)},
-                    "values": metrics},
-        "export": {"parity": par, "onnx_opset": _opset(onnx_path), "exported_at": draft["created_at"],
-                   "calibration_fit": {"pixels": fitted.pixels, "peaks": fitted.peaks}},
-        "lineage": {"code_commit": ck.get("code_commit"), "export_commit": git_commit(),
-                    "training_data": ck.get("dataset"), "config": cfg.to_dict(),
-                    "mlflow_run_id": ck.get("mlflow_run_id"), "mlflow_tracking_uri": ck.get("mlflow_tracking_uri"),
-                    "checkpoint_epoch": ck.get("epoch"), "checkpoint_step": ck.get("step")},
+        "metrics": {
+            "dataset": {
+                "path": str(Path(data).resolve()),
+                "split": split,
+                "items": len(samples),
+                "sha256": dataset_hash(reader),
+            },
+            "values": metrics,
+        },
+        "export": {
+            "parity": par,
+            "onnx_opset": _opset(onnx_path),
+            "exported_at": draft["created_at"],
+            "calibration_fit": {"pixels": fitted.pixels, "peaks": fitted.peaks},
+        },
+        "lineage": {
+            "code_commit": ck.get("code_commit"),
+            "export_commit": git_commit(),
+            "training_data": ck.get("dataset"),
+            "config": cfg.to_dict(),
+            "mlflow_run_id": ck.get("mlflow_run_id"),
+            "mlflow_tracking_uri": ck.get("mlflow_tracking_uri"),
+            "checkpoint_epoch": ck.get("epoch"),
+            "checkpoint_step": ck.get("step"),
+        },
         "reference_stats": reference_stats(preds, samples),
         "engines": {},
     }
     if int8:
         extra["variants"] = {"model.int8.onnx": _int8(tmp, pipe, samples, cfg, metrics)}
-    extra["engines"], extra["tensorrt"] = _tensorrt(tmp, onnx_path, cfg) if tensorrt else ({}, {
-        "skipped": "not requested (--no-tensorrt)"})
-    final = manifest_dict(cfg, name=name, version=version, seg_temperature=fitted.seg_temperature,
-                          landmark_temperature=fitted.landmark_temperature, extra=extra)
+    extra["engines"], extra["tensorrt"] = (
+        _tensorrt(tmp, onnx_path, cfg) if tensorrt else ({}, {"skipped": "not requested (--no-tensorrt)"})
+    )
+    final = manifest_dict(
+        cfg,
+        name=name,
+        version=version,
+        seg_temperature=fitted.seg_temperature,
+        landmark_temperature=fitted.landmark_temperature,
+        extra=extra,
+    )
     final["files"] = file_entries(tmp)
     write_manifest(tmp, final)
     # Smoke run of the finished bundle as a node would load it.
@@ -249,8 +313,15 @@ def _int8(tmp: Path, pipe: Pipeline, samples: list[Sample], cfg: TrainConfig, fp
             return None if x is None else {INPUT_TENSOR: x}
 
     q_path = tmp / "model.int8.onnx"
-    quantize_static(str(tmp / "model.onnx"), str(q_path), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(tmp / "model.onnx"),
+        str(q_path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     q_pipe = Pipeline(pipe.manifest, OnnxRuntimeEngine(q_path, INPUT_TENSOR, ("CPUExecutionProvider",)))
     scorer = Scorer(cfg.classes, calibration=False, lengths=False)
     t_fp, t_q = [], []
@@ -262,13 +333,20 @@ def _int8(tmp: Path, pipe: Pipeline, samples: list[Sample], cfg: TrainConfig, fp
         scorer.add(q_pipe(s.image), s)
         t_q.append(time.perf_counter() - t0)
     q = scorer.summary()
-    cost = {c: (q["segmentation"][c]["iou"] or 0) - (fp32["segmentation"][c]["iou"] or 0)
-            for c in q["segmentation"] if c in fp32["segmentation"]}
-    return {"format": "QDQ static, per-channel int8 weights, uint8 activations",
-            "iou_change": cost, "primary_tip_median_px": q["primary_root_tip"].get("median_px"),
-            "primary_tip_median_px_fp32": fp32["primary_root_tip"].get("median_px"),
-            "latency_s_fp32": float(np.median(t_fp)), "latency_s_int8": float(np.median(t_q)),
-            "note": "served only when a node is configured to prefer it"}
+    cost = {
+        c: (q["segmentation"][c]["iou"] or 0) - (fp32["segmentation"][c]["iou"] or 0)
+        for c in q["segmentation"]
+        if c in fp32["segmentation"]
+    }
+    return {
+        "format": "QDQ static, per-channel int8 weights, uint8 activations",
+        "iou_change": cost,
+        "primary_tip_median_px": q["primary_root_tip"].get("median_px"),
+        "primary_tip_median_px_fp32": fp32["primary_root_tip"].get("median_px"),
+        "latency_s_fp32": float(np.median(t_fp)),
+        "latency_s_int8": float(np.median(t_q)),
+        "note": "served only when a node is configured to prefer it",
+    }
 
 
 def _tensorrt(tmp: Path, onnx_path: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -307,6 +385,7 @@ def _log_to_mlflow(ck: dict[str, Any], out: Path, manifest: dict[str, Any]) -> N
                 flat["export_val_pixel_ece"] = ece
             mlflow.log_metrics(flat)
             mlflow.set_tag("hades.bundle_version", manifest["version"])
-    except Exception as exc:  # noqa: BLE001
-        log.warning("bundle not logged to MLflow run %s at %s: %s", run_id,
-                    redact(str(ck.get("mlflow_tracking_uri"))), exc)
+    except Exception as exc:
+        log.warning(
+            "bundle not logged to MLflow run %s at %s: %s", run_id, redact(str(ck.get("mlflow_tracking_uri"))), exc
+        )

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 
-def seg_loss(logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor,
-             dice_weight: float) -> torch.Tensor:
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor, dice_weight: float) -> torch.Tensor:
     """logits/target (N, C, H, W); annotated (N, C) bool: classes without ground
     truth in an item (e.g. shoot in RootNav) do not count."""
     mask = annotated[:, :, None, None].float()

@@ -18,9 +18,15 @@ INPUT_TENSOR, SEG_TENSOR, HEAT_TENSOR = "image", "seg_logits", "heatmap_logits"
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
-def manifest_dict(cfg: TrainConfig, *, name: str = "provisional", version: str = "0",
-                  seg_temperature: list[float] | None = None, landmark_temperature: list[float] | None = None,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def manifest_dict(
+    cfg: TrainConfig,
+    *,
+    name: str = "provisional",
+    version: str = "0",
+    seg_temperature: list[float] | None = None,
+    landmark_temperature: list[float] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     d: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
@@ -28,16 +34,31 @@ def manifest_dict(cfg: TrainConfig, *, name: str = "provisional", version: str =
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "files": {"model.onnx": {"sha256": "", "size": 0}},
         "input": {
-            "tensor": INPUT_TENSOR, "layout": "NCHW", "dtype": "float32", "channels": "RGB",
+            "tensor": INPUT_TENSOR,
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channels": "RGB",
             "normalisation": {"scale": 1 / 255, "mean": list(MEAN), "std": list(STD)},
-            "crop": cfg.crop, "scale": cfg.scale, "tile": cfg.tile, "tile_overlap": cfg.tile_overlap,
+            "crop": cfg.crop,
+            "scale": cfg.scale,
+            "tile": cfg.tile,
+            "tile_overlap": cfg.tile_overlap,
             "size_divisor": SIZE_DIVISOR,
         },
         "outputs": {
-            "segmentation": {"tensor": SEG_TENSOR, "classes": list(cfg.classes), "activation": "sigmoid",
-                             "multi_label": True, "stride": 1},
-            "landmarks": {"tensor": HEAT_TENSOR, "kinds": list(cfg.kinds), "activation": "sigmoid",
-                          "stride": HEAT_STRIDE},
+            "segmentation": {
+                "tensor": SEG_TENSOR,
+                "classes": list(cfg.classes),
+                "activation": "sigmoid",
+                "multi_label": True,
+                "stride": 1,
+            },
+            "landmarks": {
+                "tensor": HEAT_TENSOR,
+                "kinds": list(cfg.kinds),
+                "activation": "sigmoid",
+                "stride": HEAT_STRIDE,
+            },
         },
         "calibration": {
             "method": "temperature scaling on the validation split",

@@ -68,7 +68,9 @@ class HadesNet(nn.Module):
             nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(2 * c, n_kinds, 1)
         )
         # Start heatmaps and masks near "nothing here": most pixels are background.
-        nn.init.constant_(self.heat_head[-1].bias, -4.6)
+        heat_out = self.heat_head[-1]
+        assert isinstance(heat_out, nn.Conv2d) and heat_out.bias is not None and self.seg_head.bias is not None
+        nn.init.constant_(heat_out.bias, -4.6)
         nn.init.constant_(self.seg_head.bias, -2.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

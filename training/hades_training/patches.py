@@ -31,20 +31,23 @@ class Augment:
 def sample_patch(
     rng: np.random.Generator, item: Prepared, size: int, stride: int, focus_p: float = 0.7
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A (size x size) patch of image, seg and heat targets (heat at size/stride)."""
+    """A (size x size) patch of image, seg and heat targets (heat at size/stride).
+    With probability focus_p it is centred near foreground; within that, 40 % of
+    the time near a landmark (tips and seeds are few pixels among millions)."""
     h, w = item.image.shape[:2]
     if item.focus.size and rng.random() < focus_p:
-        cy, cx = item.focus[rng.integers(len(item.focus))]
+        pool = item.points if item.points.size and rng.random() < 0.4 else item.focus
+        cy, cx = pool[rng.integers(len(pool))]
         y, x = int(cy) - size // 2 + int(rng.integers(-size // 4, size // 4 + 1)), int(cx) - size // 2
     else:
         y, x = int(rng.integers(0, max(1, h - size + 1))), int(rng.integers(0, max(1, w - size + 1)))
     # Patch origins on the heatmap grid, so heat targets align exactly.
     y = int(np.clip(y, 0, max(0, h - size))) // stride * stride
     x = int(np.clip(x, 0, max(0, w - size))) // stride * stride
-    img = _pad(item.image[y:y + size, x:x + size], size, size)
-    seg = _pad(item.seg[:, y:y + size, x:x + size], size, size)
+    img = _pad(item.image[y : y + size, x : x + size], size, size)
+    seg = _pad(item.seg[:, y : y + size, x : x + size], size, size)
     hs = size // stride
-    heat = _pad(item.heat[:, y // stride:y // stride + hs, x // stride:x // stride + hs], hs, hs)
+    heat = _pad(item.heat[:, y // stride : y // stride + hs, x // stride : x // stride + hs], hs, hs)
     return img, seg, heat
 
 
@@ -59,9 +62,10 @@ def _pad(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.pad(a, pad)
 
 
-def augment(rng: np.random.Generator, img: np.ndarray, seg: np.ndarray, heat: np.ndarray,
-            aug: Augment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    x = img.astype(np.float32)
+def augment(
+    rng: np.random.Generator, img: np.ndarray, seg: np.ndarray, heat: np.ndarray, aug: Augment
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x: np.ndarray = img.astype(np.float32)
     x = (x - 128.0) * rng.uniform(*aug.contrast) + 128.0 + rng.uniform(-aug.brightness, aug.brightness)
     x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** rng.uniform(*aug.gamma)
     if rng.random() < aug.blur_p:

@@ -24,6 +24,7 @@ class Prepared:
     heat: np.ndarray  # (K, ceil(h/s), ceil(w/s)) float32 Gaussian targets, 1 at the cell of each landmark
     annotated: np.ndarray  # (C,) bool: classes with ground truth in this item
     focus: np.ndarray  # (N, 2) int model px (y, x) of foreground, for patch sampling
+    points: np.ndarray  # (M, 2) int model px (y, x) of landmarks (tips, seeds), for patch sampling
     frame: Frame
     box: tuple[int, int, int, int]
 
@@ -56,7 +57,7 @@ def render_heat(points: list[tuple[float, float]], shape: tuple[int, int], sigma
     h, w = shape
     r = int(np.ceil(3 * sigma))
     for gx, gy in points:
-        cx, cy = int(round(gx)), int(round(gy))
+        cx, cy = round(gx), round(gy)
         if not (0 <= cx < w and 0 <= cy < h):
             continue
         y0, y1, x0, x1 = max(0, cy - r), min(h, cy + r + 1), max(0, cx - r), min(w, cx + r + 1)
@@ -67,24 +68,38 @@ def render_heat(points: list[tuple[float, float]], shape: tuple[int, int], sigma
     return heat
 
 
-def prepare(sample: Sample, classes: tuple[str, ...], kinds: tuple[str, ...], *, scale: float, crop: str,
-            stride: int, sigma: float) -> Prepared:
+def prepare(
+    sample: Sample,
+    classes: tuple[str, ...],
+    kinds: tuple[str, ...],
+    *,
+    scale: float,
+    crop: str,
+    stride: int,
+    sigma: float,
+) -> Prepared:
     box = crop_box(sample.image, crop)
     x0, y0, x1, y1 = box
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     image = cv2.resize(sample.image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
-    seg = np.stack([
-        cv2.resize(sample.masks[c][y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        for c in classes
-    ])
+    seg = np.stack(
+        [
+            cv2.resize(sample.masks[c][y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            for c in classes
+        ]
+    )
     frame = Frame(x0, y0, scale)
     hshape = (-(-size[1] // stride), -(-size[0] // stride))
     heat = np.zeros((len(kinds), *hshape), np.float32)
+    centres: list[tuple[int, int]] = []
     for k, pts in enumerate(landmark_points(sample, kinds).values()):
         if pts:
             u, v = frame.to_model(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-            heat[k] = render_heat(list(zip(model_to_grid(u, stride), model_to_grid(v, stride), strict=True)),
-                                  hshape, sigma)
+            centres += [(round(b), round(a)) for a, b in zip(u, v, strict=True)]
+            heat[k] = render_heat(
+                list(zip(model_to_grid(u, stride), model_to_grid(v, stride), strict=True)), hshape, sigma
+            )
     fg = np.argwhere(seg.max(axis=0) > 0.25)
     annotated = np.array([c in sample.annotated for c in classes])
-    return Prepared(sample.stem, image, seg, heat, annotated, fg.astype(np.int32), frame, box)
+    points = np.array(centres, np.int32).reshape(-1, 2)
+    return Prepared(sample.stem, image, seg, heat, annotated, fg.astype(np.int32), points, frame, box)

@@ -59,7 +59,7 @@ def start_tracking(experiment: str) -> str:
                 artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifacts)
         mlflow.set_experiment(experiment)
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the store stops the run
+    except Exception as exc:
         raise RuntimeError(
             f"MLflow tracking store {redact(uri)} is not reachable ({type(exc).__name__}: {str(exc)[:200]}). "
             "Start it, fix MLFLOW_TRACKING_URI, or unset MLFLOW_TRACKING_URI to use the local store in "

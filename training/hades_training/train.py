@@ -17,8 +17,8 @@ import math
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,19 @@ class Datasets:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -86,12 +95,27 @@ def open_datasets(data: str, split: str | None, val_data: str | None, val_split:
     val = open_dataset(val_data or data, val_split, skip_bad=True)
     shared = {i.stem for i in train.items} & {i.stem for i in val.items}
     if shared:
-        raise DatasetError(data, f"{len(shared)} items are in both training and validation data, e.g. "
-                                 f"{sorted(shared)[0]}: split by experiment, never share items")
-    desc = {"train": {"path": str(Path(data).resolve()), "split": split, "items": len(train),
-                      "sha256": dataset_hash(train), "skipped": [str(e) for e in train.skipped]},
-            "val": {"path": str(Path(val_data or data).resolve()), "split": val_split, "items": len(val),
-                    "sha256": dataset_hash(val), "skipped": [str(e) for e in val.skipped]}}
+        raise DatasetError(
+            data,
+            f"{len(shared)} items are in both training and validation data, e.g. "
+            f"{sorted(shared)[0]}: split by experiment, never share items",
+        )
+    desc = {
+        "train": {
+            "path": str(Path(data).resolve()),
+            "split": split,
+            "items": len(train),
+            "sha256": dataset_hash(train),
+            "skipped": [str(e) for e in train.skipped],
+        },
+        "val": {
+            "path": str(Path(val_data or data).resolve()),
+            "split": val_split,
+            "items": len(val),
+            "sha256": dataset_hash(val),
+            "skipped": [str(e) for e in val.skipped],
+        },
+    }
     return Datasets(train, val, desc)
 
 
@@ -102,13 +126,15 @@ def prepare_all(reader: Reader, cfg: TrainConfig) -> list[Prepared]:
         missing = [c for c in cfg.classes if c not in s.masks]
         if missing:
             raise DatasetError(s.image_path, f"has no masks for classes {missing} the config trains")
-        out.append(prepare(s, cfg.classes, cfg.kinds, scale=cfg.scale, crop=cfg.crop, stride=HEAT_STRIDE,
-                           sigma=cfg.heat_sigma))
+        out.append(
+            prepare(s, cfg.classes, cfg.kinds, scale=cfg.scale, crop=cfg.crop, stride=HEAT_STRIDE, sigma=cfg.heat_sigma)
+        )
     return out
 
 
-def make_batch(rng: np.random.Generator, items: list[Prepared], cfg: TrainConfig, aug: Augment,
-               device: torch.device) -> tuple[torch.Tensor, ...]:
+def make_batch(
+    rng: np.random.Generator, items: list[Prepared], cfg: TrainConfig, aug: Augment, device: torch.device
+) -> tuple[torch.Tensor, ...]:
     from hades_training.manifest_spec import MEAN, STD
 
     imgs, segs, heats, ann = [], [], [], []
@@ -122,8 +148,12 @@ def make_batch(rng: np.random.Generator, items: list[Prepared], cfg: TrainConfig
         ann.append(item.annotated)
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
-    return (x.to(device), torch.from_numpy(np.stack(segs)).to(device), torch.from_numpy(np.stack(heats)).to(device),
-            torch.from_numpy(np.stack(ann)).to(device))
+    return (
+        x.to(device),
+        torch.from_numpy(np.stack(segs)).to(device),
+        torch.from_numpy(np.stack(heats)).to(device),
+        torch.from_numpy(np.stack(ann)).to(device),
+    )
 
 
 def validate(model: torch.nn.Module, reader: Reader, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
@@ -147,9 +177,18 @@ def _distributed() -> tuple[int, int]:
 EpochHook = Callable[[int, float, dict[str, Any]], None]
 
 
-def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, val_data: str | None = None,
-          val_split: str | None = None, resume: Path | None = None, on_epoch: EpochHook | None = None,
-          tags: dict[str, str] | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    data: str,
+    out: Path,
+    *,
+    split: str | None = None,
+    val_data: str | None = None,
+    val_split: str | None = None,
+    resume: Path | None = None,
+    on_epoch: EpochHook | None = None,
+    tags: dict[str, str] | None = None,
+) -> Path:
     """Train and return the path of the best checkpoint. `on_epoch(epoch, score, summary)`
     runs after each validation (tuning uses it to prune); an exception from it ends
     training after the checkpoint of that epoch is written."""
@@ -160,8 +199,11 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
         torch.cuda.set_device(device)
     amp_dtype = None
     if device.type == "cuda" and cfg.amp != "off":
-        amp_dtype = torch.bfloat16 if cfg.amp == "bf16" or (
-            cfg.amp == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
+        amp_dtype = (
+            torch.bfloat16
+            if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported())
+            else torch.float16
+        )
     torch.manual_seed(cfg.seed + rank)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
@@ -178,7 +220,8 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
     total = cfg.epochs * cfg.steps_per_epoch
     warm = min(100, total // 10 + 1)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
     rng = np.random.default_rng([cfg.seed, rank])
@@ -203,17 +246,34 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
     try:
         if run is not None and run_id is None:
             mlflow.log_params({k: v for k, v in cfg.to_dict().items() if k != "extra"})
-            mlflow.log_params({"train_items": len(ds.train), "val_items": len(ds.val), "device": device.type,
-                               "world_size": world, "parameters": parameter_count(model),
-                               "code_commit": git_commit()})
+            mlflow.log_params(
+                {
+                    "train_items": len(ds.train),
+                    "val_items": len(ds.val),
+                    "device": device.type,
+                    "world_size": world,
+                    "parameters": parameter_count(model),
+                    "code_commit": git_commit(),
+                }
+            )
             mlflow.log_dict(ds.description, "dataset.json")
-            mlflow.set_tags({"hades.train_data_sha256": ds.description["train"]["sha256"][:16],
-                             "hades.code_commit": git_commit(), **(tags or {})})
+            mlflow.set_tags(
+                {
+                    "hades.train_data_sha256": ds.description["train"]["sha256"][:16],
+                    "hades.code_commit": git_commit(),
+                    **(tags or {}),
+                }
+            )
         for epoch in range(start_epoch, cfg.epochs):
             net.train()
             t0, losses = time.perf_counter(), []
-            bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                       disable=rank != 0, leave=False)
+            bar = tqdm(
+                range(cfg.steps_per_epoch),
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                unit="step",
+                disable=rank != 0,
+                leave=False,
+            )
             for _ in bar:
                 x, seg_t, heat_t, ann = make_batch(rng, items, cfg, aug, device)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -235,8 +295,14 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
             summary = validate(model, ds.val, cfg, device)
             score = headline(summary)
             mean = np.mean(losses, axis=0)
-            metrics = {"loss": mean[0], "loss_seg": mean[1], "loss_heat": mean[2], "lr": sched.get_last_lr()[0],
-                       "val_score": score, "epoch_seconds": train_time}
+            metrics = {
+                "loss": mean[0],
+                "loss_seg": mean[1],
+                "loss_heat": mean[2],
+                "lr": sched.get_last_lr()[0],
+                "val_score": score,
+                "epoch_seconds": train_time,
+            }
             for c, v in summary["segmentation"].items():
                 if v["iou"] is not None:
                     metrics[f"val_iou_{c}"] = v["iou"]
@@ -245,16 +311,35 @@ def train(cfg: TrainConfig, data: str, out: Path, *, split: str | None = None, v
                 if tips.get(key) is not None:
                     metrics[f"val_tip_{key}"] = tips[key]
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=epoch + 1)
-            log.info("epoch %d/%d  loss %.4f (seg %.4f, heat %.4f)  val %s  tip median %s px  score %.3f  %.0f s",
-                     epoch + 1, cfg.epochs, mean[0], mean[1], mean[2],
-                     " ".join(f"{c}={v['iou']:.3f}" for c, v in summary["segmentation"].items()
-                              if v["iou"] is not None),
-                     tips.get("median_px"), score, train_time)
-            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "epoch": epoch, "step": step, "best": max(best, score), "config": cfg.to_dict(),
-                     "mlflow_run_id": mlflow.active_run().info.run_id, "mlflow_tracking_uri": redact(uri),
-                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "dataset": ds.description, "code_commit": git_commit(), "val_summary": summary}
+            log.info(
+                "epoch %d/%d  loss %.4f (seg %.4f, heat %.4f)  val %s  tip median %s px  score %.3f  %.0f s",
+                epoch + 1,
+                cfg.epochs,
+                mean[0],
+                mean[1],
+                mean[2],
+                " ".join(f"{c}={v['iou']:.3f}" for c, v in summary["segmentation"].items() if v["iou"] is not None),
+                tips.get("median_px"),
+                score,
+                train_time,
+            )
+            assert run is not None  # rank 0 has the run
+            state = {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "best": max(best, score),
+                "config": cfg.to_dict(),
+                "mlflow_run_id": run.info.run_id,
+                "mlflow_tracking_uri": redact(uri),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "dataset": ds.description,
+                "code_commit": git_commit(),
+                "val_summary": summary,
+            }
             torch.save(state, ckdir / "last.pt.tmp")
             os.replace(ckdir / "last.pt.tmp", ckdir / "last.pt")
             if score > best:

@@ -33,8 +33,19 @@ def suggest(trial: Any, base: TrainConfig) -> dict[str, Any]:
     }
 
 
-def tune(data: str, out: Path, trials: int, *, split: str | None, val_split: str | None, config: str | None,
-         overrides: list[str], study_name: str, storage: str | None, seed: int = 0) -> dict[str, Any]:
+def tune(
+    data: str,
+    out: Path,
+    trials: int,
+    *,
+    split: str | None,
+    val_split: str | None,
+    config: str | None,
+    overrides: list[str],
+    study_name: str,
+    storage: str | None,
+    seed: int = 0,
+) -> dict[str, Any]:
     import optuna
 
     from hades_training.train import train
@@ -43,7 +54,10 @@ def tune(data: str, out: Path, trials: int, *, split: str | None, val_split: str
     storage = storage or f"sqlite:///{data_dir() / 'optuna.db'}"
     Path(data_dir()).mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
@@ -61,14 +75,26 @@ def tune(data: str, out: Path, trials: int, *, split: str | None, val_split: str
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch + 1} (score {score:.3f})")
 
-        train(cfg, data, out / f"trial-{trial.number:03d}", split=split, val_split=val_split, on_epoch=report,
-              tags={"hades.optuna_study": study_name, "hades.optuna_trial": str(trial.number)})
+        train(
+            cfg,
+            data,
+            out / f"trial-{trial.number:03d}",
+            split=split,
+            val_split=val_split,
+            on_epoch=report,
+            tags={"hades.optuna_study": study_name, "hades.optuna_trial": str(trial.number)},
+        )
         return max(scores) if scores else 0.0
 
     study.optimize(objective, n_trials=trials)
     best = {"value": study.best_value, "trial": study.best_trial.number, "params": study.best_params}
     out.mkdir(parents=True, exist_ok=True)
     (out / "best_params.yaml").write_text(yaml.safe_dump({**study.best_params}, sort_keys=True))
-    log.info("best trial %d: score %.4f with %s (written to %s)", best["trial"], best["value"], best["params"],
-             out / "best_params.yaml")
+    log.info(
+        "best trial %d: score %.4f with %s (written to %s)",
+        best["trial"],
+        best["value"],
+        best["params"],
+        out / "best_params.yaml",
+    )
     return best

@@ -27,8 +27,16 @@ from hades_training.evaluate.scoring import Scorer
 log = logging.getLogger(__name__)
 
 
-def evaluate(bundle: Path, data: str, split: str | None, out: Path, *, max_items: int | None = None,
-             overlays: int = 6, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> dict[str, Any]:
+def evaluate(
+    bundle: Path,
+    data: str,
+    split: str | None,
+    out: Path,
+    *,
+    max_items: int | None = None,
+    overlays: int = 6,
+    providers: tuple[str, ...] = ("CPUExecutionProvider",),
+) -> dict[str, Any]:
     manifest = open_bundle(bundle)
     pipe = Pipeline.from_bundle(bundle, providers=providers)
     reader = open_dataset(data, split, skip_bad=True)
@@ -42,8 +50,10 @@ def evaluate(bundle: Path, data: str, split: str | None, out: Path, *, max_items
         timings.append(pred.timing_ms)
         fig = scorer.add(pred, s)
         if i < overlays:
-            markers = [Marker(lm.kind, lm.x, lm.y, lm.plant, lm.confidence < pred.low_confidence_threshold)
-                       for lm in pred.landmarks]
+            markers = [
+                Marker(lm.kind, lm.x, lm.y, lm.plant, lm.confidence < pred.low_confidence_threshold)
+                for lm in pred.landmarks
+            ]
             pic = draw_overlay(s.image, pred.masks, markers)
             scale = pic.shape[1] / s.image.shape[1]
             for p in s.truth.plants:
@@ -54,8 +64,12 @@ def evaluate(bundle: Path, data: str, split: str | None, out: Path, *, max_items
         log.debug("%s: %s", s.stem, fig)
     summary = scorer.summary()
     summary["model"] = {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
-    summary["dataset"] = {"path": str(Path(data).resolve()), "split": split, "items": n,
-                          "skipped": [str(e) for e in reader.skipped]}
+    summary["dataset"] = {
+        "path": str(Path(data).resolve()),
+        "split": split,
+        "items": n,
+        "skipped": [str(e) for e in reader.skipped],
+    }
     summary["timing_ms_median"] = {k: sorted(t[k] for t in timings)[len(timings) // 2] for k in timings[0]}
     summary["engine"] = pipe.engine.name
     summary["per_image"] = scorer.images
@@ -131,10 +145,15 @@ def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> None:
     start_tracking("hades-perception-evaluation")
     name = f"evaluate {manifest.version} on {summary['dataset']['split'] or Path(summary['dataset']['path']).name}"
     with mlflow.start_run(run_name=name):
-        mlflow.set_tags({"hades.bundle_version": manifest.version,
-                         "hades.training_run_id": str(manifest.raw.get("lineage", {}).get("mlflow_run_id"))})
-        mlflow.log_params({"data": summary["dataset"]["path"], "split": summary["dataset"]["split"],
-                           "items": summary["images"]})
+        mlflow.set_tags(
+            {
+                "hades.bundle_version": manifest.version,
+                "hades.training_run_id": str(manifest.raw.get("lineage", {}).get("mlflow_run_id")),
+            }
+        )
+        mlflow.log_params(
+            {"data": summary["dataset"]["path"], "split": summary["dataset"]["split"], "items": summary["images"]}
+        )
         flat = {f"iou_{c}": v["iou"] for c, v in summary["segmentation"].items() if v["iou"] is not None}
         for k in ("median_px", "p95_px", "within_1mm", "within_radius"):
             if summary["primary_root_tip"].get(k) is not None:

@@ -97,10 +97,14 @@ class Scorer:
             self.pixel_bins[name].add(np.maximum(p, 1 - p), (p > 0.5) == gt)
 
     def _add_lengths(self, pred: Prediction, sample: Sample) -> None:
-        derived = derive_plants(pred.masks["root"].astype(np.uint8), pred.masks.get("seed"), None,
-                                pred.masks.get("occluded_root"))
-        have = [(p.primary_root_tip, p.primary_root_length_px) for p in derived
-                if p.primary_root_tip and p.primary_root_length_px]
+        derived = derive_plants(
+            pred.masks["root"].astype(np.uint8), pred.masks.get("seed"), None, pred.masks.get("occluded_root")
+        )
+        have = [
+            (p.primary_root_tip, p.primary_root_length_px)
+            for p in derived
+            if p.primary_root_tip and p.primary_root_length_px
+        ]
         ppm = sample.truth.px_per_mm
         gate = PRIMARY_MATCH_MM * ppm if ppm else 5 * UNCALIBRATED_RADIUS_PX
         for plant in sample.truth.plants:
@@ -114,14 +118,17 @@ class Scorer:
     def summary(self) -> dict[str, Any]:
         per_class = {
             c: {"iou": s.iou, "f1": s.f1, "precision": s.precision, "recall": s.recall}
-            for c, s in self.seg.items() if s.tp + s.fp + s.fn > 0
+            for c, s in self.seg.items()
+            if s.tp + s.fp + s.fn > 0
         }
         detection = {}
         for kind, (tp, fp, fn) in self.detection.items():
             detection[kind] = {
                 "precision": tp / (tp + fp) if tp + fp else None,
                 "recall": tp / (tp + fn) if tp + fn else None,
-                "tp": tp, "fp": fp, "fn": fn,
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
             }
         pixels = CalibrationBins()
         for b in self.pixel_bins.values():
@@ -140,8 +147,7 @@ class Scorer:
                 "pixel_ece_per_class": {c: b.ece() for c, b in self.pixel_bins.items() if b.count},
                 "primary_tip_ece": self.landmark_bins.ece(),
             },
-            "primary_root_length_smape_pct": smape(self.lengths_pred, self.lengths_true) if self.lengths_true
-            else None,
+            "primary_root_length_smape_pct": smape(self.lengths_pred, self.lengths_true) if self.lengths_true else None,
         }
         return _finite(out)
 
