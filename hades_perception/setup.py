@@ -16,6 +16,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        # launch/ is a link to the repository's top-level launch folder.
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
     ],
 )

@@ -2,6 +2,8 @@
 
 predict <image or folder> --model <bundle> --out DIR
     per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size) and DIR/<stem>.json
+run --params config/perception.yaml [--namespace hades] [--camera-topic TOPIC]
+    the ROS 2 node, started as launch/perception.launch.py starts it
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from hades_perception.engine import DEFAULT_PROVIDERS
+from hades_perception.prediction import Prediction
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 log = logging.getLogger("hades-perception")
@@ -31,6 +34,22 @@ def read_image(path: Path) -> np.ndarray:
     elif img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img
+
+
+def _write_overlay(path: Path, image: np.ndarray, pred: Prediction) -> None:
+    """Masks, landmarks (low-confidence ones ringed) and the certainty map side by side."""
+    from hades_perception.overlay import Marker, draw_overlay
+    from hades_perception.pipeline import as_rgb8
+
+    markers = [
+        Marker(lm.kind, lm.x, lm.y, lm.plant, lm.confidence < pred.low_confidence_threshold) for lm in pred.landmarks
+    ]
+    pic = draw_overlay(as_rgb8(image), pred.masks, markers)
+    conf = cv2.applyColorMap(
+        cv2.resize(pred.confidence_map, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_AREA),
+        cv2.COLORMAP_VIRIDIS,
+    )
+    cv2.imwrite(str(path), np.hstack([cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), conf]))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -51,7 +70,8 @@ def _predict(args: argparse.Namespace) -> int:
     failed = 0
     for path in files:
         try:
-            pred = pipe(read_image(path))
+            image = read_image(path)
+            pred = pipe(image)
         except ValueError as exc:
             log.error("%s: %s", path, exc)
             failed += 1
@@ -59,12 +79,20 @@ def _predict(args: argparse.Namespace) -> int:
         for cls, mask in pred.masks.items():
             cv2.imwrite(str(out / f"{path.stem}_{cls}_mask.png"), mask.astype(np.uint8) * 255)
         (out / f"{path.stem}.json").write_text(json.dumps(pred.to_json(), indent=1))
+        if args.overlay:
+            _write_overlay(out / f"{path.stem}_overlay.png", image, pred)
         tips = sum(lm.kind == "primary_root_tip" for lm in pred.landmarks)
         log.info(
             "%s: %d primary tips, %d landmarks, %.0f ms", path.name, tips, len(pred.landmarks), pred.timing_ms["total"]
         )
     print(f"wrote predictions for {len(files) - failed} of {len(files)} image(s) to {out}")
     return 1 if failed else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hades_perception.launching import run
+
+    return run(Path(args.params), args.namespace, args.camera_topic, args.remap, args.log_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish (120 mm agar width)"
     )
+    p.add_argument(
+        "--overlay",
+        action="store_true",
+        help="also write <stem>_overlay.png: masks and landmarks beside the certainty map",
+    )
     p.set_defaults(func=_predict)
+
+    from hades_perception import launching
+
+    p = sub.add_parser("run", help="start the perception node as launch/perception.launch.py would")
+    p.add_argument("--params", default=str(launching.package_dir() / launching.DEFAULT_PARAMS),
+                   help="ROS 2 parameter file (default: the package's config/perception.yaml)")
+    p.add_argument("--namespace", default=launching.DEFAULT_NAMESPACE, help="node namespace (one per camera)")
+    p.add_argument("--camera-topic", default=launching.DEFAULT_CAMERA_TOPIC, help="camera image topic")
+    p.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="extra topic remapping")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    p.set_defaults(func=_run)
     return parser
 
 

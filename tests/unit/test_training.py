@@ -108,6 +108,11 @@ def test_export_writes_a_verified_versioned_bundle(tiny_bundle: Path):
     assert "skipped" in raw["tensorrt"]
     assert all(t > 0 for t in m.calibration.seg_temperature)
     assert sum(f["size"] for f in raw["files"].values()) < 20_000_000
+    import jsonschema
+
+    from tests.conftest import REPO
+
+    jsonschema.validate(raw, json.loads((REPO / "models" / "manifest.schema.json").read_text()))
 
 
 def test_export_of_a_checkpoint_whose_classes_differ_leaves_nothing_behind(

@@ -112,6 +112,13 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _card(args: argparse.Namespace) -> int:
+    from hades_training.card import write_card
+
+    print(f"model card: {write_card(Path(args.model), Path(args.report), Path(args.out))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hades-train", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -190,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in $HADES_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.set_defaults(func=_tune)
+
+    p = sub.add_parser("card", help="write a model card from a bundle and a test evaluation")
+    p.add_argument("--model", required=True, help="model bundle folder")
+    p.add_argument("--report", required=True, help="metrics.json from evaluate on a test split")
+    p.add_argument("--out", required=True, help="where to write the card (Markdown)")
+    p.set_defaults(func=_card)
 
     from hades_training.azure_job import add_azure_parser
 

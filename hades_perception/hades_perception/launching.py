@@ -1,0 +1,46 @@
+"""Starting the node without `ros2 launch`, with what the launch files use.
+
+Where ROS 2 comes from pip wheels there is no `ros2 launch`. `hades-perception run`
+starts the same executable with the same node name, namespace, parameter file and
+remapping as launch/perception.launch.py; a test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = "hades_perception"
+EXECUTABLE = "perception_node"  # console script -> hades_perception.node:main
+NODE_NAME = "hades_perception"
+DEFAULT_NAMESPACE = "hades"
+DEFAULT_PARAMS = "config/perception.yaml"  # inside the package: share/hades_perception/config on a robot
+INPUT_REMAP = "image_raw"  # the node's input topic name, remapped to the camera's
+DEFAULT_CAMERA_TOPIC = "/hades/camera/image_raw"
+
+
+def package_dir() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def node_command(params: Path, namespace: str = DEFAULT_NAMESPACE, camera_topic: str = DEFAULT_CAMERA_TOPIC,
+                 extra_remaps: list[str] | None = None, log_level: str = "info") -> list[str]:
+    """The command line `ros2 launch hades_perception perception.launch.py` would run."""
+    ns = namespace if namespace.startswith("/") else f"/{namespace}"
+    cmd = [sys.executable, "-m", "hades_perception.node", "--ros-args", "-r", f"__node:={NODE_NAME}",
+           "-r", f"__ns:={ns}", "--params-file", str(params), "-r", f"{INPUT_REMAP}:={camera_topic}",
+           "--log-level", log_level]
+    for remap in extra_remaps or []:
+        cmd += ["-r", remap]
+    return cmd
+
+
+def run(params: Path, namespace: str, camera_topic: str, extra_remaps: list[str], log_level: str) -> int:
+    """Replace this process with the node (signals then reach rclpy directly)."""
+    if not params.is_file():
+        raise FileNotFoundError(f"{params}: no such parameter file")
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    cmd = node_command(params, namespace, camera_topic, extra_remaps, log_level)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached

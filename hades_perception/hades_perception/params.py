@@ -1,0 +1,101 @@
+"""The node's parameters: one table for names, types, defaults, ranges and descriptions.
+
+The node declares exactly these (with descriptors), config/*.yaml sets them, and
+the launch-file agreement test checks both against this table. Names follow the
+Isaac ROS vocabulary where one exists (engine_file_path, force_engine_update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hades_perception.engine import DEFAULT_PROVIDERS
+from hades_perception.pipeline import MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None  # inclusive, for int and float
+    choices: tuple[str, ...] | None = None
+    read_only: bool = True  # most take effect at start-up only
+
+
+PARAMS: tuple[Param, ...] = (
+    # topics and QoS
+    Param("image_topic", "image_raw", "Hades camera image topic (sensor_msgs/Image), relative to the namespace"),
+    Param("compressed_topic", "", "Compressed image topic (sensor_msgs/CompressedImage); empty: not subscribed"),
+    Param(
+        "qos_reliability",
+        "best_effort",
+        "Input QoS reliability; sensor data is best effort",
+        choices=("best_effort", "reliable"),
+    ),
+    Param("qos_depth", 2, "Input QoS history depth", range=(1, 100)),
+    Param(
+        "output_qos_reliability", "reliable", "Reliability of the output topics", choices=("best_effort", "reliable")
+    ),
+    # model and engine
+    Param(
+        "model_bundle_path",
+        "models/hades-seedlings",
+        "Model bundle folder (manifest.json, model.onnx); relative paths start at the working directory",
+    ),
+    Param(
+        "execution_providers",
+        list(DEFAULT_PROVIDERS),
+        "ONNX Runtime execution providers by preference; unavailable ones are skipped",
+    ),
+    Param(
+        "engine_file_path",
+        "",
+        "A TensorRT engine to run instead of ONNX Runtime; empty: the bundle's engine "
+        "for this GPU if any, else ONNX Runtime",
+    ),
+    Param("force_engine_update", False, "Rebuild the TensorRT engine from the bundle's ONNX at start-up"),
+    Param("intra_op_threads", 0, "ONNX Runtime threads; 0: all cores", range=(0, 256)),
+    # calibration
+    Param(
+        "px_per_mm", 0.0, "Pixels per millimetre; 0: measure from the dish (agar width = dish_mm)", range=(0.0, 1000.0)
+    ),
+    Param("dish_mm", 120.0, "Agar width of the dish in mm, for dish-based calibration", range=(10.0, 500.0)),
+    # queue
+    Param("queue_size", 1, "Frames that may wait for the engine", range=(1, 16)),
+    Param(
+        "queue_policy",
+        "keep_newest",
+        "When the queue is full: drop the oldest waiting frame, or the new one",
+        choices=("keep_newest", "keep_oldest"),
+    ),
+    # outputs
+    Param("publish_confidence_image", True, "Publish the per-pixel confidence image"),
+    Param("publish_colour_mask", True, "Publish an rgb8 overlay of all classes for viewing"),
+    Param("max_image_pixels", MAX_PIXELS, "Frames larger than this are refused", range=(1, 2**31 - 1)),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", range=(0.1, 60.0), read_only=False),
+)
+
+BY_NAME = {p.name: p for p in PARAMS}
+
+
+def check(values: dict[str, Any]) -> list[str]:
+    """Problems with a set of parameter values (unknown names, types, ranges, choices)."""
+    problems = []
+    for name, value in values.items():
+        p = BY_NAME.get(name)
+        if p is None:
+            problems.append(f"unknown parameter {name!r}")
+            continue
+        want = type(p.default)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            problems.append(f"{name}: expected {want.__name__}, got {type(value).__name__} {value!r}")
+            continue
+        if p.range and not p.range[0] <= value <= p.range[1]:
+            problems.append(f"{name}: {value} outside [{p.range[0]}, {p.range[1]}]")
+        if p.choices and value not in p.choices:
+            problems.append(f"{name}: {value!r} is not one of {list(p.choices)}")
+    return problems
