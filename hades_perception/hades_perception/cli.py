@@ -89,6 +89,48 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _bag_make(args: argparse.Namespace) -> int:
+    from hades_perception.bag import make_bag
+
+    n = make_bag(
+        Path(args.images),
+        Path(args.out),
+        topic=args.topic,
+        rate_hz=args.rate,
+        storage=args.storage,
+        frame_id=args.frame_id,
+        encoding=args.encoding,
+        compressed=args.compressed,
+        repeat=args.repeat,
+    )
+    print(f"wrote {n} frames to {args.out} ({args.storage}, {args.rate} Hz on {args.topic})")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from hades_perception.replay import replay, write_report
+
+    report = replay(
+        Path(args.bag),
+        namespace=args.namespace,
+        camera_topic=args.camera_topic,
+        record=Path(args.record) if args.record else None,
+        mode=args.mode,
+        timeout_s=args.timeout,
+        truth=Path(args.truth) if args.truth else None,
+        storage=args.storage,
+    )
+    out = Path(args.report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    s = write_report(report, out)
+    lat = s["latency_ms"] or {}
+    print(
+        f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; latency p50 "
+        f"{lat.get('p50', float('nan')):.0f} ms, p99 {lat.get('p99', float('nan')):.0f} ms; report {out}"
+    )
+    return 0 if s["frames_out"] else 1
+
+
 def _run(args: argparse.Namespace) -> int:
     from hades_perception.launching import run
 
@@ -123,13 +165,46 @@ def build_parser() -> argparse.ArgumentParser:
     from hades_perception import launching
 
     p = sub.add_parser("run", help="start the perception node as launch/perception.launch.py would")
-    p.add_argument("--params", default=str(launching.package_dir() / launching.DEFAULT_PARAMS),
-                   help="ROS 2 parameter file (default: the package's config/perception.yaml)")
+    p.add_argument(
+        "--params",
+        default=str(launching.package_dir() / launching.DEFAULT_PARAMS),
+        help="ROS 2 parameter file (default: the package's config/perception.yaml)",
+    )
     p.add_argument("--namespace", default=launching.DEFAULT_NAMESPACE, help="node namespace (one per camera)")
     p.add_argument("--camera-topic", default=launching.DEFAULT_CAMERA_TOPIC, help="camera image topic")
     p.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="extra topic remapping")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
     p.set_defaults(func=_run)
+
+    bag = sub.add_parser("bag", help="rosbag2 tools").add_subparsers(dest="bag_command", required=True)
+    p = bag.add_parser("make", help="write a rosbag2 (mcap or sqlite3) from a folder of images")
+    p.add_argument("--images", required=True, help="an image or a folder of images (sorted by name)")
+    p.add_argument("--out", required=True, help="bag folder to create")
+    p.add_argument("--rate", type=float, default=1.0, help="frames per second (default 1)")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    p.add_argument("--topic", default=launching.DEFAULT_CAMERA_TOPIC, help="camera topic")
+    p.add_argument("--frame-id", default="hades_camera")
+    p.add_argument("--encoding", choices=["rgb8", "bgr8", "mono8"], default="rgb8")
+    p.add_argument("--compressed", action="store_true", help="write sensor_msgs/CompressedImage (PNG) instead")
+    p.add_argument("--repeat", type=int, default=1, help="play the folder this many times")
+    p.set_defaults(func=_bag_make)
+
+    p = sub.add_parser("replay", help="play a bag into a running node and record its outputs")
+    p.add_argument("bag", help="bag made by `bag make` (or any bag with a camera topic)")
+    p.add_argument("--namespace", default=launching.DEFAULT_NAMESPACE, help="the node's namespace")
+    p.add_argument("--camera-topic", default=launching.DEFAULT_CAMERA_TOPIC)
+    p.add_argument(
+        "--mode",
+        choices=["keep-up", "bag-rate"],
+        default="keep-up",
+        help="keep-up: next frame when the node has answered; bag-rate: the bag's timing",
+    )
+    p.add_argument("--record", default=None, help="bag folder to record the node's outputs into")
+    p.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="storage of the recording")
+    p.add_argument("--truth", default=None, help="dataset folder the bag was made from, for accuracy")
+    p.add_argument("--report", default="replay.json", help="where to write the report (JSON)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one answer")
+    p.set_defaults(func=_replay)
     return parser
 
 
@@ -140,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
 

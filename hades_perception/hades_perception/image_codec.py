@@ -63,11 +63,23 @@ def decode_image(
     return pixels[:, :, :3]
 
 
+def png_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """(width, height) from a PNG header, or None when it is not a PNG."""
+    head = bytes(data[:24])
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def decode_compressed(fmt: str, data: bytes | bytearray | memoryview, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """RGB or grey array from a CompressedImage (JPEG, PNG; whatever OpenCV decodes)."""
+    """RGB or grey array from a CompressedImage (JPEG, PNG; whatever OpenCV decodes).
+    A PNG's size is checked from its header, before anything is decoded."""
     buf = np.frombuffer(data, np.uint8)
     if buf.size == 0:
         raise InputError("empty compressed image")
+    size = png_size(data)
+    if size and size[0] * size[1] > max_pixels:
+        raise InputError(f"image {size[0]}x{size[1]} exceeds the {max_pixels} pixel limit")
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InputError(f"compressed image ({fmt or 'no format'}, {buf.size} bytes) cannot be decoded")

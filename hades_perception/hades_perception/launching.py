@@ -24,13 +24,31 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def node_command(params: Path, namespace: str = DEFAULT_NAMESPACE, camera_topic: str = DEFAULT_CAMERA_TOPIC,
-                 extra_remaps: list[str] | None = None, log_level: str = "info") -> list[str]:
+def node_command(
+    params: Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    camera_topic: str = DEFAULT_CAMERA_TOPIC,
+    extra_remaps: list[str] | None = None,
+    log_level: str = "info",
+) -> list[str]:
     """The command line `ros2 launch hades_perception perception.launch.py` would run."""
     ns = namespace if namespace.startswith("/") else f"/{namespace}"
-    cmd = [sys.executable, "-m", "hades_perception.node", "--ros-args", "-r", f"__node:={NODE_NAME}",
-           "-r", f"__ns:={ns}", "--params-file", str(params), "-r", f"{INPUT_REMAP}:={camera_topic}",
-           "--log-level", log_level]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hades_perception.node",
+        "--ros-args",
+        "-r",
+        f"__node:={NODE_NAME}",
+        "-r",
+        f"__ns:={ns}",
+        "--params-file",
+        str(params),
+        "-r",
+        f"{INPUT_REMAP}:={camera_topic}",
+        "--log-level",
+        log_level,
+    ]
     for remap in extra_remaps or []:
         cmd += ["-r", remap]
     return cmd

@@ -46,6 +46,7 @@ from hades_perception_msgs.msg import Certainty, Landmark, LandmarkArray, ModelI
 class Frame:
     msg: Image | CompressedImage
     received: float  # time.monotonic() at the callback
+    received_wall: float  # time.time() at the callback, to compare with the header stamp
 
 
 def _mono8(header: Header, mask: np.ndarray) -> Image:
@@ -161,7 +162,7 @@ class PerceptionNode(Node):
     # --- frames in ------------------------------------------------------------------------
     def _on_frame(self, msg: Image | CompressedImage) -> None:
         """Hand the frame to the worker; nothing else happens on the executor."""
-        self.worker.submit(Frame(msg, time.monotonic()))
+        self.worker.submit(Frame(msg, time.monotonic(), time.time()))
 
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
         limit = self._param("max_image_pixels")
@@ -179,7 +180,11 @@ class PerceptionNode(Node):
         t2 = time.monotonic()
         self._publish(frame.msg.header, pred)
         t3 = time.monotonic()
+        stamp = frame.msg.header.stamp.sec + frame.msg.header.stamp.nanosec * 1e-9
+        transport = (frame.received_wall - stamp) * 1e3
+        timings = [("transport", transport)] if 0 <= transport < 60_000 else []  # stamps from this clock only
         for key, ms in (
+            *timings,
             ("queue", (t0 - frame.received) * 1e3),
             ("conversion", (t1 - t0) * 1e3),
             ("preprocess", pred.timing_ms["preprocess"]),

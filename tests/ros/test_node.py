@@ -1,0 +1,276 @@
+"""The perception node in its own process, talking over DDS (loopback only, this
+run's own domain) with a real publisher and subscriber in the test process.
+
+Covers: outputs carry the input header and model version; bad frames (unknown
+encoding, step/size mismatch, truncated data, zero size, a 12000x9000 frame, a
+corrupt compressed image) each give a diagnostic and a log line while the node
+stays up and processes the next good frame; a burst at 10x the sustainable rate
+is absorbed by dropping (counted) with bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from hades_training.data import HadesFolder
+
+pytestmark = pytest.mark.ros
+
+NS = f"/test_{os.getpid()}"
+CAMERA = f"{NS}/camera/image_raw"
+COMPRESSED = f"{NS}/camera/image_raw/compressed"
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
+    params = tmp_path_factory.mktemp("params") / "node.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "/**": {
+                    "ros__parameters": {
+                        "model_bundle_path": str(tiny_bundle),
+                        "execution_providers": ["CPUExecutionProvider"],
+                        "compressed_topic": "camera/image_raw/compressed",
+                        "diagnostics_period": 0.5,
+                        "max_image_pixels": 64_000_000,
+                    }
+                }
+            }
+        )
+    )
+    log = tmp_path_factory.mktemp("logs") / "node.log"
+    with log.open("w") as f:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hades_perception.cli",
+                "run",
+                "--params",
+                str(params),
+                "--namespace",
+                NS,
+                "--camera-topic",
+                CAMERA,
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    proc.log_path = log  # type: ignore[attr-defined]
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class Probe:
+    """The robot's side: publishes frames, listens to every output."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from hades_perception_msgs.msg import Certainty, LandmarkArray, ModelInfo, SegmentationMasks
+
+        rclpy.init()
+        self.rclpy = rclpy
+        self.node = rclpy.create_node("probe")
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self.image_pub = self.node.create_publisher(Image, CAMERA, reliable)
+        self.compressed_pub = self.node.create_publisher(CompressedImage, COMPRESSED, reliable)
+        self.got: dict[str, list] = {"masks": [], "landmarks": [], "certainty": [], "model_info": [], "diagnostics": []}
+        self.lock = threading.Lock()
+        for name, t in (("masks", SegmentationMasks), ("landmarks", LandmarkArray), ("certainty", Certainty)):
+            self.node.create_subscription(t, f"{NS}/{name}", lambda m, n=name: self._add(n, m), reliable)
+        self.node.create_subscription(ModelInfo, f"{NS}/model_info", lambda m: self._add("model_info", m), latched)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add("diagnostics", m), 10)
+        self.spinner = threading.Thread(target=rclpy.spin, args=(self.node,), daemon=True)
+        self.spinner.start()
+
+    def _add(self, name: str, msg: object) -> None:
+        with self.lock:
+            self.got[name].append(msg)
+
+    def wait(self, name: str, pred=lambda m: True, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                hits = [m for m in self.got[name] if pred(m)]
+            if hits:
+                return hits[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no matching {name} message within {timeout} s")
+
+    def diag(self, key: str) -> str | None:
+        with self.lock:
+            msgs = list(self.got["diagnostics"])
+        for arr in reversed(msgs):
+            for st in arr.status:
+                if NS in st.hardware_id:
+                    for kv in st.values:
+                        if kv.key == key:
+                            return kv.value
+        return None
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.rclpy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def probe(node: subprocess.Popen[str]) -> Iterator[Probe]:
+    p = Probe()
+    p.wait("model_info", timeout=90)
+    deadline = time.monotonic() + 30
+    while p.image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield p
+    p.close()
+
+
+def _image(rgb: np.ndarray, stamp: int, encoding: str = "rgb8", frame_id: str = "hades_camera"):
+    from sensor_msgs.msg import Image
+
+    msg = Image(
+        height=rgb.shape[0],
+        width=rgb.shape[1],
+        encoding=encoding,
+        step=rgb.shape[1] * (1 if rgb.ndim == 2 else 3),
+        data=rgb.tobytes(),
+    )
+    msg.header.stamp.sec, msg.header.frame_id = stamp, frame_id
+    return msg
+
+
+@pytest.fixture(scope="module")
+def plate(small_plates: Path) -> np.ndarray:
+    return HadesFolder(small_plates)[0].image
+
+
+def _sent_and_answered(probe: Probe, plate: np.ndarray, stamp: int, encoding: str = "rgb8") -> None:
+    img = plate if encoding == "rgb8" else cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY)
+    probe.image_pub.publish(_image(img, stamp, encoding))
+    probe.wait("certainty", lambda m: m.header.stamp.sec == stamp)
+
+
+def test_outputs_carry_the_input_header_and_the_model_version(probe: Probe, plate: np.ndarray):
+    info = probe.wait("model_info")
+    assert info.version == "0.0.1-test" and "onnxruntime" in info.engine
+    assert list(info.class_names) == ["root", "shoot", "seed", "occluded_root"]
+    probe.image_pub.publish(_image(plate, 1001))
+    cert = probe.wait("certainty", lambda m: m.header.stamp.sec == 1001)
+    masks = probe.wait("masks", lambda m: m.header.stamp.sec == 1001)
+    marks = probe.wait("landmarks", lambda m: m.header.stamp.sec == 1001)
+    for msg in (cert, masks, marks):
+        assert msg.header.frame_id == "hades_camera" and msg.model_version == info.version
+    assert [(im.height, im.width, im.encoding) for im in masks.masks] == [(752, 1050, "mono8")] * 4
+    assert masks.confidence.height == 752 and len(cert.plant_confidence) == 5
+
+
+def test_grey_frames_and_compressed_frames_are_served(probe: Probe, plate: np.ndarray):
+    from sensor_msgs.msg import CompressedImage
+
+    _sent_and_answered(probe, plate, 1002, "mono8")
+    _ok, png = cv2.imencode(".png", cv2.cvtColor(plate, cv2.COLOR_RGB2BGR))
+    msg = CompressedImage(format="png", data=png.tobytes())
+    msg.header.stamp.sec, msg.header.frame_id = 1003, "hades_camera"
+    probe.compressed_pub.publish(msg)
+    probe.wait("certainty", lambda m: m.header.stamp.sec == 1003)
+
+
+def _bad_frames():
+    from sensor_msgs.msg import CompressedImage, Image
+
+    small = np.zeros((20, 30, 3), np.uint8)
+    unknown = _image(small, 2001, encoding="yuv422_weird")
+    mismatch = _image(small, 2002)
+    mismatch.step = 10  # shorter than a row
+    truncated = _image(small, 2003)
+    truncated.data = truncated.data[:100]
+    zero = Image(height=0, width=0, encoding="rgb8", step=0)
+    zero.header.stamp.sec = 2004
+    huge = Image(height=9000, width=12000, encoding="mono8", step=12000, data=b"\0" * 1000)
+    huge.header.stamp.sec = 2005
+    _ok, png = cv2.imencode(".png", np.zeros((9000, 12000), np.uint8))
+    huge_png = CompressedImage(format="png", data=png.tobytes())
+    huge_png.header.stamp.sec = 2006
+    corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10)
+    corrupt.header.stamp.sec = 2007
+    return [
+        ("unknown encoding", unknown, "unsupported image encoding"),
+        ("step/size mismatch", mismatch, "smaller than a row"),
+        ("truncated data", truncated, "truncated image"),
+        ("zero size", zero, "zero-size image"),
+        ("12000x9000 frame", huge, "exceeds the"),
+        ("12000x9000 compressed frame", huge_png, "exceeds the"),
+        ("corrupt compressed image", corrupt, "cannot be decoded"),
+    ]
+
+
+@pytest.mark.parametrize(("case", "index"), [(c[0], i) for i, c in enumerate(_bad_frames())])
+def test_a_bad_frame_is_reported_and_the_next_good_frame_is_served(
+    probe: Probe, node: subprocess.Popen[str], plate: np.ndarray, case: str, index: int
+):
+    from sensor_msgs.msg import CompressedImage
+
+    _, msg, expected = _bad_frames()[index]
+    errors_before = int(probe.diag("errors") or 0)
+    (probe.compressed_pub if isinstance(msg, CompressedImage) else probe.image_pub).publish(msg)
+    deadline = time.monotonic() + 30
+    while int(probe.diag("errors") or 0) <= errors_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert int(probe.diag("errors") or 0) > errors_before, f"{case}: no error counted in /diagnostics"
+    log = Path(node.log_path).read_text()  # type: ignore[attr-defined]
+    assert expected in log, f"{case}: no log line saying {expected!r}"
+    assert node.poll() is None, f"the node died on {case}"
+    _sent_and_answered(probe, plate, 3000 + index)
+
+
+def test_a_burst_at_ten_times_the_sustainable_rate_drops_frames_keeps_memory_and_recovers(
+    probe: Probe, node: subprocess.Popen[str], plate: np.ndarray
+):
+    t0 = time.monotonic()
+    _sent_and_answered(probe, plate, 4000)
+    per_frame = time.monotonic() - t0
+    rss_before = _rss_mb(node.pid)
+    dropped_before = int(probe.diag("dropped") or 0)
+    n = 30
+    for i in range(n):  # ten times faster than one frame per per_frame
+        probe.image_pub.publish(_image(plate, 5000 + i))
+        time.sleep(per_frame / 10)
+    probe.wait("certainty", lambda m: m.header.stamp.sec == 5000 + n - 1, timeout=120)  # the newest is served
+    time.sleep(1.5)
+    dropped = int(probe.diag("dropped") or 0) - dropped_before
+    assert dropped > 0, "a burst must be absorbed by dropping"
+    with probe.lock:
+        answered = {m.header.stamp.sec for m in probe.got["certainty"] if 5000 <= m.header.stamp.sec < 5000 + n}
+    assert len(answered) < n  # most of the burst is not served...
+    assert _rss_mb(node.pid) < rss_before + 300, "memory grew during the burst"
+    _sent_and_answered(probe, plate, 6000)
