@@ -1,25 +1,48 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults: synthetic Hades plates through the
-# shipped default model (models/hades-seedlings), with predictions, overlay
-# pictures and a preview of the ground truth to compare against.
+# The main job on the embedded defaults: the perception node with the shipped
+# default model (models/hades-seedlings) serving a replayed synthetic Hades
+# rosbag, with a report and pictures of what it published.
+#   1. synthetic plates with exact ground truth (seed 42, never used in training)
+#   2. a rosbag2 (mcap) of them on /hades/camera/image_raw
+#   3. the node, started as launch/perception.launch.py would (hades-perception run)
+#   4. replay: the bag into the node, every output recorded to a bag, scored
+#      against the ground truth; overlays of masks, tips and certainty
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 # shellcheck disable=SC1091
 source scripts/env.sh
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}"
 OUT="$HADES_DATA_DIR/demo"
-MODEL=models/hades-seedlings
-echo "==> generating 3 synthetic Hades plates (4202x3006, seed 42: not a training seed) into $OUT/plates"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+echo "==> 1. three synthetic Hades plates (4202x3006) into $OUT/plates"
 hades-train synth --out "$OUT/plates" --count 3 --seed 42
-echo "==> ground truth preview: $OUT/preview"
-hades-train inspect "$OUT/plates" --out "$OUT/preview"
-echo "==> predicting with the shipped default model ($MODEL) into $OUT/predictions"
-hades-perception predict "$OUT/plates/images" --model "$MODEL" --out "$OUT/predictions" \
-  --providers CPUExecutionProvider --overlay
-echo "==> scoring the predictions against the ground truth: $OUT/evaluation"
-hades-train evaluate --model "$MODEL" --data "$OUT/plates" --out "$OUT/evaluation" --no-mlflow
+echo "==> 2. rosbag2 of them (mcap, 0.5 Hz): $OUT/plates.bag"
+hades-perception bag make --images "$OUT/plates/images" --out "$OUT/plates.bag" --rate 0.5
+echo "==> 3. starting the perception node (namespace /hades, ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
+hades-perception run --params hades_perception/config/perception.yaml --namespace hades \
+  --camera-topic /hades/camera/image_raw > "$OUT/node.log" 2>&1 &
+NODE=$!
+trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null || true' EXIT
+echo "==> 4. replaying the bag into the node, recording its outputs"
+hades-perception replay "$OUT/plates.bag" --namespace hades --record "$OUT/outputs.bag" \
+  --truth "$OUT/plates" --report "$OUT/replay.json" --overlays "$OUT/overlays"
+echo
+python - "$OUT/replay.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
+      f"latency p50 {s['latency_ms']['p50']:.0f} ms; model {', '.join(s['model_versions'])}")
+a = s.get("accuracy") or {}
+if a.get("segmentation"):
+    print("IoU: " + ", ".join(f"{c} {v['iou']:.3f}" for c, v in a["segmentation"].items() if v["iou"] is not None))
+    t = a["primary_root_tip"]
+    print(f"primary root tips: median error {t['median_px']:.1f} px, within 1 mm {t['within_1mm']:.0%}")
+PY
 echo
 echo "demo done:"
-echo "  predictions (masks, landmarks JSON, overlays): $OUT/predictions/"
-echo "  evaluation report:                            $OUT/evaluation/report.md"
-echo "  ground-truth preview:                         $OUT/preview/dataset.md"
+echo "  report:            $OUT/replay.json"
+echo "  node outputs bag:  $OUT/outputs.bag (plays with ros2 bag play)"
+echo "  pictures:          $OUT/overlays/ (masks and tips | certainty)"
+echo "  node log:          $OUT/node.log"

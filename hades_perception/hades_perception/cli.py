@@ -123,6 +123,12 @@ def _replay(args: argparse.Namespace) -> int:
     out = Path(args.report)
     out.parent.mkdir(parents=True, exist_ok=True)
     s = write_report(report, out)
+    if args.overlays and args.record:
+        from hades_perception.replay import overlays_from_recording
+
+        ns = args.namespace if args.namespace.startswith("/") else f"/{args.namespace}"
+        pics = overlays_from_recording(Path(args.record), Path(args.bag), Path(args.overlays), ns)
+        print(f"{len(pics)} overlay pictures in {args.overlays}")
     lat = s["latency_ms"] or {}
     print(
         f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; latency p50 "
@@ -204,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", default=None, help="dataset folder the bag was made from, for accuracy")
     p.add_argument("--report", default="replay.json", help="where to write the report (JSON)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one answer")
+    p.add_argument("--overlays", default=None, help="folder for pictures of the recorded outputs (needs --record)")
     p.set_defaults(func=_replay)
     return parser
 

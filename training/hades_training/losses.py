@@ -17,11 +17,15 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor
     mask = annotated[:, :, None, None].float()
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     bce = (bce * mask).sum() / mask.expand_as(bce).sum().clamp(min=1)
-    p = torch.sigmoid(logits)
-    inter = (p * target).sum(dim=(2, 3))
-    denom = p.sum(dim=(2, 3)) + target.sum(dim=(2, 3))
+    # Dice per class over the whole batch, not per patch: most patches hold no seed,
+    # and a per-patch Dice rewards predicting nothing there (seeds then vanish).
+    p = torch.sigmoid(logits) * mask
+    t = target * mask
+    inter = (p * t).sum(dim=(0, 2, 3))
+    denom = p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))
     dice = 1 - (2 * inter + 1) / (denom + 1)
-    dice = (dice * annotated.float()).sum() / annotated.float().sum().clamp(min=1)
+    present = annotated.any(dim=0).float()
+    dice = (dice * present).sum() / present.sum().clamp(min=1)
     return bce + dice_weight * dice
 
 
