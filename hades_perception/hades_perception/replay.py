@@ -236,8 +236,11 @@ def overlays_from_recording(recording: Path, bag: Path, out: Path, ns: str = "/h
     inputs: dict[int, np.ndarray] = {}
     for f in read_frames(bag):
         msg: Any = TYPESTORE.deserialize_cdr(f.raw, f.msgtype)
-        inputs[f.stamp_ns] = (decode_compressed(msg.format, msg.data.tobytes()) if f.msgtype.endswith("Compressed")
-                              else decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data.tobytes()))
+        inputs[f.stamp_ns] = (
+            decode_compressed(msg.format, msg.data.tobytes())
+            if f.msgtype.endswith("Compressed")
+            else decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data.tobytes())
+        )
     masks: dict[int, Any] = {}
     marks: dict[int, Any] = {}
     with Reader(recording) as reader:
@@ -253,16 +256,17 @@ def overlays_from_recording(recording: Path, bag: Path, out: Path, ns: str = "/h
             continue
         m = masks[stamp]
         h, w = m.masks[0].height, m.masks[0].width
-        pred_masks = {c: np.asarray(img.data).reshape(h, w) > 0 for c, img in zip(m.class_names, m.masks,
-                                                                                   strict=True)}
-        markers = [Marker(lm.kind, lm.x, lm.y, None if lm.plant < 0 else int(lm.plant), lm.confidence < 0.5)
-                   for lm in marks[stamp].landmarks]
+        pred_masks = {c: np.asarray(img.data).reshape(h, w) > 0 for c, img in zip(m.class_names, m.masks, strict=True)}
+        markers = [
+            Marker(lm.kind, lm.x, lm.y, None if lm.plant < 0 else int(lm.plant), lm.confidence < 0.5)
+            for lm in marks[stamp].landmarks
+        ]
         image = inputs[stamp]
-        pic = draw_overlay(image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2), pred_masks,
-                           markers)
+        pic = draw_overlay(image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2), pred_masks, markers)
         conf = np.asarray(m.confidence.data).reshape(m.confidence.height, m.confidence.width)
-        conf = cv2.applyColorMap(cv2.resize(conf, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_AREA),
-                                 cv2.COLORMAP_VIRIDIS)
+        conf = cv2.applyColorMap(
+            cv2.resize(conf, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_AREA), cv2.COLORMAP_VIRIDIS
+        )
         path = out / f"frame_{stamp}.png"
         cv2.imwrite(str(path), np.hstack([cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), conf]))
         written.append(path)

@@ -261,14 +261,7 @@ def _build(
     extra["engines"], extra["tensorrt"] = (
         _tensorrt(tmp, onnx_path, cfg) if tensorrt else ({}, {"skipped": "not requested (--no-tensorrt)"})
     )
-    final = manifest_dict(
-        cfg,
-        name=name,
-        version=version,
-        seg_temperature=fitted.seg_temperature,
-        landmark_temperature=fitted.landmark_temperature,
-        extra=extra,
-    )
+    final = {**draft, **extra}
     final["files"] = file_entries(tmp)
     write_manifest(tmp, final)
     # Smoke run of the finished bundle as a node would load it.

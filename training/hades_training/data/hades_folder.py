@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hades_training.data.io import IMAGE_SUFFIXES, read_mask, read_rgb
+from hades_training.data.io import IMAGE_SUFFIXES, keep_loadable, read_mask, read_rgb
 from hades_training.data.landmarks_from_masks import derive_plants
 from hades_training.data.sample import HADES_CLASSES, DatasetError, PlantTruth, PlateTruth, Sample
 from hades_training.data.splits import experiment_key
@@ -60,17 +60,7 @@ class HadesFolder:
             raise DatasetError(images, f"no images ({', '.join(IMAGE_SUFFIXES)}) found")
         self.skipped: list[DatasetError] = []
         if skip_bad:
-            good = []
-            for item in self.items:
-                try:
-                    self._load(item)
-                    good.append(item)
-                except DatasetError as exc:
-                    log.warning("skipping %s: %s", item.stem, exc)
-                    self.skipped.append(exc)
-            self.items = good
-            if not self.items:
-                raise DatasetError(self.root, "every item is bad (see the warnings above)")
+            self.items, self.skipped = keep_loadable(self.items, self._load, self.root)
 
     def __len__(self) -> int:
         return len(self.items)

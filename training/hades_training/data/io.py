@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -10,6 +13,25 @@ import numpy as np
 from hades_training.data.sample import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+
+
+def keep_loadable(
+    items: Sequence[Item], load: Callable[[Item], Any], where: Path
+) -> tuple[list[Item], list[DatasetError]]:
+    """Load every item once; leave out the bad ones with a warning naming the file."""
+    good, skipped = [], []
+    for item in items:
+        try:
+            load(item)
+            good.append(item)
+        except DatasetError as exc:
+            log.warning("skipping %s", exc)
+            skipped.append(exc)
+    if not good:
+        raise DatasetError(where, "every item is bad (see the warnings above)")
+    return good, skipped
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hades_training.data.io import read_rgb
+from hades_training.data.io import keep_loadable, read_rgb
 from hades_training.data.sample import HADES_CLASSES, DatasetError, PlantTruth, PlateTruth, Sample
 from hades_training.data.splits import experiment_key
 
@@ -108,17 +108,7 @@ class RootNavFolder:
             raise DatasetError(folder, "no .jpg images found")
         self.skipped: list[DatasetError] = []
         if skip_bad:
-            good = []
-            for item in self.items:
-                try:
-                    self._load(item)
-                    good.append(item)
-                except DatasetError as exc:
-                    log.warning("skipping %s: %s", item.stem, exc)
-                    self.skipped.append(exc)
-            self.items = good
-            if not self.items:
-                raise DatasetError(folder, "every item is bad (see the warnings above)")
+            self.items, self.skipped = keep_loadable(self.items, self._load, folder)
 
     def __len__(self) -> int:
         return len(self.items)
