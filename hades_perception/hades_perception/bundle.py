@@ -81,6 +81,7 @@ class Calibration:
     seg_temperature: tuple[float, ...]  # per class
     landmark_temperature: tuple[float, ...]  # per landmark kind
     mask_threshold: float
+    mask_thresholds: tuple[float, ...]  # per class, chosen on the validation split
     landmark_threshold: float  # minimum calibrated heatmap peak to report a landmark
     low_confidence: float  # below this a landmark or plant is flagged
     nms_radius_px: float  # in image px: peaks closer than this are one landmark
@@ -115,6 +116,9 @@ class Manifest:
                 seg_temperature=tuple(float(t) for t in cal["seg_temperature"]),
                 landmark_temperature=tuple(float(t) for t in cal["landmark_temperature"]),
                 mask_threshold=float(cal["mask_threshold"]),
+                mask_thresholds=tuple(
+                    float(t) for t in cal.get("mask_thresholds") or [cal["mask_threshold"]] * len(outputs.classes)
+                ),
                 landmark_threshold=float(cal["landmark_threshold"]),
                 low_confidence=float(cal["low_confidence"]),
                 nms_radius_px=float(cal["nms_radius_px"]),
@@ -122,6 +126,8 @@ class Manifest:
             )
             if len(calibration.seg_temperature) != len(outputs.classes):
                 raise BundleError("calibration.seg_temperature needs one value per class")
+            if len(calibration.mask_thresholds) != len(outputs.classes):
+                raise BundleError("calibration.mask_thresholds needs one value per class")
             if len(calibration.landmark_temperature) != len(outputs.landmark_kinds):
                 raise BundleError("calibration.landmark_temperature needs one value per landmark kind")
             return cls(d, str(d["name"]), str(d["version"]), InputSpec.from_dict(d["input"]), outputs, calibration)

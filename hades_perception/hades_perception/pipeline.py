@@ -210,8 +210,9 @@ class Pipeline:
         # Masks at input resolution: threshold the logits resized to the crop
         # (bilinear on logits keeps thin roots' edges sub-pixel accurate).
         masks: dict[str, np.ndarray] = {}
-        logit_thr = float(np.log(cal.mask_threshold / (1 - cal.mask_threshold)))
         for c, name in enumerate(out.classes):
+            thr = cal.mask_thresholds[c]
+            logit_thr = float(np.log(thr / (1 - thr)))
             full = np.zeros((h, w), bool)
             up = cv2.resize(seg_logits[c] / temps[c, 0, 0], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
             full[y0:y1, x0:x1] = up > logit_thr
@@ -224,7 +225,7 @@ class Pipeline:
         )
         class_conf = {}
         for c, name in enumerate(out.classes):
-            positive = probs[c] > cal.mask_threshold
+            positive = probs[c] > cal.mask_thresholds[c]
             # Expected share of the predicted pixels that are right; with nothing
             # predicted, how sure the model is that nothing is there.
             class_conf[name] = float(probs[c][positive].mean()) if positive.any() else float(1 - probs[c].max())

@@ -125,7 +125,12 @@ def test_targets_decode_back_to_the_true_landmarks_and_masks(tiny_bundle: Path):
         sigma=1.5,
     )
     raw = dict(manifest.raw)
-    raw["calibration"] = {**raw["calibration"], "seg_temperature": [1.0] * 4, "landmark_temperature": [1.0] * 3}
+    raw["calibration"] = {
+        **raw["calibration"],
+        "seg_temperature": [1.0] * 4,
+        "landmark_temperature": [1.0] * 3,
+        "mask_thresholds": [0.5] * 4,
+    }
     raw["input"] = {**raw["input"], "tile": 2048}  # one tile: the oracle knows no tile offsets
     pipe = Pipeline(type(manifest).from_dict(raw), OracleEngine(t.seg, t.heat))
     pred = pipe(plate.image)

@@ -206,6 +206,7 @@ def _build(
         name=name,
         version=version,
         seg_temperature=fitted.seg_temperature,
+        mask_thresholds=fitted.mask_thresholds,
         landmark_temperature=fitted.landmark_temperature,
     )
     pipe = Pipeline(Manifest.from_dict(draft), pipe.engine)

@@ -24,6 +24,7 @@ def manifest_dict(
     name: str = "provisional",
     version: str = "0",
     seg_temperature: list[float] | None = None,
+    mask_thresholds: list[float] | None = None,
     landmark_temperature: list[float] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def manifest_dict(
             "seg_temperature": seg_temperature or [1.0] * len(cfg.classes),
             "landmark_temperature": landmark_temperature or [1.0] * len(cfg.kinds),
             "mask_threshold": cfg.mask_threshold,
+            "mask_thresholds": mask_thresholds or [cfg.mask_threshold] * len(cfg.classes),
             "landmark_threshold": cfg.landmark_threshold,
             "low_confidence": cfg.low_confidence,
             "nms_radius_px": cfg.nms_radius_px,
