@@ -76,13 +76,13 @@ def render_card(manifest: dict[str, Any], test: dict[str, Any], extra: dict[str,
         "| measure | value | target | |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [f"| {n} | {_f(v)} | {t} | {_ok(v, t, hi)} |" for n, v, t, hi in rows]
+    lines += [f"| {n} | {_f(v, 4 if t < 0.1 else 3)} | {t} | {_ok(v, t, hi)} |" for n, v, t, hi in rows]
     lines += [
         "",
         f"- occluded_root IoU {_f(seg.get('occluded_root', {}).get('iou'))} (reported, no target)",
         f"- primary tip error: median {_f(tips.get('median_mm'), 2)} mm, 95th percentile "
-        f"{_f(tips.get('p95_px'), 1)} px / {_f(tips.get('p95_mm'), 2)} mm; missed {tips.get('missing')} of "
-        f"{tips.get('count')}",
+        f"{_f(tips.get('p95_px'), 1)} px / {_f(tips.get('p95_mm'), 2)} mm (a missed tip counts as infinitely far, "
+        f"so n/a when 5 % or more are missed); missed {tips.get('missing')} of {tips.get('count')}",
         f"- primary root length sMAPE {_f(test.get('primary_root_length_smape_pct'), 1)} %",
         f"- primary tip confidence ECE {_f(cal.get('primary_tip_ece'), 4)}",
         f"- engine {test.get('engine')}, median {_f(test.get('timing_ms_median', {}).get('total'), 0)} ms per "

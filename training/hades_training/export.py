@@ -29,7 +29,7 @@ from hades_perception.bundle import Manifest, file_entries, write_manifest
 from hades_perception.engine import OnnxRuntimeEngine
 from hades_perception.golden import check_golden, write_golden
 from hades_perception.pipeline import Pipeline, as_rgb8
-from hades_training.calibrate import fit
+from hades_training.calibrate import fit, fit_thresholds
 from hades_training.config import TrainConfig
 from hades_training.data import DatasetError, open_dataset
 from hades_training.data.sample import Sample
@@ -206,9 +206,9 @@ def _build(
         name=name,
         version=version,
         seg_temperature=fitted.seg_temperature,
-        mask_thresholds=fitted.mask_thresholds,
         landmark_temperature=fitted.landmark_temperature,
     )
+    draft["calibration"]["mask_thresholds"] = fit_thresholds(Pipeline(Manifest.from_dict(draft), pipe.engine), samples)
     pipe = Pipeline(Manifest.from_dict(draft), pipe.engine)
 
     scorer = Scorer(cfg.classes)
