@@ -21,8 +21,10 @@ hades-train synth --out "$OUT/plates" --count 3 --seed 42
 echo "==> 2. rosbag2 of them (mcap, 0.5 Hz): $OUT/plates.bag"
 hades-perception bag make --images "$OUT/plates/images" --out "$OUT/plates.bag" --rate 0.5
 echo "==> 3. starting the perception node (namespace /hades, ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
+# A replayed bag must not lose frames: reliable input here (a live camera uses best effort).
 hades-perception run --params hades_perception/config/perception.yaml --namespace hades \
-  --camera-topic /hades/camera/image_raw > "$OUT/node.log" 2>&1 &
+  --camera-topic /hades/camera/image_raw --set qos_reliability:=reliable --set qos_depth:=5 \
+  > "$OUT/node.log" 2>&1 &
 NODE=$!
 trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null || true' EXIT
 echo "==> 4. replaying the bag into the node, recording its outputs"

@@ -140,7 +140,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from hades_perception.launching import run
 
-    return run(Path(args.params), args.namespace, args.camera_topic, args.remap, args.log_level)
+    return run(Path(args.params), args.namespace, args.camera_topic, args.remap, args.log_level, args.set)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--camera-topic", default=launching.DEFAULT_CAMERA_TOPIC, help="camera image topic")
     p.add_argument("--remap", action="append", default=[], metavar="FROM:=TO", help="extra topic remapping")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="override one parameter of the file, e.g. qos_reliability:=reliable",
+    )
     p.set_defaults(func=_run)
 
     bag = sub.add_parser("bag", help="rosbag2 tools").add_subparsers(dest="bag_command", required=True)

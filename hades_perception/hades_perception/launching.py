@@ -30,6 +30,7 @@ def node_command(
     camera_topic: str = DEFAULT_CAMERA_TOPIC,
     extra_remaps: list[str] | None = None,
     log_level: str = "info",
+    overrides: list[str] | None = None,
 ) -> list[str]:
     """The command line `ros2 launch hades_perception perception.launch.py` would run."""
     ns = namespace if namespace.startswith("/") else f"/{namespace}"
@@ -51,14 +52,26 @@ def node_command(
     ]
     for remap in extra_remaps or []:
         cmd += ["-r", remap]
+    for item in overrides or []:  # NAME:=VALUE, after the file, so they win
+        cmd += ["-p", item]
     return cmd
 
 
-def run(params: Path, namespace: str, camera_topic: str, extra_remaps: list[str], log_level: str) -> int:
+def run(
+    params: Path,
+    namespace: str,
+    camera_topic: str,
+    extra_remaps: list[str],
+    log_level: str,
+    overrides: list[str] | None = None,
+) -> int:
     """Replace this process with the node (signals then reach rclpy directly)."""
     if not params.is_file():
         raise FileNotFoundError(f"{params}: no such parameter file")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    cmd = node_command(params, namespace, camera_topic, extra_remaps, log_level)
+    for item in overrides or []:
+        if ":=" not in item:
+            raise ValueError(f"--set expects NAME:=VALUE, got {item!r}")
+    cmd = node_command(params, namespace, camera_topic, extra_remaps, log_level, overrides)
     os.execv(cmd[0], cmd)
     return 0  # not reached

@@ -172,7 +172,7 @@ def replay(
                 f"no node subscribes to {camera_topic} after {wait_node_s:.0f} s: start it first "
                 "(hades-perception run), and check ROS_DOMAIN_ID"
             )
-        time.sleep(0.5)  # let the node's output subscriptions match ours
+        time.sleep(2.0)  # discovery settles on both sides (our output readers, its shared-memory ports)
         t0 = time.monotonic()
         first = frames[0].stamp_ns
         for f in frames:
