@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from hades_perception.launching import start_node
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "/bench"
@@ -100,39 +101,14 @@ class Bench:
         from sensor_msgs.msg import Image
 
         self.work = work
-        self.node_log = (work / "node.log").open("w")  # closed in close()
-        params = work / "node.yaml"
-        params.write_text(
-            yaml.safe_dump(
-                {
-                    "/**": {
-                        "ros__parameters": {
-                            "model_bundle_path": str(model),
-                            "execution_providers": ["CPUExecutionProvider"],
-                            "qos_reliability": "reliable",
-                            "qos_depth": 10,
-                            "diagnostics_period": 1.0,
-                        }
-                    }
-                }
-            )
-        )
-        self.node = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hades_perception.cli",
-                "run",
-                "--params",
-                str(params),
-                "--namespace",
-                NS,
-                "--camera-topic",
-                CAMERA,
-            ],
-            stdout=self.node_log,
-            stderr=subprocess.STDOUT,
-        )
+        params = {
+            "model_bundle_path": str(model),
+            "execution_providers": ["CPUExecutionProvider"],
+            "qos_reliability": "reliable",
+            "qos_depth": 10,
+            "diagnostics_period": 1.0,
+        }
+        self.node = start_node(params, work, NS, CAMERA, log=work / "node.log")
         self.monitor_log = work / "monitor.jsonl"
         self.monitor = subprocess.Popen([sys.executable, "-c", MONITOR, str(self.monitor_log), NS])
         rclpy.init()
@@ -234,7 +210,6 @@ class Bench:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        self.node_log.close()
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ remapping as launch/perception.launch.py; a test keeps the two in agreement.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,3 +76,35 @@ def run(
     cmd = node_command(params, namespace, camera_topic, extra_remaps, log_level, overrides)
     os.execv(cmd[0], cmd)
     return 0  # not reached
+
+
+def start_node(
+    params: dict[str, object], folder: Path, namespace: str, camera_topic: str, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Write `params` as a ROS 2 parameter file in `folder` and start the node with
+    `hades-perception run` in its own process (tests, benchmarks, tools)."""
+    import yaml
+
+    path = folder / "node_params.yaml"
+    path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+    out = log.open("w") if log else None  # the child keeps its own descriptor
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hades_perception.cli",
+                "run",
+                "--params",
+                str(path),
+                "--namespace",
+                namespace,
+                "--camera-topic",
+                camera_topic,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+        )
+    finally:
+        if out:
+            out.close()

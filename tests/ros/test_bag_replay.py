@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from rosbags.rosbag2 import Reader
 
 from hades_perception.bag import TYPESTORE, make_bag, read_frames, register_project_types
+from hades_perception.launching import start_node
 
 pytestmark = pytest.mark.ros
 NS = f"/replay_{os.getpid()}"
@@ -39,36 +39,14 @@ def test_bag_make_writes_every_image_with_its_source_and_reads_back(small_datase
 
 @pytest.fixture(scope="module")
 def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    params = tmp_path_factory.mktemp("params") / "node.yaml"
-    params.write_text(
-        yaml.safe_dump(
-            {
-                "/**": {
-                    "ros__parameters": {
-                        "model_bundle_path": str(tiny_bundle),
-                        "execution_providers": ["CPUExecutionProvider"],
-                        "qos_reliability": "reliable",
-                        "qos_depth": 10,
-                        "queue_size": 4,
-                    }
-                }
-            }
-        )
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hades_perception.cli",
-            "run",
-            "--params",
-            str(params),
-            "--namespace",
-            NS,
-            "--camera-topic",
-            CAMERA,
-        ]
-    )
+    params = {
+        "model_bundle_path": str(tiny_bundle),
+        "execution_providers": ["CPUExecutionProvider"],
+        "qos_reliability": "reliable",
+        "qos_depth": 10,
+        "queue_size": 4,
+    }
+    proc = start_node(params, tmp_path_factory.mktemp("node"), NS, CAMERA)
     yield proc
     proc.terminate()
     proc.wait(10)

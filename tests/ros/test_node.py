@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 
+from hades_perception.launching import start_node
 from hades_training.data import HadesFolder
 
 pytestmark = pytest.mark.ros
@@ -40,43 +39,17 @@ def _rss_mb(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[str]]:
-    params = tmp_path_factory.mktemp("params") / "node.yaml"
-    params.write_text(
-        yaml.safe_dump(
-            {
-                "/**": {
-                    "ros__parameters": {
-                        "model_bundle_path": str(tiny_bundle),
-                        "execution_providers": ["CPUExecutionProvider"],
-                        "compressed_topic": "camera/image_raw/compressed",
-                        "diagnostics_period": 0.5,
-                        "max_image_pixels": 64_000_000,
-                    }
-                }
-            }
-        )
-    )
-    log = tmp_path_factory.mktemp("logs") / "node.log"
-    with log.open("w") as f:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hades_perception.cli",
-                "run",
-                "--params",
-                str(params),
-                "--namespace",
-                NS,
-                "--camera-topic",
-                CAMERA,
-            ],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    proc.log_path = log  # type: ignore[attr-defined]
+def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    folder = tmp_path_factory.mktemp("node")
+    params = {
+        "model_bundle_path": str(tiny_bundle),
+        "execution_providers": ["CPUExecutionProvider"],
+        "compressed_topic": "camera/image_raw/compressed",
+        "diagnostics_period": 0.5,
+        "max_image_pixels": 64_000_000,
+    }
+    proc = start_node(params, folder, NS, CAMERA, log=folder / "node.log")
+    proc.log_path = folder / "node.log"  # type: ignore[attr-defined]
     yield proc
     proc.terminate()
     try:
@@ -145,7 +118,7 @@ class Probe:
 
 
 @pytest.fixture(scope="module")
-def probe(node: subprocess.Popen[str]) -> Iterator[Probe]:
+def probe(node: subprocess.Popen[bytes]) -> Iterator[Probe]:
     p = Probe()
     p.wait("model_info", timeout=90)
     deadline = time.monotonic() + 30
@@ -236,7 +209,7 @@ def _bad_frames():
 
 @pytest.mark.parametrize(("case", "index"), [(c[0], i) for i, c in enumerate(_bad_frames())])
 def test_a_bad_frame_is_reported_and_the_next_good_frame_is_served(
-    probe: Probe, node: subprocess.Popen[str], plate: np.ndarray, case: str, index: int
+    probe: Probe, node: subprocess.Popen[bytes], plate: np.ndarray, case: str, index: int
 ):
     from sensor_msgs.msg import CompressedImage
 
@@ -254,7 +227,7 @@ def test_a_bad_frame_is_reported_and_the_next_good_frame_is_served(
 
 
 def test_a_burst_at_ten_times_the_sustainable_rate_drops_frames_keeps_memory_and_recovers(
-    probe: Probe, node: subprocess.Popen[str], plate: np.ndarray
+    probe: Probe, node: subprocess.Popen[bytes], plate: np.ndarray
 ):
     t0 = time.monotonic()
     _sent_and_answered(probe, plate, 4000)
