@@ -19,6 +19,8 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from hades_perception.prediction import Landmark, Prediction
+
 IMAGE_T, COMPRESSED_T, STRING_T = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "std_msgs/msg/String"
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)  # message definitions unchanged in Kilted
@@ -170,3 +172,43 @@ class BagRecorder:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def read_predictions(recording: Path, ns: str) -> dict[int, Prediction]:
+    """A node's recorded outputs (`replay --record`), rebuilt as Predictions keyed by
+    the header stamp of the frame they answer: masks and confidence from `masks`,
+    landmarks from `landmarks`, per-class confidence and threshold from `certainty`."""
+    register_project_types()
+    topics = {f"{ns}/masks": "masks", f"{ns}/landmarks": "landmarks", f"{ns}/certainty": "certainty"}
+    got: dict[str, dict[int, Any]] = {name: {} for name in topics.values()}
+    with Reader(recording) as reader:
+        for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic in topics]):
+            msg: Any = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            got[topics[conn.topic]][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg
+    out = {}
+    for stamp, m in got["masks"].items():
+        if stamp not in got["landmarks"]:
+            continue
+        h, w = m.masks[0].height, m.masks[0].width
+        classes = tuple(m.class_names)
+        cert = got["certainty"].get(stamp)
+        out[stamp] = Prediction(
+            w,
+            h,
+            classes,
+            {c: np.asarray(img.data).reshape(h, w) > 0 for c, img in zip(classes, m.masks, strict=True)},
+            np.asarray(m.confidence.data).reshape(m.confidence.height, m.confidence.width),
+            [
+                Landmark(
+                    lm.kind, None if lm.plant < 0 else int(lm.plant), float(lm.x), float(lm.y), float(lm.confidence)
+                )
+                for lm in got["landmarks"][stamp].landmarks
+            ],
+            dict(zip(cert.class_names, cert.class_confidence, strict=True)) if cert else {},
+            [],
+            float(cert.low_confidence_threshold) if cert else 0.5,
+            {"version": m.model_version},
+            None,
+            None,
+        )
+    return out

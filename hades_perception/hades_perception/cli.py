@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from hades_perception.engine import DEFAULT_PROVIDERS
-from hades_perception.prediction import Prediction
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 log = logging.getLogger("hades-perception")
@@ -34,22 +33,6 @@ def read_image(path: Path) -> np.ndarray:
     elif img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img
-
-
-def _write_overlay(path: Path, image: np.ndarray, pred: Prediction) -> None:
-    """Masks, landmarks (low-confidence ones ringed) and the certainty map side by side."""
-    from hades_perception.overlay import Marker, draw_overlay
-    from hades_perception.pipeline import as_rgb8
-
-    markers = [
-        Marker(lm.kind, lm.x, lm.y, lm.plant, lm.confidence < pred.low_confidence_threshold) for lm in pred.landmarks
-    ]
-    pic = draw_overlay(as_rgb8(image), pred.masks, markers)
-    conf = cv2.applyColorMap(
-        cv2.resize(pred.confidence_map, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_AREA),
-        cv2.COLORMAP_VIRIDIS,
-    )
-    cv2.imwrite(str(path), np.hstack([cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), conf]))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -80,7 +63,10 @@ def _predict(args: argparse.Namespace) -> int:
             cv2.imwrite(str(out / f"{path.stem}_{cls}_mask.png"), mask.astype(np.uint8) * 255)
         (out / f"{path.stem}.json").write_text(json.dumps(pred.to_json(), indent=1))
         if args.overlay:
-            _write_overlay(out / f"{path.stem}_overlay.png", image, pred)
+            from hades_perception.overlay import prediction_picture
+            from hades_perception.pipeline import as_rgb8
+
+            cv2.imwrite(str(out / f"{path.stem}_overlay.png"), prediction_picture(as_rgb8(image), pred))
         tips = sum(lm.kind == "primary_root_tip" for lm in pred.landmarks)
         log.info(
             "%s: %d primary tips, %d landmarks, %.0f ms", path.name, tips, len(pred.landmarks), pred.timing_ms["total"]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hades_perception.prediction import Prediction
+
 # Colours (RGB) by class name; classes a model adds get a colour from the fallback palette.
 CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
     "root": (255, 200, 0),
@@ -91,6 +93,21 @@ def draw_overlay(
                 cv2.LINE_AA,
             )
     return canvas
+
+
+def prediction_picture(image: np.ndarray, pred: Prediction) -> np.ndarray:
+    """BGR picture for files: masks and landmarks (low-confidence ones ringed) beside
+    the certainty map. Used by `predict --overlay` and replay overlays alike."""
+    markers = [
+        Marker(lm.kind, lm.x, lm.y, lm.plant, lm.confidence < pred.low_confidence_threshold) for lm in pred.landmarks
+    ]
+    rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+    pic = draw_overlay(rgb[:, :, :3], pred.masks, markers)
+    conf = cv2.applyColorMap(
+        cv2.resize(pred.confidence_map, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_AREA),
+        cv2.COLORMAP_VIRIDIS,
+    )
+    return np.hstack([cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), conf])
 
 
 def legend(class_names: Iterable[str]) -> str:

@@ -226,11 +226,10 @@ def overlays_from_recording(recording: Path, bag: Path, out: Path, ns: str = "/h
     """Pictures of what the node published: its masks and landmarks over the input
     frame with the same stamp, beside its confidence image."""
     import cv2
-    from rosbags.rosbag2 import Reader
 
-    from hades_perception.bag import TYPESTORE
+    from hades_perception.bag import TYPESTORE, read_predictions
     from hades_perception.image_codec import decode_compressed, decode_image
-    from hades_perception.overlay import Marker, draw_overlay
+    from hades_perception.overlay import prediction_picture
 
     register_project_types()
     inputs: dict[int, np.ndarray] = {}
@@ -241,33 +240,12 @@ def overlays_from_recording(recording: Path, bag: Path, out: Path, ns: str = "/h
             if f.msgtype.endswith("Compressed")
             else decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data.tobytes())
         )
-    masks: dict[int, Any] = {}
-    marks: dict[int, Any] = {}
-    with Reader(recording) as reader:
-        conns = [c for c in reader.connections if c.topic in (f"{ns}/masks", f"{ns}/landmarks")]
-        for conn, _, raw in reader.messages(connections=conns):
-            m: Any = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-            stamp = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
-            (masks if conn.topic.endswith("/masks") else marks)[stamp] = m
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for stamp in sorted(masks)[:limit]:
-        if stamp not in inputs or stamp not in marks:
+    for stamp, pred in sorted(read_predictions(recording, ns).items())[:limit]:
+        if stamp not in inputs:
             continue
-        m = masks[stamp]
-        h, w = m.masks[0].height, m.masks[0].width
-        pred_masks = {c: np.asarray(img.data).reshape(h, w) > 0 for c, img in zip(m.class_names, m.masks, strict=True)}
-        markers = [
-            Marker(lm.kind, lm.x, lm.y, None if lm.plant < 0 else int(lm.plant), lm.confidence < 0.5)
-            for lm in marks[stamp].landmarks
-        ]
-        image = inputs[stamp]
-        pic = draw_overlay(image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2), pred_masks, markers)
-        conf = np.asarray(m.confidence.data).reshape(m.confidence.height, m.confidence.width)
-        conf = cv2.applyColorMap(
-            cv2.resize(conf, (pic.shape[1], pic.shape[0]), interpolation=cv2.INTER_AREA), cv2.COLORMAP_VIRIDIS
-        )
         path = out / f"frame_{stamp}.png"
-        cv2.imwrite(str(path), np.hstack([cv2.cvtColor(pic, cv2.COLOR_RGB2BGR), conf]))
+        cv2.imwrite(str(path), prediction_picture(inputs[stamp], pred))
         written.append(path)
     return written

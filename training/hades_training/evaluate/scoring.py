@@ -131,9 +131,7 @@ class Scorer:
                 "fp": fp,
                 "fn": fn,
             }
-        pixels = CalibrationBins()
-        for b in self.pixel_bins.values():
-            pixels.merge(b)
+        pixels = self.pixel_bins_all()
         out: dict[str, Any] = {
             "images": len(self.images),
             "segmentation": per_class,
@@ -184,39 +182,17 @@ def _finite(x: Any) -> Any:
 def score_messages(recording: Path, truth: Path, stems: dict[int, str | None], ns: str) -> dict[str, Any]:
     """Score a node's recorded outputs (a bag from `hades-perception replay`) against the
     dataset folder the replayed bag was made from; frames pair up by header stamp."""
-    from rosbags.rosbag2 import Reader
-
-    from hades_perception.bag import TYPESTORE, register_project_types
-    from hades_perception.prediction import Landmark, Prediction
+    from hades_perception.bag import read_predictions
     from hades_training.data import open_dataset
 
-    register_project_types()
     reader_ds = open_dataset(truth)
     items: list[Any] = list(reader_ds.items)
     by_stem = {item.stem: i for i, item in enumerate(items)}
-    masks: dict[int, Any] = {}
-    marks: dict[int, Any] = {}
-    msg: Any
-    with Reader(recording) as bag:
-        conns = [c for c in bag.connections if c.topic in (f"{ns}/masks", f"{ns}/landmarks")]
-        for conn, _, raw in bag.messages(connections=conns):
-            msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            (masks if conn.topic.endswith("/masks") else marks)[stamp] = msg
     scorer: Scorer | None = None
-    for stamp, m in masks.items():
+    for stamp, pred in read_predictions(recording, ns).items():
         stem = stems.get(stamp)
-        if stem is None or stem not in by_stem or stamp not in marks:
+        if stem is None or stem not in by_stem:
             continue
-        sample = reader_ds[by_stem[stem]]
-        classes = tuple(m.class_names)
-        scorer = scorer or Scorer(classes, calibration=False)
-        h, w = m.masks[0].height, m.masks[0].width
-        pred_masks = {c: np.asarray(img.data).reshape(h, w) > 0 for c, img in zip(classes, m.masks, strict=True)}
-        lms = [
-            Landmark(lm.kind, None if lm.plant < 0 else int(lm.plant), float(lm.x), float(lm.y), float(lm.confidence))
-            for lm in marks[stamp].landmarks
-        ]
-        pred = Prediction(w, h, classes, pred_masks, np.zeros((1, 1), np.uint8), lms, {}, [], 0.5, {}, None, None)
-        scorer.add(pred, sample)
+        scorer = scorer or Scorer(pred.classes, calibration=False)
+        scorer.add(pred, reader_ds[by_stem[stem]])
     return scorer.summary() if scorer else {"images": 0, "note": "no recorded frame matched the dataset"}
