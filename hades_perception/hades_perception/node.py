@@ -12,10 +12,18 @@ Topics, relative to the node's namespace:
        masks/<class> (mono8), masks/colour (rgb8), confidence (mono8): for viewing, published
            only while someone subscribes; their model version is the one in `masks` with the same stamp
        model_info (hades_perception_msgs/ModelInfo, transient local), /diagnostics
+       shadow/{masks,landmarks,certainty,agreement,model_info}: the shadow candidate (shadow_channel)
+  service  pin_model (hades_perception_msgs/PinModel): pin a version on this node, or release the pin
+
+Models: with store_url set, the node follows a store channel (follower.py): new
+versions are fetched, verified, loaded, warmed up and validated on a background
+thread and swapped in between two frames; a frame already running finishes on
+the model it started with. Without store_url it serves model_bundle_path.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +34,35 @@ import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from hades_perception import agreement
+from hades_perception.bundle import load_manifest, open_bundle
+from hades_perception.follower import STAGES, Attempt, ModelFollower
 from hades_perception.image_codec import decode_compressed, decode_image
+from hades_perception.model_cache import ModelCache
 from hades_perception.overlay import class_colour
 from hades_perception.params import PARAMS
 from hades_perception.pipeline import InputError, Pipeline
 from hades_perception.prediction import Prediction
+from hades_perception.signing import load_trusted_keys, verify_bundle
+from hades_perception.store import ModelStore
 from hades_perception.worker import InferenceWorker
-from hades_perception_msgs.msg import Certainty, Landmark, LandmarkArray, ModelInfo, SegmentationMasks
+from hades_perception_msgs.msg import (
+    Agreement,
+    Certainty,
+    Landmark,
+    LandmarkArray,
+    ModelInfo,
+    SegmentationMasks,
+)
+from hades_perception_msgs.srv import PinModel
 
 
 @dataclass
@@ -47,6 +70,14 @@ class Frame:
     msg: Image | CompressedImage
     received: float  # time.monotonic() at the callback
     received_wall: float  # time.time() at the callback, to compare with the header stamp
+
+
+@dataclass
+class ShadowFrame:
+    header: Header
+    image: np.ndarray
+    serving: Prediction
+    serving_version: str
 
 
 def _mono8(header: Header, mask: np.ndarray) -> Image:
@@ -61,12 +92,69 @@ def _mono8(header: Header, mask: np.ndarray) -> Image:
     )
 
 
+class Outputs:
+    """The result topics of one model (serving, or the shadow candidate), created once."""
+
+    def __init__(self, node: Node, prefix: str, qos: QoSProfile) -> None:
+        self.masks = node.create_publisher(SegmentationMasks, prefix + "masks", qos)
+        self.landmarks = node.create_publisher(LandmarkArray, prefix + "landmarks", qos)
+        self.certainty = node.create_publisher(Certainty, prefix + "certainty", qos)
+
+    def publish(self, header: Header, pred: Prediction, name: str, version: str) -> list[Image]:
+        """Publish one frame's results; returns the per-class mono8 masks for the viewing topics."""
+        masks = [_mono8(header, pred.masks[c]) for c in pred.classes]
+        self.masks.publish(
+            SegmentationMasks(
+                header=header,
+                model_version=version,
+                class_names=list(pred.classes),
+                masks=masks,
+                confidence=_mono8(header, pred.confidence_map),
+            )
+        )
+        self.landmarks.publish(
+            LandmarkArray(
+                header=header,
+                model_version=version,
+                landmarks=[
+                    Landmark(
+                        kind=lm.kind,
+                        plant=-1 if lm.plant is None else lm.plant,
+                        x=float(lm.x),
+                        y=float(lm.y),
+                        calibrated=lm.x_mm is not None,
+                        x_mm=float(lm.x_mm or 0.0),
+                        y_mm=float(lm.y_mm or 0.0),
+                        confidence=float(lm.confidence),
+                    )
+                    for lm in pred.landmarks
+                ],
+            )
+        )
+        self.certainty.publish(
+            Certainty(
+                header=header,
+                model_name=name,
+                model_version=version,
+                class_names=list(pred.class_confidence),
+                class_confidence=[float(v) for v in pred.class_confidence.values()],
+                plant_confidence=[float(p.confidence) for p in pred.plants],
+                plant_low_confidence=[bool(p.low_confidence) for p in pred.plants],
+                low_confidence_threshold=float(pred.low_confidence_threshold),
+                low_confidence=any(p.low_confidence for p in pred.plants),
+            )
+        )
+        return masks
+
+
 class PerceptionNode(Node):
-    pipeline: Pipeline
+    pipeline: Pipeline  # the serving model; replaced whole by a swap, read once per frame
+    shadow: Pipeline | None
     worker: InferenceWorker[Frame]
-    pub_masks: Publisher
-    pub_landmarks: Publisher
-    pub_certainty: Publisher
+    shadow_worker: InferenceWorker[ShadowFrame] | None
+    follower: ModelFollower | None
+    shadow_follower: ModelFollower | None
+    outputs: Outputs
     pub_model_info: Publisher
     pub_diagnostics: Publisher
     pub_confidence: Publisher
@@ -77,22 +165,25 @@ class PerceptionNode(Node):
         super().__init__("hades_perception", **kwargs)
         self._declare_parameters()
         p = self._param
-        self.pipeline = self._load_pipeline()
+        self.trusted = load_trusted_keys(Path(p("trusted_keys_dir"))) if p("trusted_keys_dir") else None
+        self.follower = self.shadow_follower = None
+        self.shadow, self.shadow_worker = None, None
+        self.swaps: list[Attempt] = []
+        self.pipeline = self._start_model()
         self.loaded_at = self.get_clock().now().to_msg()
-        m = self.pipeline.manifest
 
-        out_qos = QoSProfile(
+        self.out_qos = QoSProfile(
             depth=5,
             reliability=ReliabilityPolicy.RELIABLE
             if p("output_qos_reliability") == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
-        self.pub_masks = self.create_publisher(SegmentationMasks, "masks", out_qos)
-        self.pub_landmarks = self.create_publisher(LandmarkArray, "landmarks", out_qos)
-        self.pub_certainty = self.create_publisher(Certainty, "certainty", out_qos)
-        self.pub_confidence = self.create_publisher(Image, "confidence", out_qos)
-        self.pub_colour = self.create_publisher(Image, "masks/colour", out_qos)
-        self.pub_class = {c: self.create_publisher(Image, f"masks/{c}", out_qos) for c in m.outputs.classes}
+        self.outputs = Outputs(self, "", self.out_qos)
+        self.pub_confidence = self.create_publisher(Image, "confidence", self.out_qos)
+        self.pub_colour = self.create_publisher(Image, "masks/colour", self.out_qos)
+        self.pub_class = {
+            c: self.create_publisher(Image, f"masks/{c}", self.out_qos) for c in self.pipeline.manifest.outputs.classes
+        }
         latched = QoSProfile(
             depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
         )
@@ -114,10 +205,18 @@ class PerceptionNode(Node):
         if p("compressed_topic"):
             self.create_subscription(CompressedImage, p("compressed_topic"), self._on_frame, in_qos)
         self.diag_timer = self.create_timer(p("diagnostics_period"), self._publish_diagnostics)
+        # Pinning waits for a load and a validation: its own callback group keeps frames flowing meanwhile.
+        self.create_service(PinModel, "pin_model", self._on_pin, callback_group=MutuallyExclusiveCallbackGroup())
         self._publish_model_info()
+        if p("shadow_channel"):
+            self._start_shadow()
+        if self.follower is not None:
+            self.follower.start()
+        m = self.pipeline.manifest
         self.get_logger().info(
             f"serving {m.name} {m.version} on {self.pipeline.engine.name}; listening on "
             f"{self.resolve_topic_name(p('image_topic'))}"
+            + (f"; following {self.follower.status.store} channel {p('channel')}" if self.follower else "")
         )
 
     # --- parameters ------------------------------------------------------------------
@@ -139,12 +238,11 @@ class PerceptionNode(Node):
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _load_pipeline(self) -> Pipeline:
-        bundle = Path(self._param("model_bundle_path")).expanduser()
+    def _load(self, bundle: Path) -> Pipeline:
+        """A pipeline for a verified bundle folder, on this node's engine settings."""
         ppm = self._param("px_per_mm") or None
         engine_file = self._param("engine_file_path")
-        if engine_file:
-            from hades_perception.bundle import open_bundle
+        if engine_file and self.follower is None:
             from hades_perception.tensorrt_engine import TensorRTEngine
 
             manifest = open_bundle(bundle)
@@ -157,6 +255,139 @@ class PerceptionNode(Node):
         threads = self._param("intra_op_threads") or None
         return Pipeline.from_bundle(
             bundle, tuple(self._param("execution_providers")), threads, px_per_mm=ppm, dish_mm=self._param("dish_mm")
+        )
+
+    def _cache(self) -> ModelCache:
+        folder = self._param("cache_dir")
+        if not folder:
+            data = os.environ.get("HADES_DATA_DIR")
+            folder = str(Path(data) / "model-cache") if data else "~/.cache/hades_perception"
+        return ModelCache(Path(folder))
+
+    def _start_model(self) -> Pipeline:
+        """The channel's version when a store is set (from the cache without a network),
+        else, or when that fails, the bundle folder in model_bundle_path."""
+        p = self._param
+        fallback = Path(p("model_bundle_path")).expanduser()
+        if p("store_url"):
+            model = p("model_name") or load_manifest(fallback).name
+            self.follower = ModelFollower(
+                ModelStore.open(p("store_url")),
+                self._cache(),
+                model,
+                p("channel"),
+                load=self._load,
+                on_ready=self._swap,
+                serving_version=lambda: self.pipeline.manifest.version,
+                trusted=self.trusted,
+                poll_period=p("poll_period"),
+                latency_budget_ms=p("latency_budget_ms") or None,
+            )
+            got = self.follower.initial()
+            if got is not None:
+                pipeline, attempt = got
+                self.swaps.append(attempt)
+                return pipeline
+            self.get_logger().warning(
+                f"channel {p('channel')} of {model} not servable now "
+                f"({self.follower.status.last_error or 'never set'}); serving {fallback} until it is"
+            )
+        if self.trusted:
+            verify_bundle(fallback, self.trusted)
+        return self._load(fallback)
+
+    def _swap(self, pipeline: Pipeline, attempt: Attempt) -> None:
+        """Install a validated pipeline. The worker reads self.pipeline once per frame,
+        so a frame in flight finishes on the old one, which is freed when it ends."""
+        old = self.pipeline
+        self.pipeline = pipeline
+        self.loaded_at = self.get_clock().now().to_msg()
+        self.swaps.append(attempt)
+        del self.swaps[:-20]
+        self._publish_model_info()
+        stages = ", ".join(f"{k} {attempt.stages_ms.get(k, 0.0):.0f} ms" for k in STAGES)
+        self.get_logger().info(
+            f"now serving {pipeline.manifest.version} (was {old.manifest.version}; {attempt.reason}): {stages}"
+        )
+
+    def _on_pin(self, request: PinModel.Request, response: PinModel.Response) -> PinModel.Response:
+        if self.follower is None:
+            response.success, response.message = False, "this node serves a bundle folder, not a store channel"
+        elif request.version:
+            attempt = self.follower.pin(request.version)
+            response.success = attempt.ok
+            response.message = f"pinned to {request.version}" if attempt.ok else attempt.error
+        else:
+            released = self.follower.release()
+            response.success = released is None or released.ok
+            response.message = "following channel " + self._param("channel")
+            if released is not None and not released.ok:
+                response.message += f"; its version {released.version} failed: {released.error}"
+        self._publish_model_info()
+        response.serving_version = self.pipeline.manifest.version
+        self.get_logger().info(f"pin_model {request.version or '(release)'}: {response.message}")
+        return response
+
+    # --- shadow mode --------------------------------------------------------------------
+    def _start_shadow(self) -> None:
+        if self.follower is None:
+            raise ValueError("shadow_channel needs store_url: the candidate comes from the store")
+        self.shadow_outputs = Outputs(self, "shadow/", self.out_qos)
+        self.pub_agreement = self.create_publisher(Agreement, "shadow/agreement", self.out_qos)
+        latched = QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+        )
+        self.pub_shadow_info = self.create_publisher(ModelInfo, "shadow/model_info", latched)
+        self.tally = agreement.Tally()
+        self.shadow_follower = ModelFollower(
+            self.follower.store,
+            self.follower.cache,
+            self.follower.model,
+            self._param("shadow_channel"),
+            load=self._load,
+            on_ready=self._shadow_ready,
+            serving_version=lambda: self.shadow.manifest.version if self.shadow else "",
+            trusted=self.trusted,
+            poll_period=self._param("poll_period"),
+            latency_budget_ms=self._param("latency_budget_ms") or None,
+        )
+        # The candidate never delays the serving model: its own worker, newest frame only.
+        self.shadow_worker = InferenceWorker(self._shadow_process, size=1, on_error=self._shadow_failed)
+        self.shadow_follower.start()
+
+    def _shadow_ready(self, pipeline: Pipeline, attempt: Attempt) -> None:
+        self.shadow = pipeline
+        self.pub_shadow_info.publish(self._model_info(pipeline, self._param("shadow_channel"), ""))
+        self.get_logger().info(f"shadow candidate {pipeline.manifest.version} ready ({attempt.reason})")
+
+    def _shadow_failed(self, item: ShadowFrame, exc: Exception) -> None:
+        self.get_logger().warning(f"shadow candidate failed on frame {item.header.stamp.sec}: {exc}")
+
+    def _shadow_process(self, item: ShadowFrame) -> None:
+        candidate = self.shadow
+        if candidate is None or candidate.manifest.version == item.serving_version:
+            return  # nothing to compare: no candidate yet, or the candidate is what is serving
+        pred = candidate(item.image)
+        m = candidate.manifest
+        self.shadow_outputs.publish(item.header, pred, m.name, m.version)
+        a = agreement.compare(item.serving, pred)
+        self.tally.add(item.serving_version, m.version, a)
+        mean = self.tally.mean_iou()
+        self.pub_agreement.publish(
+            Agreement(
+                header=item.header,
+                serving_version=item.serving_version,
+                candidate_version=m.version,
+                class_names=list(a.classes),
+                class_iou=a.class_iou,
+                class_certainty_difference=a.class_certainty_difference,
+                primary_tip_distance_px=a.primary_tip_distance_px,
+                primary_tips_unmatched=a.primary_tips_unmatched,
+                plant_certainty_difference=a.plant_certainty_difference,
+                frames=self.tally.frames,
+                mean_class_iou=[mean.get(c, 0.0) for c in a.classes],
+                mean_primary_tip_distance_px=self.tally.mean_tip_distance_px(),
+            )
         )
 
     # --- frames in ------------------------------------------------------------------------
@@ -173,12 +404,15 @@ class PerceptionNode(Node):
         )
 
     def _process(self, frame: Frame) -> None:
+        pipeline = self.pipeline  # once: a swap during this frame takes effect at the next
         t0 = time.monotonic()
         image = self._decode(frame.msg)
         t1 = time.monotonic()
-        pred = self.pipeline(image)
+        pred = pipeline(image)
         t2 = time.monotonic()
-        self._publish(frame.msg.header, pred)
+        self._publish(frame.msg.header, pred, pipeline)
+        if self.shadow_worker is not None:
+            self.shadow_worker.submit(ShadowFrame(frame.msg.header, image, pred, pipeline.manifest.version))
         t3 = time.monotonic()
         stamp = frame.msg.header.stamp.sec + frame.msg.header.stamp.nanosec * 1e-9
         transport = (frame.received_wall - stamp) * 1e3
@@ -206,56 +440,15 @@ class PerceptionNode(Node):
         )
 
     # --- results out ----------------------------------------------------------------------
-    def _publish(self, header: Header, pred: Prediction) -> None:
-        m = self.pipeline.manifest
-        version = m.version
-        masks = [_mono8(header, pred.masks[c]) for c in m.outputs.classes]
-        confidence = _mono8(header, pred.confidence_map)
-        self.pub_masks.publish(
-            SegmentationMasks(
-                header=header,
-                model_version=version,
-                class_names=list(m.outputs.classes),
-                masks=masks,
-                confidence=confidence,
-            )
-        )
-        self.pub_landmarks.publish(
-            LandmarkArray(
-                header=header,
-                model_version=version,
-                landmarks=[
-                    Landmark(
-                        kind=lm.kind,
-                        plant=-1 if lm.plant is None else lm.plant,
-                        x=float(lm.x),
-                        y=float(lm.y),
-                        calibrated=lm.x_mm is not None,
-                        x_mm=float(lm.x_mm or 0.0),
-                        y_mm=float(lm.y_mm or 0.0),
-                        confidence=float(lm.confidence),
-                    )
-                    for lm in pred.landmarks
-                ],
-            )
-        )
-        self.pub_certainty.publish(
-            Certainty(
-                header=header,
-                model_name=m.name,
-                model_version=version,
-                class_names=list(pred.class_confidence),
-                class_confidence=[float(v) for v in pred.class_confidence.values()],
-                plant_confidence=[float(p.confidence) for p in pred.plants],
-                plant_low_confidence=[bool(p.low_confidence) for p in pred.plants],
-                low_confidence_threshold=float(pred.low_confidence_threshold),
-                low_confidence=any(p.low_confidence for p in pred.plants),
-            )
-        )
+    def _publish(self, header: Header, pred: Prediction, pipeline: Pipeline) -> None:
+        m = pipeline.manifest
+        masks = self.outputs.publish(header, pred, m.name, m.version)
         # Viewing topics: only filled when someone looks (a full-size mono8 is 12.6 MB).
         if self._param("publish_confidence_image") and self.pub_confidence.get_subscription_count():
-            self.pub_confidence.publish(confidence)
-        for c, img in zip(m.outputs.classes, masks, strict=True):
+            self.pub_confidence.publish(_mono8(header, pred.confidence_map))
+        for c, img in zip(pred.classes, masks, strict=True):
+            if c not in self.pub_class:  # a new version may bring a class
+                self.pub_class[c] = self.create_publisher(Image, f"masks/{c}", self.out_qos)
             if self.pub_class[c].get_subscription_count():
                 self.pub_class[c].publish(img)
         if self._param("publish_colour_mask") and self.pub_colour.get_subscription_count():
@@ -268,19 +461,28 @@ class PerceptionNode(Node):
             rgb[mask] = class_colour(c, i)
         return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
 
-    def _publish_model_info(self) -> None:
-        m = self.pipeline.manifest
+    def _model_info(self, pipeline: Pipeline, channel: str, pinned: str) -> ModelInfo:
+        m = pipeline.manifest
         info = ModelInfo(
             name=m.name,
             version=m.version,
             sha256=m.sha256,
-            engine=self.pipeline.engine.name,
+            engine=pipeline.engine.name,
             class_names=list(m.outputs.classes),
             landmark_kinds=list(m.outputs.landmark_kinds),
             loaded_at=Time(sec=self.loaded_at.sec, nanosec=self.loaded_at.nanosec),
+            store=self.follower.status.store if self.follower else "",
+            channel=channel,
+            pinned=pinned,
         )
         info.header.stamp = self.get_clock().now().to_msg()
-        self.pub_model_info.publish(info)
+        return info
+
+    def _publish_model_info(self) -> None:
+        f = self.follower
+        self.pub_model_info.publish(
+            self._model_info(self.pipeline, f.channel if f else "", f.status.pinned if f else "")
+        )
 
     def _publish_diagnostics(self) -> None:
         s, m = self.worker.stats, self.pipeline.manifest
@@ -310,12 +512,61 @@ class PerceptionNode(Node):
             hardware_id=self.get_namespace(),
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
-        arr = DiagnosticArray(status=[status])
+        arr = DiagnosticArray(status=[status, *self._store_diagnostics()])
         arr.header.stamp = self.get_clock().now().to_msg()
         self.pub_diagnostics.publish(arr)
 
+    def _store_diagnostics(self) -> list[DiagnosticStatus]:
+        """One status per followed channel: where it points, what failed, where a swap's time went."""
+        out = []
+        for role, f in (("model store", self.follower), ("shadow model store", self.shadow_follower)):
+            if f is None:
+                continue
+            st = f.status
+            values = {
+                "store": st.store,
+                "model": st.model,
+                "channel": st.channel,
+                "channel_version": st.channel_version,
+                "serving_version": f.serving_version(),
+                "pinned": st.pinned,
+                "store_reachable": str(st.store_reachable),
+                "last_poll_age_s": f"{time.time() - st.last_poll:.1f}" if st.last_poll else "",
+                "last_error": st.last_error[:300],
+            }
+            a = st.last_attempt
+            if a is not None:
+                values.update({"last_attempt_version": a.version, "last_attempt_ok": str(a.ok)})
+                values.update({f"last_attempt_{k}_ms": f"{v:.1f}" for k, v in a.stages_ms.items()})
+                if a.pointer_seen:
+                    values["last_attempt_pointer_seen"] = f"{a.pointer_seen:.3f}"
+                if a.ready_at:
+                    values["last_attempt_ready_at"] = f"{a.ready_at:.3f}"
+            level, message = DiagnosticStatus.OK, f"following {st.channel}"
+            if st.pinned:
+                message = f"pinned to {st.pinned}"
+            if st.store_reachable is False:
+                level, message = DiagnosticStatus.WARN, "store unreachable; serving " + f.serving_version()
+            elif st.last_error:
+                level, message = DiagnosticStatus.WARN, st.last_error[:200]
+            out.append(
+                DiagnosticStatus(
+                    level=level,
+                    name=f"{self.get_fully_qualified_name()}: {role}",
+                    message=message,
+                    hardware_id=self.get_namespace(),
+                    values=[KeyValue(key=k, value=v) for k, v in values.items()],
+                )
+            )
+        return out
+
     def destroy_node(self) -> None:
+        for f in (self.follower, self.shadow_follower):
+            if f is not None:
+                f.stop(timeout=5.0)
         self.worker.close()
+        if self.shadow_worker is not None:
+            self.shadow_worker.close()
         super().destroy_node()
 
 
@@ -324,7 +575,7 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = PerceptionNode()
-        executor = SingleThreadedExecutor()
+        executor = MultiThreadedExecutor(num_threads=2)
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

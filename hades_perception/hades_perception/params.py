@@ -55,6 +55,39 @@ PARAMS: tuple[Param, ...] = (
         "A TensorRT engine to run instead of ONNX Runtime; empty: the bundle's engine "
         "for this GPU if any, else ONNX Runtime",
     ),
+    # model store and hot swap (store_url empty: serve model_bundle_path only)
+    Param(
+        "store_url",
+        "",
+        "Model store to follow: a folder, file://, azure://<container>[/<prefix>] or https://<account>"
+        ".blob.core.windows.net/<container>; credentials come from the environment, never from here. "
+        "Empty: serve model_bundle_path only",
+    ),
+    Param("model_name", "", "Model to follow in the store; empty: the name in model_bundle_path's manifest"),
+    Param("channel", "production", "Store channel to follow (e.g. production, canary)"),
+    Param("poll_period", 10.0, "Seconds between conditional reads of the channel pointer", range=(0.2, 3600.0)),
+    Param(
+        "cache_dir",
+        "",
+        "Local cache of store versions; empty: $HADES_DATA_DIR/model-cache or ~/.cache/hades_perception",
+    ),
+    Param(
+        "trusted_keys_dir",
+        "",
+        "Folder of trusted ed25519 public keys (*.pub); set: only bundles signed by one of them are served",
+    ),
+    Param(
+        "latency_budget_ms",
+        0.0,
+        "Golden-sample latency a new version must meet before it is served; 0: 10x its export latency",
+        range=(0.0, 600000.0),
+    ),
+    Param(
+        "shadow_channel",
+        "",
+        "Run this channel's version beside the serving one on the same frames; outputs under shadow/, "
+        "agreement on shadow/agreement. Empty: no shadow",
+    ),
     Param("force_engine_update", False, "Rebuild the TensorRT engine from the bundle's ONNX at start-up"),
     Param("intra_op_threads", 0, "ONNX Runtime threads; 0: all cores", range=(0, 256)),
     # calibration
