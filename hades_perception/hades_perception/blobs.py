@@ -177,9 +177,11 @@ class AzureBlobs:
 
     @classmethod
     def from_url(cls, url: str, **client_options: Any) -> AzureBlobs:
-        from azure.storage.blob import BlobServiceClient
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-        opts: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_total": 2}
+        # The SDK's default (15 s first backoff) would keep a poll hanging for most of a minute.
+        retry = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=1)
+        opts: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_policy": retry}
         opts.update(client_options)
         parts = urlsplit(url)
         path = parts.path.strip("/")
@@ -238,7 +240,7 @@ class AzureBlobs:
 
     def read_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None:
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceNotModifiedError
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotModifiedError
 
         if etag is None:
             return self.read(key)
@@ -248,8 +250,8 @@ class AzureBlobs:
                     self._key(key), etag=etag, match_condition=MatchConditions.IfModified
                 )
                 return stream.readall(), str(stream.properties.etag)
-        except StoreError as exc:  # the SDK reports 304 Not Modified as an error
-            if isinstance(exc.__cause__, ResourceNotModifiedError):
+        except StoreError as exc:  # "not modified": 304 from Azure, ConditionNotMet from Azurite
+            if isinstance(exc.__cause__, ResourceNotModifiedError | ResourceModifiedError):
                 return None
             raise
 
@@ -260,7 +262,7 @@ class AzureBlobs:
         if if_match is not None:
             kwargs.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
         with self._errors(key):
-            result = self.container.upload_blob(self._key(key), data, **kwargs)
+            result = self.container.get_blob_client(self._key(key)).upload_blob(data, **kwargs)
             return str(result["etag"])
 
     def upload(self, key: str, path: Path) -> None:
