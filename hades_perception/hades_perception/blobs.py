@@ -180,7 +180,7 @@ class AzureBlobs:
         from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
         # The SDK's default (15 s first backoff) would keep a poll hanging for most of a minute.
-        retry = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=1)
+        retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1)
         opts: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_policy": retry}
         opts.update(client_options)
         parts = urlsplit(url)
