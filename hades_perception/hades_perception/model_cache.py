@@ -65,7 +65,7 @@ class ModelCache:
         path = self.root / model / "channels" / f"{channel}.json"
         try:
             return Pointer.from_json(path.read_bytes())
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, KeyError):
             return None
 
     # --- fetching -----------------------------------------------------------------
@@ -104,36 +104,40 @@ class ModelCache:
             if self.has(model, version):
                 t0 = time.perf_counter()
                 try:
-                    self.verify(final, trusted)
+                    _same_version(self.verify(final, trusted), model, version)
                     return Fetched(final, verify_ms=(time.perf_counter() - t0) * 1e3, from_cache=True)
                 except BundleError as exc:
                     log.warning("cached %s %s fails verification (%s); downloading it again", model, version, exc)
                     shutil.rmtree(final)
             staging = self.root / model / "partial" / version
+            reused = staging.is_dir() and any(p.is_file() for p in staging.rglob("*"))
             result = Fetched(final)
             t0 = time.perf_counter()
-            while True:
-                result.attempts += 1
-                try:
-                    self._download(store, model, version, staging, trusted, result)
-                    break
-                except NotFoundError as exc:
-                    raise BundleError(f"{model} {version}: {exc}") from exc
-                except StoreError as exc:
-                    if result.attempts > retries:
-                        raise
-                    wait = min(backoff_s * 2 ** (result.attempts - 1), 30.0)
-                    log.warning("download of %s %s failed (%s); retry in %.1f s", model, version, exc, wait)
-                    sleep(wait)
+            self._download_retrying(store, model, version, staging, trusted, result, retries, backoff_s, sleep)
             result.download_ms = (time.perf_counter() - t0) * 1e3
             t0 = time.perf_counter()
             try:
                 self.verify(staging, trusted)
-            except BundleError:
+            except BundleError as exc:
                 shutil.rmtree(staging, ignore_errors=True)  # never keep, never resume, a corrupt copy
-                raise
+                if not (reused or result.resumed_at_bytes):
+                    raise
+                # Bytes kept from an earlier transfer may not be the store's (a power cut can
+                # leave zeros at the end of a file): one more try, from nothing, decides.
+                log.warning("resumed copy of %s %s fails verification (%s); downloading it again", model, version, exc)
+                t1 = time.perf_counter()
+                self._download_retrying(store, model, version, staging, trusted, result, retries, backoff_s, sleep)
+                result.download_ms += (time.perf_counter() - t1) * 1e3
+                t0 = time.perf_counter()
+                try:
+                    self.verify(staging, trusted)
+                except BundleError:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
             result.verify_ms = (time.perf_counter() - t0) * 1e3
             final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():  # a folder without its manifest: an incomplete copy or removal
+                shutil.rmtree(final)
             os.rename(staging, final)
             log.info(
                 "fetched %s %s: %d bytes in %.0f ms (%d attempts)",
@@ -144,6 +148,36 @@ class ModelCache:
                 result.attempts,
             )
             return result
+
+    def _download_retrying(
+        self,
+        store: ModelStore,
+        model: str,
+        version: str,
+        staging: Path,
+        trusted: dict[str, Ed25519PublicKey] | None,
+        result: Fetched,
+        retries: int,
+        backoff_s: float,
+        sleep: Callable[[float], None],
+    ) -> None:
+        """_download, retried with exponential backoff while the store fails; each try
+        resumes where the last one stopped."""
+        tries = 0
+        while True:
+            tries += 1
+            result.attempts += 1
+            try:
+                self._download(store, model, version, staging, trusted, result)
+                return
+            except NotFoundError as exc:
+                raise BundleError(f"{model} {version}: {exc}") from exc
+            except StoreError as exc:
+                if tries > retries:
+                    raise
+                wait = min(backoff_s * 2 ** (tries - 1), 30.0)
+                log.warning("download of %s %s failed (%s); retry in %.1f s", model, version, exc, wait)
+                sleep(wait)
 
     def _download(
         self,
@@ -160,6 +194,7 @@ class ModelCache:
             manifest = Manifest.from_dict(json.loads(manifest_bytes))
         except ValueError as exc:
             raise BundleError(f"{model} {version}: unreadable manifest in the store ({exc})") from exc
+        _same_version(manifest, model, version)
         signature = None
         with contextlib.suppress(NotFoundError):
             signature, _ = blobs.read(store.version_key(model, version, SIGNATURE_FILE))
@@ -200,3 +235,10 @@ class ModelCache:
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
         return removed
+
+
+def _same_version(manifest: Manifest, model: str, version: str) -> None:
+    """A manifest stored under one version's key that names another (a copied folder, or an
+    old signed manifest replayed under a new version) is not that version."""
+    if (manifest.name, manifest.version) != (model, version):
+        raise BundleError(f"{model} {version}: its manifest is that of {manifest.name} {manifest.version}")

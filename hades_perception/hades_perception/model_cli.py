@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (StoreError, BundleError, ValueError, FileExistsError, FileNotFoundError) as exc:
+    except (StoreError, BundleError, ValueError, OSError) as exc:
         print(f"hades-model {args.cmd}: {exc}", file=sys.stderr)
         return 1
 

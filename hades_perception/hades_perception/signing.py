@@ -38,9 +38,13 @@ def key_id(public: Ed25519PublicKey) -> str:
 
 
 def generate_keypair(prefix: Path) -> tuple[Path, Path]:
-    """Write <prefix>.key (private, 0600) and <prefix>.pub; refuse to overwrite a key."""
+    """Write <prefix>.key (private, 0600) and <prefix>.pub; refuse to overwrite a key.
+    The whole prefix is kept (ci.2026 gives ci.2026.key); a prefix given as the
+    key file itself (ci.key or ci.pub) names the same pair as ci."""
     prefix = Path(prefix)
-    private_path, public_path = prefix.with_suffix(".key"), prefix.with_suffix(".pub")
+    if prefix.suffix in (".key", ".pub"):
+        prefix = prefix.with_suffix("")
+    private_path, public_path = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
     for p in (private_path, public_path):
         if p.exists():
             raise FileExistsError(f"{p} exists; keys are never overwritten")
@@ -57,7 +61,10 @@ def generate_keypair(prefix: Path) -> tuple[Path, Path]:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:  # TypeError: an encrypted key (no password is asked)
+        raise SignatureError(f"{path}: not a PEM private key without a password ({exc})") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise SignatureError(f"{path}: not an ed25519 private key")
     return key
@@ -103,10 +110,11 @@ def verify_manifest(manifest_bytes: bytes, signature: bytes | None, trusted: dic
         sig = json.loads(signature)
         raw = base64.b64decode(sig["signature"], validate=True)
         kid = str(sig["key_id"])
-        if sig.get("algorithm") != ALGORITHM:
-            raise SignatureError(f"signature algorithm {sig.get('algorithm')!r}, expected {ALGORITHM}")
+        algorithm = sig.get("algorithm")
     except (ValueError, KeyError, TypeError) as exc:
         raise SignatureError(f"malformed signature file ({exc!r})") from exc
+    if algorithm != ALGORITHM:
+        raise SignatureError(f"signature algorithm {algorithm!r}, expected {ALGORITHM}")
     key = trusted.get(kid)
     if key is None:
         raise SignatureError(f"signed by key {kid}, which is not among the trusted keys {sorted(trusted)}")

@@ -23,13 +23,14 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import re
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hades_perception.blobs import Blobs, ConflictError, NotFoundError, open_blobs
+from hades_perception.blobs import Blobs, ConflictError, NotFoundError, StoreError, open_blobs
 from hades_perception.bundle import MANIFEST, open_bundle
 from hades_perception.signing import SIGNATURE_FILE, Ed25519PrivateKey, sign_manifest
 
@@ -39,6 +40,17 @@ HISTORY_KEPT = 100
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def version_order(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key for versions: digit runs as numbers, the rest as text."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", version) if part)
+
+
+def _is_version_manifest(key: str) -> bool:
+    """<model>/versions/<version>/manifest.json: the mark of a complete version."""
+    parts = key.split("/")
+    return len(parts) == 4 and parts[1] == "versions" and parts[3] == MANIFEST
 
 
 def default_actor() -> str:
@@ -73,13 +85,30 @@ class Pointer:
 
     @classmethod
     def from_json(cls, data: bytes) -> Pointer:
-        d = json.loads(data)
-        d["history"] = [Move(**m) for m in d.get("history", [])]
+        """Fields unknown here (written by a newer hades-model) are ignored. ValueError,
+        TypeError or KeyError for what is not a pointer."""
+        d = _known(cls, json.loads(data))
+        d["history"] = [Move(**_known(Move, m)) for m in d.get("history", [])]
         return cls(**d)
 
     def moves(self) -> list[Move]:
         """Every move, newest first (this one included)."""
         return [Move(self.version, self.by, self.at, self.reason, self.action), *self.history]
+
+
+def _known(cls: type, d: Any) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise TypeError(f"expected a JSON object, got {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+def _parse_pointer(key: str, data: bytes) -> Pointer:
+    try:
+        return Pointer.from_json(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        # A store error, not a crash: a node keeps serving and reports it until a person fixes it.
+        raise StoreError(f"{key}: unreadable channel pointer ({exc})") from exc
 
 
 class ModelStore:
@@ -141,15 +170,16 @@ class ModelStore:
 
     # --- reading -----------------------------------------------------------------
     def models(self) -> list[str]:
-        return sorted({k.split("/", 1)[0] for k in self.blobs.list("") if "/versions/" in k})
+        """Models with at least one complete version."""
+        return sorted({k.split("/", 1)[0] for k in self.blobs.list("") if _is_version_manifest(k)})
 
     def versions(self, model: str) -> list[str]:
-        """Complete versions (those with a manifest), oldest first."""
+        """Complete versions (those with a manifest), oldest first: numbers within a
+        version compare as numbers, so build 2026.11.22-10 comes after 2026.11.22-9."""
         prefix = f"{model}/versions/"
         return sorted(
-            k[len(prefix) : -len("/" + MANIFEST)]
-            for k in self.blobs.list(prefix)
-            if k.endswith("/" + MANIFEST) and k.count("/") == 3
+            (k[len(prefix) : -len("/" + MANIFEST)] for k in self.blobs.list(prefix) if _is_version_manifest(k)),
+            key=version_order,
         )
 
     def manifest(self, model: str, version: str) -> dict[str, Any]:
@@ -167,7 +197,7 @@ class ModelStore:
         out = {}
         for k in self.blobs.list(prefix):
             if k.endswith(".json"):
-                out[k[len(prefix) : -5]] = Pointer.from_json(self.blobs.read(k)[0])
+                out[k[len(prefix) : -5]] = _parse_pointer(k, self.blobs.read(k)[0])
         return out
 
     def pointer(self, model: str, channel: str) -> tuple[Pointer, str] | None:
@@ -176,12 +206,13 @@ class ModelStore:
             data, etag = self.blobs.read(self.channel_key(model, channel))
         except NotFoundError:
             return None
-        return Pointer.from_json(data), etag
+        return _parse_pointer(self.channel_key(model, channel), data), etag
 
     def pointer_if_changed(self, model: str, channel: str, etag: str | None) -> tuple[Pointer, str] | None:
         """The cheap poll a node makes: None when the pointer's ETag is still `etag`."""
-        got = self.blobs.read_if_changed(self.channel_key(model, channel), etag)
-        return None if got is None else (Pointer.from_json(got[0]), got[1])
+        key = self.channel_key(model, channel)
+        got = self.blobs.read_if_changed(key, etag)
+        return None if got is None else (_parse_pointer(key, got[0]), got[1])
 
     # --- moving channels (people only) -------------------------------------------
     def promote(
@@ -194,17 +225,28 @@ class ModelStore:
 
     def rollback(self, model: str, channel: str, reason: str, by: str | None = None, *, attempts: int = 20) -> Pointer:
         """Point `channel` back at the version it served before the current one.
-        Versions rolled back from are skipped, so rolling back twice goes two steps back."""
+        Each rollback undoes one move, so rolling back twice goes two steps back; a version
+        rolled back from and later promoted again is served-before like any other."""
 
         def target(cur: Pointer | None) -> str:
             if cur is None:
                 raise NotFoundError(f"{model}: channel {channel!r} was never set; nothing to roll back")
-            moves = cur.moves()
-            bad = {cur.version} | {moves[i + 1].version for i, m in enumerate(moves[:-1]) if m.action == "rollback"}
-            for m in moves[1:]:
-                if m.version not in bad:
-                    return m.version
-            raise NotFoundError(f"{model}: channel {channel!r} has no earlier version to roll back to")
+            # Replay the history as a stack: a promotion pushes, a rollback pops. The
+            # version under the top is the one served before the current one. (Skipping
+            # every version ever rolled back from would also skip one that was fixed and
+            # deliberately promoted again.)
+            served: list[str] = []
+            for m in reversed(cur.moves()):
+                if m.action == "rollback":
+                    while served and served[-1] != m.version:
+                        served.pop()
+                    if not served:  # history older than the kept moves: start again from here
+                        served.append(m.version)
+                else:
+                    served.append(m.version)
+            if len(served) < 2:
+                raise NotFoundError(f"{model}: channel {channel!r} has no earlier version to roll back to")
+            return served[-2]
 
         return self._move(model, channel, target, reason, by, "rollback", attempts)
 
