@@ -14,8 +14,13 @@ Backends, chosen by URL (open_blobs):
       AZURE_STORAGE_SAS_TOKEN, or AZURE_STORAGE_ACCOUNT_URL with DefaultAzureCredential
   https://<account>.blob.core.windows.net/<container>[/<prefix>][?<sas>]
       AzureBlobs with the SAS in the URL, or DefaultAzureCredential without one
+  http://127.0.0.1:10000/<account>/<container>[/<prefix>][?<sas>]
+      path-style (Azurite, emulators): when the host is an IP address, localhost
+      or a single-label name, the first path segment is the account
 
-Secrets never leave this module: `describe()` gives the URL without query or key.
+Secrets never leave this module: `describe()` gives the URL without query or key,
+error messages name the key and the service's error code only, and urllib3's debug
+log lines (which carry full request URLs) have SAS signatures redacted.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
+import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +49,11 @@ class NotFoundError(StoreError):
 
 class ConflictError(StoreError):
     """A conditional write lost: the key exists, or changed since it was read."""
+
+
+class AccessDeniedError(StoreError):
+    """The store refused these credentials for this operation (HTTP 401/403), e.g. a
+    node's read-only SAS used to promote or publish."""
 
 
 class Blobs(Protocol):
@@ -164,23 +177,55 @@ class LocalBlobs:
 
 
 # --- Azure Blob Storage ---------------------------------------------------------------------
+_SAS_SIG = re.compile(r"(sig=)[^&\s'\"]+", re.IGNORECASE)
+
+
+class _RedactSas(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string (and SAS signature) included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "sig=" in str(record.msg).lower() or any("sig=" in str(a).lower() for a in record.args or ()):
+            record.msg = _SAS_SIG.sub(r"\1REDACTED", record.getMessage())
+            record.args = None
+        return True
+
+
+_redact_sas = _RedactSas()
+
+
+def _is_path_style(host: str) -> bool:
+    """Azurite and other emulators are addressed as http://host:port/<account>/<container>."""
+    if host == "localhost" or "." not in host:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 class AzureBlobs:
     """A container (and optional prefix) in Azure Blob Storage, or Azurite.
 
     Timeouts and retries are short on purpose: a node polls often and must learn
-    quickly that the store is down; the model cache retries downloads itself and
-    resumes where a cut-off transfer stopped.
+    quickly that the store is down or hung; the model cache retries downloads itself
+    and resumes where a cut-off transfer stopped. Small requests (pointers,
+    manifests, listings) wait `small_read_timeout` seconds for an answer; streamed
+    downloads wait the client's read_timeout per socket read.
     """
 
-    def __init__(self, container: Any, prefix: str, url: str) -> None:
+    def __init__(self, container: Any, prefix: str, url: str, small_read_timeout: float = 5.0) -> None:
         self.container, self.prefix, self._url = container, prefix.strip("/"), url
+        self._small: dict[str, Any] = {"read_timeout": small_read_timeout}
 
     @classmethod
-    def from_url(cls, url: str, **client_options: Any) -> AzureBlobs:
-        from azure.storage.blob import BlobServiceClient, ExponentialRetry
+    def from_url(cls, url: str, *, small_read_timeout: float = 5.0, **client_options: Any) -> AzureBlobs:
+        """`client_options` go to BlobServiceClient (e.g. max_chunk_get_size, retry_policy)."""
+        from azure.storage.blob import BlobServiceClient, LinearRetry
 
-        # The SDK's default (15 s first backoff) would keep a poll hanging for most of a minute.
-        retry = ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=1)
+        # One retry after about a second: the SDK's default (exponential from 15 s, three retries)
+        # would keep a poll of a down store hanging for most of a minute.
+        retry = LinearRetry(backoff=1, random_jitter_range=1, retry_total=1)  # waits 0-2 s
         opts: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30, "retry_policy": retry}
         opts.update(client_options)
         parts = urlsplit(url)
@@ -192,22 +237,26 @@ class AzureBlobs:
             if conn:
                 service = BlobServiceClient.from_connection_string(conn, **opts)
             elif account_url:
-                service = BlobServiceClient(account_url, credential=_sas_or_identity(), **opts)
+                service = BlobServiceClient(account_url.rstrip("/"), credential=_sas_or_identity(), **opts)
             else:
                 raise StoreError(
-                    f"{url}: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL "
+                    f"{url.partition('?')[0]}: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_URL "
                     "(with AZURE_STORAGE_SAS_TOKEN, or a DefaultAzureCredential identity)"
                 )
             shown = f"azure://{container}/{prefix}".rstrip("/")
         else:
-            container, _, prefix = path.partition("/")
             account_url = f"{parts.scheme}://{parts.netloc}"
-            credential = parts.query or _sas_or_identity(sas_allowed=False)
+            if _is_path_style(parts.hostname or ""):
+                account, _, path = path.partition("/")
+                account_url += f"/{account}"
+            container, _, prefix = path.partition("/")
+            credential = parts.query.lstrip("?") or _sas_or_identity(sas_allowed=False)
             service = BlobServiceClient(account_url, credential=credential, **opts)
             shown = f"{account_url}/{container}/{prefix}".rstrip("/")
         if not container:
             raise StoreError(f"{shown}: the URL names no container")
-        return cls(service.get_container_client(container), prefix, shown)
+        logging.getLogger("urllib3.connectionpool").addFilter(_redact_sas)  # idempotent
+        return cls(service.get_container_client(container), prefix, shown, small_read_timeout)
 
     def describe(self) -> str:
         return self._url
@@ -219,6 +268,8 @@ class AzureBlobs:
     def _errors(self, key: str) -> Iterator[None]:
         from azure.core.exceptions import (
             AzureError,
+            ClientAuthenticationError,
+            HttpResponseError,
             ResourceExistsError,
             ResourceModifiedError,
             ResourceNotFoundError,
@@ -227,15 +278,25 @@ class AzureBlobs:
         try:
             yield
         except ResourceNotFoundError as exc:
+            if _container_missing(exc):  # the store itself is gone or misnamed: unreachable, not "no such key"
+                raise StoreError(f"{key}: {self._url}: the container does not exist (ContainerNotFound)") from exc
             raise NotFoundError(f"{key}: not in {self._url}") from exc
         except (ResourceExistsError, ResourceModifiedError) as exc:
             raise ConflictError(f"{key}: {type(exc).__name__} (changed or exists since read)") from exc
+        except (ClientAuthenticationError, HttpResponseError) as exc:
+            code = getattr(exc, "error_code", None) or type(exc).__name__
+            code = getattr(code, "value", code)  # the SDK's str enum, or a str
+            if isinstance(exc, ClientAuthenticationError) or exc.status_code in (401, 403):
+                raise AccessDeniedError(
+                    f"{key}: {self._url} refused these credentials for this operation ({code})"
+                ) from exc
+            raise StoreError(f"{key}: {self._url} answered HTTP {exc.status_code} ({code})") from exc
         except AzureError as exc:
             raise StoreError(f"{key}: {self._url} unreachable or refused: {type(exc).__name__}") from exc
 
     def read(self, key: str) -> tuple[bytes, str]:
         with self._errors(key):
-            stream = self.container.download_blob(self._key(key))
+            stream = self.container.download_blob(self._key(key), **self._small)
             return stream.readall(), str(stream.properties.etag)
 
     def read_if_changed(self, key: str, etag: str | None) -> tuple[bytes, str] | None:
@@ -247,7 +308,7 @@ class AzureBlobs:
         try:
             with self._errors(key):
                 stream = self.container.download_blob(
-                    self._key(key), etag=etag, match_condition=MatchConditions.IfModified
+                    self._key(key), etag=etag, match_condition=MatchConditions.IfModified, **self._small
                 )
                 return stream.readall(), str(stream.properties.etag)
         except StoreError as exc:  # "not modified": 304 from Azure, ConditionNotMet from Azurite
@@ -258,7 +319,7 @@ class AzureBlobs:
     def write(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> str:
         from azure.core import MatchConditions
 
-        kwargs: dict[str, Any] = {"overwrite": not if_absent}
+        kwargs: dict[str, Any] = {"overwrite": not if_absent, **self._small}
         if if_match is not None:
             kwargs.update(etag=if_match, match_condition=MatchConditions.IfNotModified)
         with self._errors(key):
@@ -277,30 +338,47 @@ class AzureBlobs:
 
     def size(self, key: str) -> int:
         with self._errors(key):
-            return int(self.container.get_blob_client(self._key(key)).get_blob_properties().size)
+            return int(self.container.get_blob_client(self._key(key)).get_blob_properties(**self._small).size)
 
     def exists(self, key: str) -> bool:
         with self._errors(key):
-            return bool(self.container.get_blob_client(self._key(key)).exists())
+            return bool(self.container.get_blob_client(self._key(key)).exists(**self._small))
 
     def list(self, prefix: str) -> list[str]:
         full = self._key(prefix)
         cut = len(self.prefix) + 1 if self.prefix else 0
         with self._errors(prefix):
-            return sorted(b[cut:] for b in self.container.list_blob_names(name_starts_with=full))
+            names = self.container.list_blob_names(name_starts_with=full, **self._small)
+            return sorted(b[cut:] for b in names)
 
     def ensure_container(self) -> None:
-        """Create the container if missing (publishers only; nodes have read access)."""
+        """Create the container if missing (publishers only; nodes have read access).
+
+        A SAS scoped to one container may not create (or even inspect) it: then the
+        container is checked by listing it, which a publisher's SAS allows."""
         from azure.core.exceptions import ResourceExistsError
 
-        with self._errors(""), contextlib.suppress(ResourceExistsError):
-            self.container.create_container()
+        try:
+            with self._errors(""), contextlib.suppress(ResourceExistsError):
+                self.container.create_container(**self._small)
+        except AccessDeniedError:
+            try:
+                with self._errors(""):
+                    next(iter(self.container.list_blob_names(results_per_page=1, **self._small)), None)
+            except StoreError as exc:
+                if not _container_missing(exc.__cause__):
+                    raise
+                raise StoreError(f"{self._url}: no such container, and these credentials cannot create it") from exc
+
+
+def _container_missing(exc: BaseException | None) -> bool:
+    return bool(getattr(exc, "error_code", None) == "ContainerNotFound")  # a str, or the SDK's str enum
 
 
 def _sas_or_identity(sas_allowed: bool = True) -> Any:
     sas = os.environ.get("AZURE_STORAGE_SAS_TOKEN") if sas_allowed else None
     if sas:
-        return sas
+        return sas.lstrip("?")
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential()
