@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -75,6 +76,8 @@ class Blobs(Protocol):
 
     def list(self, prefix: str) -> list[str]: ...
 
+    def ensure_container(self) -> None: ...
+
 
 # --- a local folder ------------------------------------------------------------------------
 class LocalBlobs:
@@ -98,11 +101,22 @@ class LocalBlobs:
     def _etag(data: bytes) -> str:
         return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
 
+    def _missing(self, key: str) -> StoreError:
+        """A key not found: missing from a present store, or the whole store is gone
+        (an unmounted share), which is an unreachable store and worth retrying."""
+        if not self.root.is_dir():
+            return StoreError(f"{self.root}: the store folder is not there (unmounted?)")
+        return NotFoundError(f"{key}: not in {self.describe()}")
+
+    def ensure_container(self) -> None:
+        """Create the store folder (publishers only; a node never creates a store)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+
     def read(self, key: str) -> tuple[bytes, str]:
         try:
             data = self._path(key).read_bytes()
         except FileNotFoundError as exc:
-            raise NotFoundError(f"{key}: not in {self.describe()}") from exc
+            raise self._missing(key) from exc
         except OSError as exc:
             raise StoreError(f"{key}: {exc}") from exc
         return data, self._etag(data)
@@ -124,7 +138,7 @@ class LocalBlobs:
 
     def _replace(self, path: Path, write: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with tmp.open("wb") as f:
             write(f)
             f.flush()
@@ -133,7 +147,6 @@ class LocalBlobs:
 
     def write(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> str:
         path = self._path(key)
-        self.root.mkdir(parents=True, exist_ok=True)
         with self._locked():
             if if_absent and path.exists():
                 raise ConflictError(f"{key} already exists")
@@ -145,6 +158,8 @@ class LocalBlobs:
         return self._etag(data)
 
     def upload(self, key: str, path: Path) -> None:
+        if not self.root.is_dir():
+            raise self._missing(key)
         with Path(path).open("rb") as src:
             self._replace(self._path(key), lambda f: shutil.copyfileobj(src, f, 1 << 20))
 
@@ -154,7 +169,7 @@ class LocalBlobs:
                 src.seek(offset)
                 shutil.copyfileobj(src, out, 1 << 20)
         except FileNotFoundError as exc:
-            raise NotFoundError(f"{key}: not in {self.describe()}") from exc
+            raise self._missing(key) from exc
         except OSError as exc:
             raise StoreError(f"{key}: {exc}") from exc
 
@@ -162,13 +177,15 @@ class LocalBlobs:
         try:
             return self._path(key).stat().st_size
         except FileNotFoundError as exc:
-            raise NotFoundError(f"{key}: not in {self.describe()}") from exc
+            raise self._missing(key) from exc
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix else self.root
+        if not self.root.is_dir():
+            raise self._missing(prefix)
         if not base.is_dir():
             return []
         return sorted(

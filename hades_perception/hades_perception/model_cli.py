@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hades_perception.blobs import AzureBlobs, StoreError
+from hades_perception.blobs import StoreError
 from hades_perception.bundle import BundleError
 from hades_perception.model_cache import ModelCache
 from hades_perception.signing import generate_keypair, key_id, load_private_key, load_trusted_keys
@@ -62,8 +62,6 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     store = _store(args)
-    if isinstance(store.blobs, AzureBlobs):
-        store.blobs.ensure_container()
     key = load_private_key(Path(args.sign)) if args.sign else None
     manifest, new = store.publish(Path(args.bundle), key)
     what = f"{manifest['name']} {manifest['version']}"

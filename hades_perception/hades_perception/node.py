@@ -23,6 +23,7 @@ the model it started with. Without store_url it serves model_bundle_path.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -90,6 +91,26 @@ def _mono8(header: Header, mask: np.ndarray) -> Image:
         step=w,
         data=(mask.view(np.uint8) * 255 if mask.dtype == bool else mask).tobytes(),
     )
+
+
+class RosLogHandler(logging.Handler):
+    """The pure core logs with `logging`; in the node its records go to the ROS logger,
+    so the store, the follower and the cache appear in the node's log like the rest."""
+
+    def __init__(self, ros_logger: Any) -> None:
+        super().__init__()
+        self.ros = ros_logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = f"{record.name}: {self.format(record)}"
+        if record.levelno >= logging.ERROR:
+            self.ros.error(text)
+        elif record.levelno >= logging.WARNING:
+            self.ros.warning(text)
+        elif record.levelno >= logging.INFO:
+            self.ros.info(text)
+        else:
+            self.ros.debug(text)
 
 
 class Outputs:
@@ -163,6 +184,10 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hades_perception", **kwargs)
+        core = logging.getLogger("hades_perception")
+        core.handlers = [RosLogHandler(self.get_logger())]
+        core.setLevel(logging.INFO)
+        core.propagate = False
         self._declare_parameters()
         p = self._param
         self.trusted = load_trusted_keys(Path(p("trusted_keys_dir"))) if p("trusted_keys_dir") else None
@@ -304,6 +329,8 @@ class PerceptionNode(Node):
         self.loaded_at = self.get_clock().now().to_msg()
         self.swaps.append(attempt)
         del self.swaps[:-20]
+        if not self.context.ok():
+            return  # shutting down: nobody to tell
         self._publish_model_info()
         stages = ", ".join(f"{k} {attempt.stages_ms.get(k, 0.0):.0f} ms" for k in STAGES)
         self.get_logger().info(
@@ -580,6 +607,10 @@ def main(args: list[str] | None = None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGTERM shut the context down under a multi-threaded executor's wait: a normal stop.
     finally:
         if node is not None:
             node.destroy_node()

@@ -142,6 +142,7 @@ class ModelStore:
         is published is exactly what was exported."""
         bundle = Path(bundle)
         manifest = open_bundle(bundle)
+        self.blobs.ensure_container()  # publishers may create the store; nodes never do
         manifest_bytes = (bundle / MANIFEST).read_bytes()
         key = self.version_key(manifest.name, manifest.version, MANIFEST)
         try:

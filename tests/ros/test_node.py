@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from hades_perception.launching import start_node
 from hades_training.data import HadesFolder
+from tests.ros.harness import Probe, image_msg
 
 pytestmark = pytest.mark.ros
 
@@ -58,88 +58,13 @@ def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         proc.kill()
 
 
-class Probe:
-    """The robot's side: publishes frames, listens to every output."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CompressedImage, Image
-
-        from hades_perception_msgs.msg import Certainty, LandmarkArray, ModelInfo, SegmentationMasks
-
-        rclpy.init()
-        self.rclpy = rclpy
-        self.node = rclpy.create_node("probe")
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        self.image_pub = self.node.create_publisher(Image, CAMERA, reliable)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, COMPRESSED, reliable)
-        self.got: dict[str, list] = {"masks": [], "landmarks": [], "certainty": [], "model_info": [], "diagnostics": []}
-        self.lock = threading.Lock()
-        for name, t in (("masks", SegmentationMasks), ("landmarks", LandmarkArray), ("certainty", Certainty)):
-            self.node.create_subscription(t, f"{NS}/{name}", lambda m, n=name: self._add(n, m), reliable)
-        self.node.create_subscription(ModelInfo, f"{NS}/model_info", lambda m: self._add("model_info", m), latched)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add("diagnostics", m), 10)
-        self.spinner = threading.Thread(target=rclpy.spin, args=(self.node,), daemon=True)
-        self.spinner.start()
-
-    def _add(self, name: str, msg: object) -> None:
-        with self.lock:
-            self.got[name].append(msg)
-
-    def wait(self, name: str, pred=lambda m: True, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                hits = [m for m in self.got[name] if pred(m)]
-            if hits:
-                return hits[-1]
-            time.sleep(0.05)
-        raise AssertionError(f"no matching {name} message within {timeout} s")
-
-    def diag(self, key: str) -> str | None:
-        with self.lock:
-            msgs = list(self.got["diagnostics"])
-        for arr in reversed(msgs):
-            for st in arr.status:
-                if NS in st.hardware_id:
-                    for kv in st.values:
-                        if kv.key == key:
-                            return kv.value
-        return None
-
-    def close(self) -> None:
-        self.node.destroy_node()
-        self.rclpy.shutdown()
-
-
 @pytest.fixture(scope="module")
 def probe(node: subprocess.Popen[bytes]) -> Iterator[Probe]:
-    p = Probe()
+    p = Probe(NS, CAMERA, COMPRESSED)
     p.wait("model_info", timeout=90)
-    deadline = time.monotonic() + 30
-    while p.image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    p.wait_for_subscriber()
     yield p
     p.close()
-
-
-def _image(rgb: np.ndarray, stamp: int, encoding: str = "rgb8", frame_id: str = "hades_camera"):
-    from sensor_msgs.msg import Image
-
-    msg = Image(
-        height=rgb.shape[0],
-        width=rgb.shape[1],
-        encoding=encoding,
-        step=rgb.shape[1] * (1 if rgb.ndim == 2 else 3),
-        data=rgb.tobytes(),
-    )
-    msg.header.stamp.sec, msg.header.frame_id = stamp, frame_id
-    return msg
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +74,7 @@ def plate(small_plates: Path) -> np.ndarray:
 
 def _sent_and_answered(probe: Probe, plate: np.ndarray, stamp: int, encoding: str = "rgb8") -> None:
     img = plate if encoding == "rgb8" else cv2.cvtColor(plate, cv2.COLOR_RGB2GRAY)
-    probe.image_pub.publish(_image(img, stamp, encoding))
+    probe.image_pub.publish(image_msg(img, stamp, encoding))
     probe.wait("certainty", lambda m: m.header.stamp.sec == stamp)
 
 
@@ -157,7 +82,7 @@ def test_outputs_carry_the_input_header_and_the_model_version(probe: Probe, plat
     info = probe.wait("model_info")
     assert info.version == "0.0.1-test" and "onnxruntime" in info.engine
     assert list(info.class_names) == ["root", "shoot", "seed", "occluded_root"]
-    probe.image_pub.publish(_image(plate, 1001))
+    probe.image_pub.publish(image_msg(plate, 1001))
     cert = probe.wait("certainty", lambda m: m.header.stamp.sec == 1001)
     masks = probe.wait("masks", lambda m: m.header.stamp.sec == 1001)
     marks = probe.wait("landmarks", lambda m: m.header.stamp.sec == 1001)
@@ -182,10 +107,10 @@ def _bad_frames():
     from sensor_msgs.msg import CompressedImage, Image
 
     small = np.zeros((20, 30, 3), np.uint8)
-    unknown = _image(small, 2001, encoding="yuv422_weird")
-    mismatch = _image(small, 2002)
+    unknown = image_msg(small, 2001, encoding="yuv422_weird")
+    mismatch = image_msg(small, 2002)
     mismatch.step = 10  # shorter than a row
-    truncated = _image(small, 2003)
+    truncated = image_msg(small, 2003)
     truncated.data = truncated.data[:100]
     zero = Image(height=0, width=0, encoding="rgb8", step=0)
     zero.header.stamp.sec = 2004
@@ -236,7 +161,7 @@ def test_a_burst_at_ten_times_the_sustainable_rate_drops_frames_keeps_memory_and
     dropped_before = int(probe.diag("dropped") or 0)
     n = 30
     for i in range(n):  # ten times faster than one frame per per_frame
-        probe.image_pub.publish(_image(plate, 5000 + i))
+        probe.image_pub.publish(image_msg(plate, 5000 + i))
         time.sleep(per_frame / 10)
     probe.wait("certainty", lambda m: m.header.stamp.sec == 5000 + n - 1, timeout=120)  # the newest is served
     time.sleep(1.5)

@@ -15,7 +15,8 @@ from hades_perception.model_cache import ModelCache
 from hades_perception.pipeline import Pipeline
 from hades_perception.signing import Ed25519PublicKey, generate_keypair, load_trusted_keys
 from hades_perception.store import ModelStore
-from tests.unit.test_model_store import MODEL, SHIPPED, V1, V2, V3, miscomputing_version, new_version
+from tests.bundles import SHIPPED, miscomputing_version, new_version
+from tests.unit.test_model_store import MODEL, V1, V2, V3
 
 BAD = "2026.11.23-2"  # loads, matches its checksums, fails its golden check
 CPU = ("CPUExecutionProvider",)
@@ -231,11 +232,6 @@ def test_at_start_up_the_channel_is_served_from_the_cache_when_the_store_is_gone
     assert restarted.poll_once() is None and server.loads == [V2]  # back: already serving the channel
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="blobs.py LocalBlobs.read: a store folder that is gone raises NotFoundError, which "
-    "ModelStore.pointer reads as 'channel never set', so the follower thinks the store is reachable",
-)
 def test_at_start_up_a_store_folder_that_is_gone_is_reported_unreachable(
     bundles: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -26,7 +26,8 @@ from hades_perception.signing import (
     load_trusted_keys,
 )
 from hades_perception.store import ModelStore, Pointer
-from tests.unit.test_model_store import MODEL, SHIPPED, V1, V2, V3, new_version
+from tests.bundles import SHIPPED, new_version
+from tests.unit.test_model_store import MODEL, V1, V2, V3
 
 TOTAL = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file() and p.name != MANIFEST)
 ONNX = (SHIPPED / "model.onnx").stat().st_size
@@ -163,11 +164,6 @@ def test_a_store_that_stays_unreachable_is_given_up_after_the_retries(tmp_path: 
     assert 0 < kept < ONNX  # kept for the next fetch to resume
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="blobs.py LocalBlobs.read/download: a store folder that is gone raises NotFoundError "
-    "(this version is not in the store) instead of StoreError (the store is unreachable)",
-)
 def test_a_store_folder_that_disappears_is_retried_not_refused(tmp_path: Path) -> None:
     """A store folder gone (an unmounted share) is an unreachable store, retried, not a missing version."""
     store = _own_store(tmp_path)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,46 +15,13 @@ import pytest
 
 from hades_perception import model_cli
 from hades_perception.blobs import ConflictError, NotFoundError, StoreError
-from hades_perception.bundle import MANIFEST, file_entries, open_bundle, write_manifest
-from hades_perception.signing import SIGNATURE_FILE
+from hades_perception.bundle import MANIFEST, open_bundle
 from hades_perception.store import ModelStore
+from tests.bundles import SHIPPED, new_version
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "models" / "hades-seedlings"
 MODEL = "hades-seedlings"
 V1 = "2026.11.22-3"  # the shipped bundle's own version
 V2, V3, V4 = "2026.11.23-1", "2026.11.24-1", "2026.11.25-1"
-
-
-# --- bundles (shared with test_model_cache and test_follower) ------------------------------
-def new_version(dst: Path, version: str, src: Path = SHIPPED, **changes: Any) -> Path:
-    """A copy of a bundle under another version: what re-exporting the same weights gives."""
-    shutil.copytree(src, dst)
-    (dst / SIGNATURE_FILE).unlink(missing_ok=True)
-    manifest = json.loads((dst / MANIFEST).read_text())
-    manifest.update(version=version, **changes)
-    write_manifest(dst, manifest)
-    return dst
-
-
-def miscomputing_version(dst: Path, version: str, src: Path = SHIPPED) -> Path:
-    """A version that loads and whose checksums all match its manifest, but whose
-    segmentation head was negated after the golden sample was recorded: only the
-    golden check can tell."""
-    import onnx
-    from onnx import numpy_helper
-
-    new_version(dst, version, src)
-    model = onnx.load(str(dst / "model.onnx"))
-    for init in model.graph.initializer:
-        if init.name.startswith("seg_head."):
-            init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
-    (dst / "model.onnx").unlink()  # a new file, never a write through to the source
-    onnx.save(model, str(dst / "model.onnx"))
-    manifest = json.loads((dst / MANIFEST).read_text())
-    manifest["files"] = file_entries(dst)
-    write_manifest(dst, manifest)
-    return dst
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -110,6 +76,7 @@ def test_republishing_an_identical_version_is_harmless(store: ModelStore, bundle
 def test_a_version_whose_manifest_was_never_written_is_not_listed(tmp_path: Path) -> None:
     """Files without a manifest (a publisher cut off mid-way) are not a version: not listed, not promotable."""
     store = ModelStore.open(tmp_path / "store")
+    store.blobs.ensure_container()
     for rel in ("golden/expected.json", "model.onnx"):  # what publish uploads before the manifest
         store.blobs.upload(store.version_key(MODEL, V2, rel), SHIPPED / rel)
     assert store.versions(MODEL) == []
@@ -135,6 +102,7 @@ def test_a_bundle_that_does_not_match_its_manifest_is_not_published(tmp_path: Pa
     with (bundle / "golden" / "expected.json").open("ab") as f:
         f.write(b" ")
     store = ModelStore.open(tmp_path / "store")
+    store.blobs.ensure_container()
     with pytest.raises(ValueError, match=r"expected\.json"):
         store.publish(bundle)
     assert store.versions(MODEL) == []
