@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults: the perception node with the shipped
-# default model (models/hades-seedlings) serving a replayed synthetic Hades
-# rosbag, with a report and pictures of what it published.
+# The main job on the embedded defaults: the perception node following the
+# production channel of the local model store, which serves the shipped default
+# model (models/hades-seedlings), on a replayed synthetic Hades rosbag, with a
+# report and pictures of what it published.
+#   0. the shipped model published to the local store (var/model-store) and, on a
+#      fresh store, promoted to production (the one promotion a script makes: the demo's own store)
 #   1. synthetic plates with exact ground truth (seed 42, never used in training)
 #   2. a rosbag2 (mcap) of them on /hades/camera/image_raw
-#   3. the node, started as launch/perception.launch.py would (hades-perception run)
+#   3. the node, started as launch/perception.launch.py would (hades-perception run),
+#      following the store's production channel through its cache (var/model-cache)
 #   4. replay: the bag into the node, every output recorded to a bag, scored
 #      against the ground truth; overlays of masks, tips and certainty
 set -euo pipefail
@@ -16,6 +20,16 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}"
 OUT="$HADES_DATA_DIR/demo"
 rm -rf "$OUT"
 mkdir -p "$OUT"
+STORE="$HADES_DATA_DIR/model-store"
+MODEL=models/hades-seedlings
+read -r NAME VERSION < <(python -c "import json,sys; m=json.load(open(sys.argv[1])); print(m['name'], m['version'])" "$MODEL/manifest.json")
+echo "==> 0. $NAME $VERSION in the local model store $STORE"
+hades-model --store "$STORE" publish "$MODEL"
+if ! hades-model --store "$STORE" show "$NAME" production >/dev/null 2>&1; then
+  hades-model --store "$STORE" promote "$NAME" "$VERSION" --channel production \
+    --reason "demo store: the shipped default model" --by "scripts/demo.sh"
+fi
+hades-model --store "$STORE" list "$NAME"
 echo "==> 1. three synthetic Hades plates (4202x3006) into $OUT/plates"
 hades-train synth --out "$OUT/plates" --count 3 --seed 42
 echo "==> 2. rosbag2 of them (mcap, 0.5 Hz): $OUT/plates.bag"
@@ -24,6 +38,7 @@ echo "==> 3. starting the perception node (namespace /hades, ROS_DOMAIN_ID=$ROS_
 # A replayed bag must not lose frames: reliable input here (a live camera uses best effort).
 hades-perception run --params hades_perception/config/perception.yaml --namespace hades \
   --camera-topic /hades/camera/image_raw --set qos_reliability:=reliable --set qos_depth:=5 \
+  --set store_url:="$STORE" --set channel:=production --set cache_dir:="$HADES_DATA_DIR/model-cache" \
   > "$OUT/node.log" 2>&1 &
 NODE=$!
 trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null || true' EXIT
@@ -48,3 +63,4 @@ echo "  report:            $OUT/replay.json"
 echo "  node outputs bag:  $OUT/outputs.bag (plays with ros2 bag play)"
 echo "  pictures:          $OUT/overlays/ (masks and tips | certainty)"
 echo "  node log:          $OUT/node.log"
+echo "  model store:       $STORE (hades-model --store $STORE list $NAME)"

@@ -13,7 +13,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +138,18 @@ class Stream:
         raise AssertionError(f"frames lost: {missing}")
 
 
-def _last_attempt(probe: Probe, version: str, timeout: float = 60.0) -> str:
-    """Wait until the node reports its attempt at `version`; returns whether it succeeded."""
+def _until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe.diag("last_attempt_version", "model store") == version:
-            return str(probe.diag("last_attempt_ok", "model store"))
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
         time.sleep(0.1)
-    raise AssertionError(f"no attempt at {version} within {timeout} s")
+
+
+def _last_attempt(probe: Probe, version: str) -> str:
+    """Wait until the node reports its attempt at `version`; returns whether it succeeded."""
+    _until(lambda: probe.diag("last_attempt_version", "model store") == version, f"an attempt at {version}")
+    return str(probe.diag("last_attempt_ok", "model store"))
 
 
 def test_the_node_serves_the_channel_version_at_start(probe: Probe):
@@ -196,17 +200,14 @@ def test_the_node_keeps_serving_while_the_store_is_down_and_follows_again_when_i
     azurite.stop()
     try:
         stream = Stream(probe, plate, first=400, count=10, period=0.3)
-        deadline = time.monotonic() + 30
-        while probe.diag("store_reachable", "model store") != "False" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert probe.diag("store_reachable", "model store") == "False"
+        _until(lambda: probe.diag("store_reachable", "model store") == "False", "the store is reported down")
         assert set(stream.versions(probe).values()) == {V2}
     finally:
         azurite.start()
     promoted = time.time()
     store.promote(MODEL, V1, "production", "back to 1.0.0 after the outage", by="test")
     probe.wait("model_info", lambda m: m.version == V1 and m.header.stamp.sec >= int(promoted), timeout=60)
-    probe.wait("diagnostics", lambda _: probe.diag("store_reachable", "model store") == "True", timeout=10)
+    _until(lambda: probe.diag("store_reachable", "model store") == "True", "the store is reported reachable")
 
 
 def test_an_operator_pins_a_version_and_releases_the_pin(probe: Probe, store: ModelStore):
