@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hades-model", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--store", help="store URL (default: $HADES_MODEL_STORE or var/model-store)")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log what the store client does")
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("keygen", help="generate an ed25519 signing key pair")
     s.add_argument("prefix", help="writes PREFIX.key and PREFIX.pub")
@@ -182,9 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("azure").setLevel(logging.WARNING)  # request logs would show URLs with SAS tokens
     args = build_parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING  # the printed lines say what happened
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # request logs would show URLs with SAS tokens
     try:
         return int(args.func(args))
     except (StoreError, BundleError, ValueError, OSError) as exc:

@@ -1,0 +1,559 @@
+"""Benchmark of a hot swap: the node serves a steady stream of full-size frames while a
+person promotes a new version of its model. Measured the way node_benchmark.py measures
+(frames preloaded in memory, published at a fixed rate, a separate monitor process
+timestamping what comes back). Results are written as JSON; this is not a test.
+
+    source scripts/env.sh
+    python benchmarks/swap_benchmark.py --out benchmarks/results/swap_cpu_2core.json [--store azure]
+
+Set-up: a model store (a local folder, or with --store azure a real Azurite on loopback
+started here) holds the default model as version A and a copy of it as version B
+(tests/bundles.new_version); production points at A. The node follows production
+(store_url, poll_period) with ONNX Runtime CPU, reliable input QoS and a keep_oldest
+queue deep enough that nothing is dropped at the steady rate.
+
+Phases: warm-up frames, then steady frames on A, then `ModelStore.promote(B)` half a
+frame period after the last steady frame, then frames until well after the first
+output by B, then the queue drains. Measures (issue's targets in brackets):
+  1. frames lost = sent - answered, by header stamp, on certainty and landmarks [0]
+  2. latency (monitor arrival - header stamp): steady p50 on A before the promote; p50,
+     p99 and max of the frames in the swap window [p99 <= 1.5 x steady p50]
+  3. promote -> first output by B, broken into poll wait, download, verify, load,
+     warm-up, validation (the node's /diagnostics) and swap -> first output
+  4. every answer's model version (certainty and landmarks agree per stamp; no A after B),
+     node memory through the swap, machine load
+All ROS traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own domain id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hades_perception.bundle import load_manifest
+from hades_perception.launching import start_node
+from hades_perception.store import ModelStore
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # for the tests/ helpers (Azurite, bundle versions)
+    sys.path.insert(0, str(ROOT))
+
+NS = "/swapbench"
+CAMERA = f"{NS}/camera/image_raw"
+CHANNEL = "production"
+
+MONITOR = textwrap.dedent("""
+    import json, sys, time, rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from hades_perception_msgs.msg import Certainty, LandmarkArray
+    from diagnostic_msgs.msg import DiagnosticArray
+    out = open(sys.argv[1], "a", buffering=1)
+    ns = sys.argv[2]
+    rclpy.init()
+    node = rclpy.create_node("swap_bench_monitor")
+    def answer(topic):
+        def on_msg(m):
+            t = time.time()
+            out.write(json.dumps({"t": t, "topic": topic, "version": m.model_version,
+                                  "stamp": m.header.stamp.sec + m.header.stamp.nanosec * 1e-9}) + "\\n")
+        return on_msg
+    def on_diag(a):
+        t = time.time()
+        for s in a.status:
+            if s.hardware_id == ns:
+                out.write(json.dumps({"t": t, "name": s.name, "diag": {kv.key: kv.value for kv in s.values}}) + "\\n")
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Certainty, ns + "/certainty", answer("certainty"), qos)
+    node.create_subscription(LandmarkArray, ns + "/landmarks", answer("landmarks"), qos)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
+    try:
+        rclpy.spin(node)
+    except Exception:  # terminated by the benchmark: nothing to report
+        pass
+""")
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "n": len(values),
+        "p50": float(np.percentile(values, 50)),
+        "p90": float(np.percentile(values, 90)),
+        "p99": float(np.percentile(values, 99)),
+        "max": float(max(values)),
+    }
+
+
+def make_frames(n: int, seed: int) -> list[np.ndarray]:
+    """The same synthetic plates as node_benchmark.py (seed 900: the same frames)."""
+    from hades_training.synth.appearance import PRESETS
+    from hades_training.synth.generate import make_plate
+
+    return [make_plate(seed, i, PRESETS["normal"]).image for i in range(n)]
+
+
+def pipeline_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
+    """Whole-pipeline time per frame in this process, no ROS: the basis for the steady rate."""
+    from hades_perception.pipeline import Pipeline
+
+    pipe = Pipeline.from_bundle(model, providers=("CPUExecutionProvider",))
+    pipe(frames[0])  # warm-up
+    total = [pipe(f).timing_ms["total"] for f in frames]
+    del pipe
+    gc.collect()
+    return {
+        "pipeline_ms": total,
+        "pipeline_ms_median": float(np.median(total)),
+        "throughput_hz": 1000 / np.median(total),
+    }
+
+
+class MonitorLog:
+    """Reads the monitor's JSON lines as they come (incrementally, from where it stopped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.answers: dict[str, dict[float, dict[str, Any]]] = {"certainty": {}, "landmarks": {}}
+        self.diags: list[dict[str, Any]] = []
+
+    def read(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open() as f:
+            f.seek(self.offset)
+            while True:
+                line = f.readline()
+                if not line.endswith("\n"):
+                    break  # a line still being written: read it next time
+                self.offset = f.tell()
+                d = json.loads(line)
+                if "stamp" in d:
+                    self.answers[d["topic"]].setdefault(round(d["stamp"], 6), {"t": d["t"], "version": d["version"]})
+                else:
+                    self.diags.append(d)
+
+    def store_status(self) -> dict[str, Any] | None:
+        for d in reversed(self.diags):
+            if d["name"].endswith(": model store"):
+                return dict(d["diag"])
+        return None
+
+    def perception_status(self) -> dict[str, Any] | None:
+        for d in reversed(self.diags):
+            if d["name"].endswith(": perception"):
+                return dict(d["diag"])
+        return None
+
+
+class SwapBench:
+    def __init__(self, params: dict[str, Any], work: Path) -> None:
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        self.work = work
+        self.node = start_node(params, work, NS, CAMERA, log=work / "node.log")
+        self.log = MonitorLog(work / "monitor.jsonl")
+        self.monitor = subprocess.Popen([sys.executable, "-c", MONITOR, str(self.log.path), NS])
+        rclpy.init()
+        self.rclpy = rclpy
+        self.ros = rclpy.create_node("swap_bench_player")
+        self.pub = self.ros.create_publisher(
+            Image, CAMERA, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
+
+    def wait_ready(self, version: str, timeout: float = 180.0) -> None:
+        """The node subscribes to the camera and the monitor hears it serving `version`."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.node.poll() is not None:
+                raise RuntimeError(f"node exited ({self.node.returncode}); see {self.work / 'node.log'}")
+            self.log.read()
+            st = self.log.store_status()
+            if self.pub.get_subscription_count() >= 1 and st and st.get("serving_version") == version:
+                time.sleep(2)  # let the monitor's certainty/landmarks subscriptions match too
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"node not serving {version} after {timeout} s; see {self.work / 'node.log'}")
+
+    def messages(self, frames: list[np.ndarray]) -> list[Any]:
+        """Serialised once, like ros2_benchmark's preloaded playback buffer."""
+        from sensor_msgs.msg import Image
+
+        out = []
+        for f in frames:
+            m = Image(height=f.shape[0], width=f.shape[1], encoding="rgb8", step=f.shape[1] * 3, data=f.tobytes())
+            m.header.frame_id = "hades_camera"
+            out.append(m)
+        return out
+
+    def publish(self, msg: Any) -> float:
+        now = time.time()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+        self.pub.publish(msg)
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    def close(self) -> None:
+        try:
+            self.ros.destroy_node()
+            self.rclpy.shutdown()
+        finally:
+            for p in (self.node, self.monitor):
+                if p.poll() is None:
+                    p.terminate()
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+def stream(
+    bench: SwapBench,
+    msgs: list[Any],
+    rate_hz: float,
+    before: int,
+    after: int,
+    promote: Any,
+    version_b: str,
+    max_wait_b: float,
+) -> dict[str, Any]:
+    """Publish at `rate_hz`: `before` frames, then promote half a period after the last of
+    them, then frames until `after` frames were sent after the first output by B (or
+    `max_wait_b` seconds after the promote without one)."""
+    period = 1.0 / rate_hz
+    sent: list[float] = []
+    memory: list[dict[str, float]] = []
+    load: list[dict[str, float]] = []
+    promoted: dict[str, float] = {}
+    first_b: float | None = None
+    sent_after_b = 0
+    t0 = time.time()
+    i = 0
+    while True:
+        target = t0 + i * period
+        if not promoted and i == before:
+            at = t0 + (before - 0.5) * period
+            if time.time() < at:
+                time.sleep(at - time.time())
+            promoted["start"] = time.time()
+            promote()
+            promoted["done"] = time.time()
+            print(f"promoted {version_b} at frame {i}: {1e3 * (promoted['done'] - promoted['start']):.0f} ms call")
+        if time.time() < target:
+            time.sleep(target - time.time())
+        sent.append(bench.publish(msgs[i % len(msgs)]))
+        now = time.time()
+        memory.append({"t": round(now - t0, 2), "rss_mb": round(rss_mb(bench.node.pid), 1)})
+        load.append({"t": round(now - t0, 2), "load1": os.getloadavg()[0]})
+        i += 1
+        if promoted:
+            bench.log.read()
+            if first_b is None:
+                got_b = [a["t"] for a in bench.log.answers["certainty"].values() if a["version"] == version_b]
+                if got_b:
+                    first_b = min(got_b)
+                    print(f"first output by {version_b} {first_b - promoted['start']:.2f} s after the promote")
+                elif now - promoted["start"] > max_wait_b:
+                    print(f"no output by {version_b} {max_wait_b:.0f} s after the promote: stopping")
+                    break
+            else:
+                sent_after_b += 1
+                if sent_after_b >= after:
+                    break
+    return {"sent": sent, "t0": t0, "promote": promoted, "memory": memory, "load": load}
+
+
+def drain(bench: SwapBench, sent: list[float], timeout: float) -> None:
+    """Wait for an answer to every frame sent, or `timeout` seconds, then two diagnostics periods."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        bench.log.read()
+        got = bench.log.answers
+        if all(round(s, 6) in got["certainty"] and round(s, 6) in got["landmarks"] for s in sent):
+            break
+        time.sleep(0.2)
+    time.sleep(1.5)
+    bench.log.read()
+
+
+def analyse(
+    run: dict[str, Any],
+    log: MonitorLog,
+    version_a: str,
+    version_b: str,
+    warmup: int,
+    period: float,
+) -> dict[str, Any]:
+    sent: list[float] = run["sent"]
+    cert, lms = log.answers["certainty"], log.answers["landmarks"]
+    promote = run["promote"]["start"]
+    frames = []
+    for i, s in enumerate(sent):
+        key = round(s, 6)
+        c, lm = cert.get(key), lms.get(key)
+        frames.append(
+            {
+                "i": i,
+                "sent_rel_promote_s": round(s - promote, 3),
+                "latency_ms": round((c["t"] - s) * 1e3, 1) if c else None,
+                "arrival_rel_promote_s": round(c["t"] - promote, 3) if c else None,
+                "version": c["version"] if c else None,
+                "landmarks_version": lm["version"] if lm else None,
+            }
+        )
+    answered = [f for f in frames if f["latency_ms"] is not None]
+    lost = [f["i"] for f in frames if f["latency_ms"] is None]
+    lost_landmarks = [f["i"] for f in frames if f["landmarks_version"] is None]
+    mismatched = [f["i"] for f in frames if f["version"] and f["landmarks_version"] not in (None, f["version"])]
+    unknown = sorted({f["version"] for f in answered} - {version_a, version_b})
+
+    steady = [
+        f["latency_ms"]
+        for f in answered
+        if f["i"] >= warmup and f["version"] == version_a and f["arrival_rel_promote_s"] < 0
+    ]
+    b_frames = [f for f in answered if f["version"] == version_b]
+    first_b = min(b_frames, key=lambda f: f["arrival_rel_promote_s"]) if b_frames else None
+    a_after_b = [f["i"] for f in answered if f["version"] == version_a and f["i"] > first_b["i"]] if first_b else []
+    result: dict[str, Any] = {
+        "frames": {
+            "sent": len(sent),
+            "answered": len(answered),
+            "lost": len(lost),
+            "lost_indices": lost,
+            "landmarks_lost": len(lost_landmarks),
+            "certainty_landmarks_version_mismatch": mismatched,
+            "unknown_versions": unknown,
+            "answered_by_a": sum(f["version"] == version_a for f in answered),
+            "answered_by_b": len(b_frames),
+            "a_after_first_b": a_after_b,
+            "warmup_frames_excluded": warmup,
+        },
+        "steady_latency_ms": percentiles(steady),
+    }
+    if first_b is None:
+        result["swap"] = None
+        result["timeline"] = frames
+        return result
+
+    # Swap window: frames whose processing [publish stamp, arrival] overlaps
+    # [promote, first output by B + one frame period].
+    end = first_b["arrival_rel_promote_s"] + period
+    window = [f for f in answered if f["sent_rel_promote_s"] <= end and f["arrival_rel_promote_s"] >= 0]
+    after = [f["latency_ms"] for f in answered if f["sent_rel_promote_s"] > end]
+    win_lat = [f["latency_ms"] for f in window]
+    steady_p50 = result["steady_latency_ms"]["p50"] if steady else float("nan")
+    win = percentiles(win_lat)
+    result["swap_window"] = {
+        "definition": "frames whose [publish stamp, monitor arrival] overlaps [promote, first B output + 1 period]",
+        "start_rel_promote_s": 0.0,
+        "end_rel_promote_s": round(end, 3),
+        "frames": [f["i"] for f in window],
+        "versions": [f["version"] for f in window],
+        "lost_in_window": [f["i"] for f in frames if f["latency_ms"] is None and f["sent_rel_promote_s"] <= end],
+        "latency_ms": win,
+        "ratio_p99_to_steady_p50": (win["p99"] / steady_p50) if win else None,
+        "ratio_max_to_steady_p50": (win["max"] / steady_p50) if win else None,
+        "target_ratio": 1.5,
+    }
+    result["after_window_latency_ms"] = percentiles(after)
+
+    st = next(
+        (
+            d["diag"]
+            for d in reversed(log.diags)
+            if d["name"].endswith(": model store")
+            and d["diag"].get("last_attempt_version") == version_b
+            and d["diag"].get("last_attempt_ready_at")
+        ),
+        None,
+    )
+    first_arrival = promote + first_b["arrival_rel_promote_s"]
+    breakdown: dict[str, Any] = {"first_b_frame": first_b["i"], "first_b_latency_ms": first_b["latency_ms"]}
+    if st is not None:
+        seen, ready = float(st["last_attempt_pointer_seen"]), float(st["last_attempt_ready_at"])
+        breakdown["poll_wait_ms"] = (seen - promote) * 1e3
+        for k in ("download", "verify", "load", "warmup", "validation"):
+            breakdown[f"{k}_ms"] = float(st.get(f"last_attempt_{k}_ms", "nan"))
+        breakdown["pointer_seen_to_ready_ms"] = (ready - seen) * 1e3
+        staged = sum(breakdown[f"{k}_ms"] for k in ("download", "verify", "load", "warmup", "validation"))
+        breakdown["unaccounted_seen_to_ready_ms"] = breakdown["pointer_seen_to_ready_ms"] - staged
+        breakdown["swap_to_first_output_ms"] = (first_arrival - ready) * 1e3
+        breakdown["last_attempt_ok"] = st.get("last_attempt_ok")
+    breakdown["total_promote_to_first_output_ms"] = (first_arrival - promote) * 1e3
+    result["promote_to_first_b"] = breakdown
+    result["timeline"] = frames
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "models" / "hades-seedlings"))
+    ap.add_argument("--store", choices=("local", "azure"), default="local", help="folder store, or Azurite")
+    ap.add_argument("--frames", type=int, default=4, help="distinct preloaded frames")
+    ap.add_argument("--rate", type=float, default=0.0, help="input rate (Hz); 0: --rate-factor x pipeline alone")
+    ap.add_argument("--rate-factor", type=float, default=0.6, help="share of pipeline-alone throughput")
+    ap.add_argument("--warmup", type=int, default=3, help="first frames, left out of the steady figures")
+    ap.add_argument("--steady", type=int, default=25, help="frames on A before the promote (after warm-up)")
+    ap.add_argument("--after", type=int, default=15, help="frames sent after the first output by B")
+    ap.add_argument("--poll-period", type=float, default=1.0, help="the node's poll_period (s)")
+    ap.add_argument("--queue-size", type=int, default=16)
+    ap.add_argument("--qos-depth", type=int, default=20)
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    suffix = "_azure" if args.store == "azure" else ""
+    out = Path(args.out or ROOT / "benchmarks" / "results" / f"swap_cpu_{os.cpu_count()}core{suffix}.json")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(102, 160)))
+    from tests.bundles import new_version
+
+    model = Path(args.model)
+    manifest = load_manifest(model)
+    name, version_a = manifest.name, manifest.version
+    version_b = f"{version_a}-swap"
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"cores": os.cpu_count(), "uname": " ".join(os.uname())},
+        "load_at_start": os.getloadavg(),
+        "model": {"name": name, "a": version_a, "b": version_b, "bundle": str(model)},
+        "frame": "4202x3006 rgb8 (36 MB), synthetic plates seed 900",
+        "store": args.store,
+        "ros_domain_id": os.environ["ROS_DOMAIN_ID"],
+    }
+    print(f"load average at start: {result['load_at_start']}")
+    frames = make_frames(args.frames, seed=900)
+    alone = pipeline_alone(model, frames)
+    result["pipeline_alone"] = alone
+    rate = args.rate or args.rate_factor * alone["throughput_hz"]
+    period = 1.0 / rate
+    print(f"pipeline alone {alone['pipeline_ms_median']:.0f} ms/frame; streaming at {rate:.3f} Hz")
+
+    azurite = None
+    bench = None
+    with tempfile.TemporaryDirectory(prefix="swapbench-") as tmp:
+        work = Path(tmp)
+        try:
+            if args.store == "azure":
+                from tests.azurite import Azurite
+
+                azurite = Azurite(work / "azurite").start()
+                os.environ["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string  # the node inherits it
+                store_url = "azure://models"
+            else:
+                store_url = str(work / "store")
+            store = ModelStore.open(store_url)
+            store.publish(model)
+            store.publish(new_version(work / "b", version_b, model))
+            store.promote(name, version_a, CHANNEL, "swap benchmark: A", by="swap_benchmark")
+            params: dict[str, Any] = {
+                "model_bundle_path": str(model),  # the fallback; the channel's version is served
+                "execution_providers": ["CPUExecutionProvider"],
+                "qos_reliability": "reliable",
+                "qos_depth": args.qos_depth,
+                "queue_size": args.queue_size,
+                "queue_policy": "keep_oldest",
+                "store_url": store_url,
+                "model_name": name,
+                "channel": CHANNEL,
+                "poll_period": args.poll_period,
+                "cache_dir": str(work / "cache"),
+                "diagnostics_period": 0.5,
+            }
+            result["node_params"] = {k: v for k, v in params.items() if k not in ("model_bundle_path", "cache_dir")}
+            result["rate_hz"] = rate
+            result["rate_vs_pipeline_alone"] = rate / alone["throughput_hz"]
+            bench = SwapBench(params, work)
+            bench.wait_ready(version_a)
+            msgs = bench.messages(frames)
+
+            def promote() -> None:
+                store.promote(name, version_b, CHANNEL, "swap benchmark: B", by="swap_benchmark")
+
+            run = stream(
+                bench,
+                msgs,
+                rate,
+                args.warmup + args.steady,
+                args.after,
+                promote,
+                version_b,
+                max_wait_b=120.0,
+            )
+            drain(bench, run["sent"], timeout=90.0)
+            result.update(analyse(run, bench.log, version_a, version_b, args.warmup, period))
+            result["node_perception_status_at_end"] = bench.log.perception_status()
+            result["node_store_status_at_end"] = bench.log.store_status()
+            promote_at = run["promote"]["start"] - run["t0"]
+            mem_before = [m["rss_mb"] for m in run["memory"] if m["t"] < promote_at]
+            mem_after = [m["rss_mb"] for m in run["memory"] if m["t"] >= promote_at]
+            result["node_rss_mb"] = {
+                "max_before_promote": max(mem_before, default=None),
+                "max_from_promote": max(mem_after, default=None),
+                "last": mem_after[-1] if mem_after else None,
+                "samples": run["memory"],
+            }
+            result["promote_call_ms"] = (run["promote"]["done"] - run["promote"]["start"]) * 1e3
+            result["load1_during"] = {
+                "max": max(x["load1"] for x in run["load"]),
+                "samples": run["load"],
+            }
+            result["load_at_end"] = os.getloadavg()
+        finally:
+            if bench is not None:
+                bench.close()
+            if azurite is not None:
+                azurite.stop()
+    report(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"results: {out}")
+    return 0
+
+
+def report(r: dict[str, Any]) -> None:
+    f = r.get("frames", {})
+    print(
+        f"frames: sent {f.get('sent')}, answered {f.get('answered')} ({f.get('answered_by_a')} by A, "
+        f"{f.get('answered_by_b')} by B), lost {f.get('lost')}; A after first B: {f.get('a_after_first_b')}"
+    )
+    s, w = r.get("steady_latency_ms"), r.get("swap_window")
+    if s:
+        print(f"steady latency (n={s['n']}): p50 {s['p50']:.0f} ms, p99 {s['p99']:.0f} ms, max {s['max']:.0f} ms")
+    if w and w["latency_ms"]:
+        lat = w["latency_ms"]
+        print(
+            f"swap window (n={lat['n']}, frames {w['frames']}): p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, "
+            f"max {lat['max']:.0f} ms; p99 / steady p50 = {w['ratio_p99_to_steady_p50']:.2f} (target <= 1.5)"
+        )
+    b = r.get("promote_to_first_b")
+    if b:
+        print("promote -> first B output: " + ", ".join(f"{k} {v:.0f}" for k, v in b.items() if k.endswith("_ms")))
+    print(f"load average during: max {r.get('load1_during', {}).get('max')}; at end {r.get('load_at_end')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
