@@ -32,6 +32,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,6 +94,23 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of `pids` with their threads)
+    since boot: their difference over a phase is what other people's processes took."""
+    tick = os.sysconf("SC_CLK_TCK")
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields]
+    busy = sum(values) - values[3] - values[4]  # all but idle and iowait
+    ours = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ours += int(stat[11]) + int(stat[12])  # utime, stime
+        except (OSError, IndexError):
+            pass
+    return busy / tick, ours / tick
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:
@@ -240,6 +258,7 @@ def stream(
     promote: Any,
     version_b: str,
     max_wait_b: float,
+    pids: list[int],
 ) -> dict[str, Any]:
     """Publish at `rate_hz`: `before` frames, then promote half a period after the last of
     them, then frames until `after` frames were sent after the first output by B (or
@@ -268,7 +287,8 @@ def stream(
         sent.append(bench.publish(msgs[i % len(msgs)]))
         now = time.time()
         memory.append({"t": round(now - t0, 2), "rss_mb": round(rss_mb(bench.node.pid), 1)})
-        load.append({"t": round(now - t0, 2), "load1": os.getloadavg()[0]})
+        busy, ours = cpu_seconds(pids)
+        load.append({"t": round(now - t0, 2), "load1": os.getloadavg()[0], "busy_s": busy, "ours_s": ours})
         i += 1
         if promoted:
             bench.log.read()
@@ -298,6 +318,16 @@ def drain(bench: SwapBench, sent: list[float], timeout: float) -> None:
         time.sleep(0.2)
     time.sleep(1.5)
     bench.log.read()
+
+
+def foreign_share(samples: list[dict[str, float]], t_from: float, t_to: float) -> float | None:
+    """Share of the machine's CPU that other processes took between two sample times."""
+    inside = [x for x in samples if t_from <= x["t"] <= t_to]
+    if len(inside) < 2:
+        return None
+    a, b = inside[0], inside[-1]
+    wall = (b["t"] - a["t"]) * (os.cpu_count() or 1)
+    return max(0.0, ((b["busy_s"] - a["busy_s"]) - (b["ours_s"] - a["ours_s"])) / wall) if wall > 0 else None
 
 
 def analyse(
@@ -356,7 +386,7 @@ def analyse(
         "steady_latency_ms": percentiles(steady),
     }
     if first_b is None:
-        result["swap"] = None
+        result["swap_window"] = None
         result["timeline"] = frames
         return result
 
@@ -424,6 +454,7 @@ def main() -> int:
     ap.add_argument("--queue-size", type=int, default=16)
     ap.add_argument("--qos-depth", type=int, default=20)
     ap.add_argument("--out", default="")
+    ap.add_argument("--keep", default="", help="copy the node's log and the monitor's log into this folder")
     args = ap.parse_args()
     suffix = "_azure" if args.store == "azure" else ""
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"swap_cpu_{os.cpu_count()}core{suffix}.json")
@@ -502,6 +533,12 @@ def main() -> int:
                 promote,
                 version_b,
                 max_wait_b=120.0,
+                pids=[
+                    bench.node.pid,
+                    bench.monitor.pid,
+                    os.getpid(),
+                    *([azurite.proc.pid] if azurite and azurite.proc else []),
+                ],
             )
             drain(bench, run["sent"], timeout=90.0)
             result.update(analyse(run, bench.log, version_a, version_b, args.warmup, period))
@@ -517,9 +554,16 @@ def main() -> int:
                 "samples": run["memory"],
             }
             result["promote_call_ms"] = (run["promote"]["done"] - run["promote"]["start"]) * 1e3
+            window_end = promote_at + (result.get("swap_window") or {}).get("end_rel_promote_s", 0.0)
+            result["other_processes_cpu_share"] = {
+                "what": "CPU taken by processes other than this benchmark's, as a share of all cores",
+                "steady": foreign_share(run["load"], 0.0, promote_at),
+                "swap_window": foreign_share(run["load"], promote_at, window_end),
+                "after": foreign_share(run["load"], window_end, float("inf")),
+            }
             result["load1_during"] = {
                 "max": max(x["load1"] for x in run["load"]),
-                "samples": run["load"],
+                "samples": [{"t": x["t"], "load1": x["load1"]} for x in run["load"]],
             }
             result["load_at_end"] = os.getloadavg()
         finally:
@@ -527,6 +571,11 @@ def main() -> int:
                 bench.close()
             if azurite is not None:
                 azurite.stop()
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                for f in ("node.log", "monitor.jsonl"):
+                    if (work / f).exists():
+                        shutil.copy(work / f, Path(args.keep) / f)
     report(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
@@ -552,6 +601,7 @@ def report(r: dict[str, Any]) -> None:
     b = r.get("promote_to_first_b")
     if b:
         print("promote -> first B output: " + ", ".join(f"{k} {v:.0f}" for k, v in b.items() if k.endswith("_ms")))
+    print(f"other processes' CPU share: {r.get('other_processes_cpu_share')}")
     print(f"load average during: max {r.get('load1_during', {}).get('max')}; at end {r.get('load_at_end')}")
 
 

@@ -22,7 +22,6 @@ import pytest
 
 from hades_perception.launching import start_node
 from hades_perception.store import ModelStore
-from hades_training.data import HadesFolder
 from tests.azurite import AZURITE, Azurite
 from tests.bundles import miscomputing_version, new_version
 from tests.ros.harness import Probe, image_msg
@@ -100,11 +99,6 @@ def probe(node: Path) -> Iterator[Probe]:
     p.wait_for_subscriber()
     yield p
     p.close()
-
-
-@pytest.fixture(scope="module")
-def plate(small_plates: Path) -> np.ndarray:
-    return HadesFolder(small_plates)[0].image
 
 
 class Stream:
@@ -245,3 +239,35 @@ def test_a_shadow_candidate_publishes_its_outputs_and_agreement(probe: Probe, pl
     assert all(d == pytest.approx(0.0, abs=1e-6) for d in agreement.primary_tip_distance_px)
     assert agreement.frames >= 1
     assert probe.wait("shadow/certainty", lambda m: m.header.stamp.sec == 602).model_version == V2
+
+
+def test_a_node_started_without_network_serves_the_version_in_its_cache(
+    probe: Probe, node: Path, azurite: Azurite, tiny_bundle: Path
+):
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from hades_perception_msgs.msg import ModelInfo
+
+    folder = node.parent / "offline"
+    folder.mkdir()
+    params: dict[str, object] = {
+        "model_bundle_path": str(tiny_bundle),  # 0.0.1-test: what it would serve with neither store nor cache
+        "execution_providers": ["CPUExecutionProvider"],
+        "store_url": "azure://models",
+        "model_name": MODEL,
+        "cache_dir": str(node.parent / "cache"),  # the first node's cache: production was last seen at 1.0.0
+    }
+    infos: list[ModelInfo] = []
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    sub = probe.node.create_subscription(ModelInfo, f"{NS}_offline/model_info", infos.append, latched)
+    azurite.stop()
+    proc = start_node(params, folder, f"{NS}_offline", CAMERA, log=folder / "node.log")
+    try:
+        _until(lambda: bool(infos), "model_info from the node started offline", timeout=120)
+        assert infos[-1].version == V1
+        assert "unreachable at start-up" in (folder / "node.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        probe.node.destroy_subscription(sub)
+        azurite.start()

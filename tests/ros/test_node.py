@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from hades_perception.launching import start_node
-from hades_training.data import HadesFolder
 from tests.ros.harness import Probe, image_msg
 
 pytestmark = pytest.mark.ros
@@ -65,11 +64,6 @@ def probe(node: subprocess.Popen[bytes]) -> Iterator[Probe]:
     p.wait_for_subscriber()
     yield p
     p.close()
-
-
-@pytest.fixture(scope="module")
-def plate(small_plates: Path) -> np.ndarray:
-    return HadesFolder(small_plates)[0].image
 
 
 def _sent_and_answered(probe: Probe, plate: np.ndarray, stamp: int, encoding: str = "rgb8") -> None:
