@@ -224,10 +224,15 @@ class ModelCache:
         (staging / MANIFEST).write_bytes(manifest_bytes)  # last: the copy is complete
 
     def prune(self, model: str, keep: set[str]) -> list[str]:
-        """Delete cached versions beyond the newest `keep_versions`, never those in `keep`."""
+        """Delete cached versions beyond the newest `keep_versions`, never those in `keep`
+        nor those a remembered channel pointer names (what an offline start would serve)."""
         base = self.root / model / "versions"
         if not base.is_dir():
             return []
+        for path in (self.root / model / "channels").glob("*.json"):
+            pointer = self.last_pointer(model, path.stem)
+            if pointer is not None:
+                keep = keep | {pointer.version}
         cached = sorted(base.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
         removed = []
         for p in cached[self.keep_versions :]:

@@ -327,6 +327,18 @@ def test_prune_keeps_the_newest_versions_and_the_protected_ones(tmp_path: Path) 
     assert cache.prune("other-model", keep=set()) == []
 
 
+def test_prune_keeps_what_a_remembered_channel_pointer_names(tmp_path: Path) -> None:
+    """The version an offline start would serve (the last pointer seen) is never pruned."""
+    cache = ModelCache(tmp_path / "cache", keep_versions=1)
+    for i in range(1, 4):
+        v = cache.bundle_path(MODEL, f"v{i}")
+        v.mkdir(parents=True)
+        (v / MANIFEST).write_text("{}")
+        os.utime(v, (1_000_000 + i, 1_000_000 + i))
+    cache.remember_pointer(Pointer(MODEL, "production", "v1", None, "ana", "2026-11-22T00:00:00+00:00", "release"))
+    assert cache.prune(MODEL, keep=set()) == ["v2"]
+
+
 def test_a_cached_version_is_used_while_the_store_is_unreachable(tmp_path: Path) -> None:
     """A verified cached copy needs no store at all: a robot starts offline."""
     store = _own_store(tmp_path)
