@@ -75,6 +75,26 @@ def make_frames(n: int, seed: int) -> list[np.ndarray]:
     return [make_plate(seed, i, PRESETS["normal"]).image for i in range(n)]
 
 
+def frame_messages(frames: list[np.ndarray]) -> list[Any]:
+    """Serialised once, like ros2_benchmark's preloaded playback buffer."""
+    from sensor_msgs.msg import Image
+
+    out = []
+    for f in frames:
+        m = Image(height=f.shape[0], width=f.shape[1], encoding="rgb8", step=f.shape[1] * 3, data=f.tobytes())
+        m.header.frame_id = "hades_camera"
+        out.append(m)
+    return out
+
+
+def publish_stamped(pub: Any, msg: Any) -> float:
+    """Stamp with the publish time (the latency clock's start) and publish; returns the stamp."""
+    now = time.time()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
+    pub.publish(msg)
+    return float(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+
 def engine_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
     from hades_perception.pipeline import Pipeline
 
@@ -125,21 +145,10 @@ class Bench:
         time.sleep(2)
 
     def messages(self, frames: list[np.ndarray]) -> list[Any]:
-        """Serialised once, like ros2_benchmark's preloaded playback buffer."""
-        from sensor_msgs.msg import Image
-
-        out = []
-        for f in frames:
-            m = Image(height=f.shape[0], width=f.shape[1], encoding="rgb8", step=f.shape[1] * 3, data=f.tobytes())
-            m.header.frame_id = "hades_camera"
-            out.append(m)
-        return out
+        return frame_messages(frames)
 
     def publish(self, msg: Any) -> float:
-        now = time.time()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
-        self.pub.publish(msg)
-        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        return publish_stamped(self.pub, msg)
 
     def answers(self) -> tuple[dict[float, float], list[dict[str, Any]]]:
         got, diags = {}, []

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from node_benchmark import frame_messages, make_frames, publish_stamped  # benchmarks/ is on sys.path when run
 
 from hades_perception.bundle import load_manifest
 from hades_perception.launching import start_node
@@ -170,14 +171,6 @@ def percentiles(values: list[float]) -> dict[str, float] | None:
     }
 
 
-def make_frames(n: int, seed: int) -> list[np.ndarray]:
-    """The same synthetic plates as node_benchmark.py (seed 900: the same frames)."""
-    from hades_training.synth.appearance import PRESETS
-    from hades_training.synth.generate import make_plate
-
-    return [make_plate(seed, i, PRESETS["normal"]).image for i in range(n)]
-
-
 def pipeline_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
     """Whole-pipeline time per frame in this process, no ROS: the basis for the steady rate."""
     from hades_perception.pipeline import Pipeline
@@ -269,21 +262,10 @@ class SwapBench:
         raise RuntimeError(f"node not serving {version} after {timeout} s; see {self.work / 'node.log'}")
 
     def messages(self, frames: list[np.ndarray]) -> list[Any]:
-        """Serialised once, like ros2_benchmark's preloaded playback buffer."""
-        from sensor_msgs.msg import Image
-
-        out = []
-        for f in frames:
-            m = Image(height=f.shape[0], width=f.shape[1], encoding="rgb8", step=f.shape[1] * 3, data=f.tobytes())
-            m.header.frame_id = "hades_camera"
-            out.append(m)
-        return out
+        return frame_messages(frames)
 
     def publish(self, msg: Any) -> float:
-        now = time.time()
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(now), int((now % 1) * 1e9)
-        self.pub.publish(msg)
-        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        return publish_stamped(self.pub, msg)
 
     def close(self) -> None:
         try:

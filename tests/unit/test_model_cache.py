@@ -314,14 +314,19 @@ def test_the_last_pointer_is_remembered_for_an_offline_start(tmp_path: Path) -> 
     assert cache.last_pointer(MODEL, "production") is None
 
 
-def test_prune_keeps_the_newest_versions_and_the_protected_ones(tmp_path: Path) -> None:
-    """keep_versions=2: the two newest stay, a protected older one stays, the rest go."""
-    cache = ModelCache(tmp_path / "cache", keep_versions=2)
-    for i in range(1, 6):
+def _cached_versions(cache: ModelCache, n: int) -> None:
+    """Versions v1..vn in the cache, v1 the oldest."""
+    for i in range(1, n + 1):
         v = cache.bundle_path(MODEL, f"v{i}")
         v.mkdir(parents=True)
         (v / MANIFEST).write_text("{}")
         os.utime(v, (1_000_000 + i, 1_000_000 + i))
+
+
+def test_prune_keeps_the_newest_versions_and_the_protected_ones(tmp_path: Path) -> None:
+    """keep_versions=2: the two newest stay, a protected older one stays, the rest go."""
+    cache = ModelCache(tmp_path / "cache", keep_versions=2)
+    _cached_versions(cache, 5)
     assert sorted(cache.prune(MODEL, keep={"v1"})) == ["v2", "v3"]
     assert sorted(p.name for p in (tmp_path / "cache" / MODEL / "versions").iterdir()) == ["v1", "v4", "v5"]
     assert cache.prune("other-model", keep=set()) == []
@@ -330,11 +335,7 @@ def test_prune_keeps_the_newest_versions_and_the_protected_ones(tmp_path: Path) 
 def test_prune_keeps_what_a_remembered_channel_pointer_names(tmp_path: Path) -> None:
     """The version an offline start would serve (the last pointer seen) is never pruned."""
     cache = ModelCache(tmp_path / "cache", keep_versions=1)
-    for i in range(1, 4):
-        v = cache.bundle_path(MODEL, f"v{i}")
-        v.mkdir(parents=True)
-        (v / MANIFEST).write_text("{}")
-        os.utime(v, (1_000_000 + i, 1_000_000 + i))
+    _cached_versions(cache, 3)
     cache.remember_pointer(Pointer(MODEL, "production", "v1", None, "ana", "2026-11-22T00:00:00+00:00", "release"))
     assert cache.prune(MODEL, keep=set()) == ["v2"]
 
