@@ -139,7 +139,9 @@ class ModelStore:
         False when exactly this version was already published (nothing uploaded).
 
         The bundle is verified first (every file against the manifest), so what
-        is published is exactly what was exported."""
+        is published is exactly what was exported. Two publishers racing with different
+        content under one new version can interleave files before one manifest wins;
+        nodes then refuse that version on its checksums, and a new version is the fix."""
         bundle = Path(bundle)
         manifest = open_bundle(bundle)
         self.blobs.ensure_container()  # publishers may create the store; nodes never do
