@@ -40,6 +40,17 @@ from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 
+@contextlib.contextmanager
+def flocked(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if missing), held across processes and threads."""
+    with Path(path).open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class StoreError(RuntimeError):
     """The store could not be reached or answered with an error; worth retrying later."""
 
@@ -129,12 +140,8 @@ class LocalBlobs:
     def _locked(self) -> Iterator[None]:
         if not self.root.is_dir():
             raise StoreError(f"{self.root}: the store folder does not exist")
-        with open(self.root / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with flocked(self.root / ".lock"):
+            yield
 
     def _replace(self, path: Path, write: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """Following a store channel: poll, fetch, verify, load, warm up, validate, hand over.
 
 This is the swap logic, with no rclpy in it. The node gives it a `load` function
-(bundle folder -> pipeline) and an `on_ready` callback that installs the new
-pipeline between two frames; everything slow happens on the follower's own
-thread while the current model keeps serving.
+(bundle folder -> pipeline; the folder was verified here, so `load` need not re-check
+it) and an `on_ready` callback that installs the new pipeline between two frames;
+everything slow happens on the follower's own thread while the current model keeps serving.
 
 Rules:
 - A candidate is handed over only after every check passed: sha256 of every

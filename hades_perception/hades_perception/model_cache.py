@@ -13,7 +13,6 @@ failure for that version (BundleError), not something to retry.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hades_perception.blobs import NotFoundError, StoreError
+from hades_perception.blobs import NotFoundError, StoreError, flocked
 from hades_perception.bundle import MANIFEST, BundleError, Manifest, open_bundle
 from hades_perception.signing import SIGNATURE_FILE, Ed25519PublicKey, verify_bundle, verify_manifest
 from hades_perception.store import ModelStore, Pointer
@@ -73,12 +72,8 @@ class ModelCache:
     def _lock(self, model: str, version: str) -> Iterator[None]:
         lock = self.root / model / "partial" / f"{version}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        with lock.open("a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with flocked(lock):
+            yield
 
     def verify(self, path: Path, trusted: dict[str, Ed25519PublicKey] | None) -> Manifest:
         """Every file against the manifest, and the signature when keys are trusted."""
@@ -112,28 +107,23 @@ class ModelCache:
             staging = self.root / model / "partial" / version
             reused = staging.is_dir() and any(p.is_file() for p in staging.rglob("*"))
             result = Fetched(final)
-            t0 = time.perf_counter()
-            self._download_retrying(store, model, version, staging, trusted, result, retries, backoff_s, sleep)
-            result.download_ms = (time.perf_counter() - t0) * 1e3
-            t0 = time.perf_counter()
-            try:
-                self.verify(staging, trusted)
-            except BundleError as exc:
-                shutil.rmtree(staging, ignore_errors=True)  # never keep, never resume, a corrupt copy
-                if not (reused or result.resumed_at_bytes):
-                    raise
-                # Bytes kept from an earlier transfer may not be the store's (a power cut can
-                # leave zeros at the end of a file): one more try, from nothing, decides.
-                log.warning("resumed copy of %s %s fails verification (%s); downloading it again", model, version, exc)
-                t1 = time.perf_counter()
+            for fresh in (False, True):
+                t0 = time.perf_counter()
                 self._download_retrying(store, model, version, staging, trusted, result, retries, backoff_s, sleep)
-                result.download_ms += (time.perf_counter() - t1) * 1e3
+                result.download_ms += (time.perf_counter() - t0) * 1e3
                 t0 = time.perf_counter()
                 try:
                     self.verify(staging, trusted)
-                except BundleError:
-                    shutil.rmtree(staging, ignore_errors=True)
-                    raise
+                    break
+                except BundleError as exc:
+                    shutil.rmtree(staging, ignore_errors=True)  # never keep, never resume, a corrupt copy
+                    if fresh or not (reused or result.resumed_at_bytes):
+                        raise
+                    # Bytes kept from an earlier transfer may not be the store's (a power cut can
+                    # leave zeros at the end of a file): one more try, from nothing, decides.
+                    log.warning(
+                        "resumed copy of %s %s fails verification (%s); downloading it again", model, version, exc
+                    )
             result.verify_ms = (time.perf_counter() - t0) * 1e3
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():  # a folder without its manifest: an incomplete copy or removal

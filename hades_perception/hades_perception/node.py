@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ from hades_perception_msgs.msg import (
     SegmentationMasks,
 )
 from hades_perception_msgs.srv import PinModel
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass
@@ -209,10 +212,7 @@ class PerceptionNode(Node):
         self.pub_class = {
             c: self.create_publisher(Image, f"masks/{c}", self.out_qos) for c in self.pipeline.manifest.outputs.classes
         }
-        latched = QoSProfile(
-            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-        )
-        self.pub_model_info = self.create_publisher(ModelInfo, "model_info", latched)
+        self.pub_model_info = self.create_publisher(ModelInfo, "model_info", LATCHED)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self.worker = InferenceWorker(
@@ -263,14 +263,15 @@ class PerceptionNode(Node):
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _load(self, bundle: Path) -> Pipeline:
-        """A pipeline for a verified bundle folder, on this node's engine settings."""
+    def _load(self, bundle: Path, verified: bool = False) -> Pipeline:
+        """A pipeline for a bundle folder on this node's engine settings. Every file is
+        checked against the manifest unless the caller just did (`verified`)."""
         ppm = self._param("px_per_mm") or None
         engine_file = self._param("engine_file_path")
         if engine_file and self.follower is None:
             from hades_perception.tensorrt_engine import TensorRTEngine
 
-            manifest = open_bundle(bundle)
+            manifest = open_bundle(bundle, verify=not verified)
             return Pipeline(
                 manifest,
                 TensorRTEngine(Path(engine_file), manifest.input.tensor),
@@ -279,7 +280,12 @@ class PerceptionNode(Node):
             )
         threads = self._param("intra_op_threads") or None
         return Pipeline.from_bundle(
-            bundle, tuple(self._param("execution_providers")), threads, px_per_mm=ppm, dish_mm=self._param("dish_mm")
+            bundle,
+            tuple(self._param("execution_providers")),
+            threads,
+            verify=not verified,
+            px_per_mm=ppm,
+            dish_mm=self._param("dish_mm"),
         )
 
     def _cache(self) -> ModelCache:
@@ -289,6 +295,29 @@ class PerceptionNode(Node):
             folder = str(Path(data) / "model-cache") if data else "~/.cache/hades_perception"
         return ModelCache(Path(folder))
 
+    def _follower(
+        self,
+        store: ModelStore | None,
+        cache: ModelCache,
+        model: str,
+        channel: str,
+        on_ready: Callable[[Pipeline, Attempt], None],
+        loaded_version: Callable[[], str],
+    ) -> ModelFollower:
+        """A follower of one channel on this node's engine, trust and polling settings."""
+        return ModelFollower(
+            store,
+            cache,
+            model,
+            channel,
+            load=lambda bundle: self._load(bundle, verified=True),  # the cache verified it
+            on_ready=on_ready,
+            serving_version=loaded_version,
+            trusted=self.trusted,
+            poll_period=self._param("poll_period"),
+            latency_budget_ms=self._param("latency_budget_ms") or None,
+        )
+
     def _start_model(self) -> Pipeline:
         """The channel's version when a store is set (from the cache without a network),
         else, or when that fails, the bundle folder in model_bundle_path."""
@@ -296,17 +325,13 @@ class PerceptionNode(Node):
         fallback = Path(p("model_bundle_path")).expanduser()
         if p("store_url"):
             model = p("model_name") or load_manifest(fallback).name
-            self.follower = ModelFollower(
+            self.follower = self._follower(
                 ModelStore.open(p("store_url")),
                 self._cache(),
                 model,
                 p("channel"),
-                load=self._load,
-                on_ready=self._swap,
-                serving_version=lambda: self.pipeline.manifest.version,
-                trusted=self.trusted,
-                poll_period=p("poll_period"),
-                latency_budget_ms=p("latency_budget_ms") or None,
+                self._swap,
+                lambda: self.pipeline.manifest.version,
             )
             got = self.follower.initial()
             if got is not None:
@@ -361,22 +386,15 @@ class PerceptionNode(Node):
             raise ValueError("shadow_channel needs store_url: the candidate comes from the store")
         self.shadow_outputs = Outputs(self, "shadow/", self.out_qos)
         self.pub_agreement = self.create_publisher(Agreement, "shadow/agreement", self.out_qos)
-        latched = QoSProfile(
-            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
-        )
-        self.pub_shadow_info = self.create_publisher(ModelInfo, "shadow/model_info", latched)
+        self.pub_shadow_info = self.create_publisher(ModelInfo, "shadow/model_info", LATCHED)
         self.tally = agreement.Tally()
-        self.shadow_follower = ModelFollower(
+        self.shadow_follower = self._follower(
             self.follower.store,
             self.follower.cache,
             self.follower.model,
             self._param("shadow_channel"),
-            load=self._load,
-            on_ready=self._shadow_ready,
-            serving_version=lambda: self.shadow.manifest.version if self.shadow else "",
-            trusted=self.trusted,
-            poll_period=self._param("poll_period"),
-            latency_budget_ms=self._param("latency_budget_ms") or None,
+            self._shadow_ready,
+            lambda: self.shadow.manifest.version if self.shadow else "",
         )
         # The candidate never delays the serving model: its own worker, newest frame only.
         self.shadow_worker = InferenceWorker(self._shadow_process, size=1, on_error=self._shadow_failed)

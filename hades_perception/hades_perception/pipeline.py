@@ -102,9 +102,12 @@ class Pipeline:
         bundle: Path | str,
         providers: tuple[str, ...] = DEFAULT_PROVIDERS,
         threads: int | None = None,
+        *,
+        verify: bool = True,
         **kwargs: float | None,
     ) -> Pipeline:
-        manifest = open_bundle(bundle)
+        """verify=False only for a bundle its caller has just checked (the model cache)."""
+        manifest = open_bundle(bundle, verify=verify)
         engine = OnnxRuntimeEngine(Path(bundle) / "model.onnx", manifest.input.tensor, providers, threads)
         return cls(manifest, engine, **kwargs)  # type: ignore[arg-type]
 
