@@ -504,10 +504,11 @@ def analyse(
     if st is not None:
         seen, ready = float(st["last_attempt_pointer_seen"]), float(st["last_attempt_ready_at"])
         breakdown["poll_wait_ms"] = (seen - promote) * 1e3
-        for k in ("download", "verify", "load", "warmup", "validation"):
+        stages = ("download", "verify", "load", "warmup", "validation", "waited_for_gap")
+        for k in stages:
             breakdown[f"{k}_ms"] = float(st.get(f"last_attempt_{k}_ms", "nan"))
         breakdown["pointer_seen_to_ready_ms"] = (ready - seen) * 1e3
-        staged = sum(breakdown[f"{k}_ms"] for k in ("download", "verify", "load", "warmup", "validation"))
+        staged = sum(breakdown[f"{k}_ms"] for k in stages)
         breakdown["unaccounted_seen_to_ready_ms"] = breakdown["pointer_seen_to_ready_ms"] - staged
         breakdown["swap_to_first_output_ms"] = (first_arrival - ready) * 1e3
         # Of which: waiting for a frame to start on B (the frame in flight finishes on A; B's

@@ -16,9 +16,11 @@ Topics, relative to the node's namespace:
   service  pin_model (hades_perception_msgs/PinModel): pin a version on this node, or release the pin
 
 Models: with store_url set, the node follows a store channel (follower.py): new
-versions are fetched, verified, loaded, warmed up and validated on a background
-thread and swapped in between two frames; a frame already running finishes on
-the model it started with. Without store_url it serves model_bundle_path.
+versions are fetched, verified and loaded on a background thread, warmed up and
+validated on the inference thread in the gaps between frames (so they never slow
+a frame down on a machine whose engine takes every core), and swapped in between
+two frames; a frame already running finishes on the model it started with.
+Without store_url it serves model_bundle_path.
 """
 
 from __future__ import annotations
@@ -197,6 +199,10 @@ class PerceptionNode(Node):
         self.follower = self.shadow_follower = None
         self.shadow, self.shadow_worker = None, None
         self.swaps: list[Attempt] = []
+        # Created before the model: a candidate's golden passes run on it, between frames.
+        self.worker = InferenceWorker(
+            self._process, size=p("queue_size"), policy=p("queue_policy"), on_error=self._frame_failed
+        )
         self.pipeline = self._start_model()
         self.loaded_at = self.get_clock().now().to_msg()
 
@@ -215,9 +221,6 @@ class PerceptionNode(Node):
         self.pub_model_info = self.create_publisher(ModelInfo, "model_info", LATCHED)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-        self.worker = InferenceWorker(
-            self._process, size=p("queue_size"), policy=p("queue_policy"), on_error=self._frame_failed
-        )
         self.timing: dict[str, list[float]] = {}
         self.last_problem = ""
         in_qos = QoSProfile(
@@ -316,6 +319,7 @@ class PerceptionNode(Node):
             trusted=self.trusted,
             poll_period=self._param("poll_period"),
             latency_budget_ms=self._param("latency_budget_ms") or None,
+            run_idle=self.worker.run_when_idle,
         )
 
     def _start_model(self) -> Pipeline:
@@ -358,6 +362,7 @@ class PerceptionNode(Node):
             return  # shutting down: nobody to tell
         self._publish_model_info()
         stages = ", ".join(f"{k} {attempt.stages_ms.get(k, 0.0):.0f} ms" for k in STAGES)
+        stages += f"; golden passes waited {attempt.waited_ms:.0f} ms for gaps between frames"
         self.get_logger().info(
             f"now serving {pipeline.manifest.version} (was {old.manifest.version}; {attempt.reason}): {stages}"
         )
@@ -587,6 +592,7 @@ class PerceptionNode(Node):
                     values["last_attempt_pointer_seen"] = f"{a.pointer_seen:.3f}"
                 if a.ready_at:
                     values["last_attempt_ready_at"] = f"{a.ready_at:.3f}"
+                values["last_attempt_waited_for_gap_ms"] = f"{a.waited_ms:.1f}"
             level, message = DiagnosticStatus.OK, f"following {st.channel}"
             if st.pinned:
                 message = f"pinned to {st.pinned}"

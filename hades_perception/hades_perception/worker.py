@@ -4,6 +4,11 @@ The camera can be faster than the engine. Then the queue's policy decides:
 `keep_newest` (default) drops the oldest waiting frame so latency stays bounded
 and the robot sees the freshest plate; `keep_oldest` refuses the new frame.
 Every drop is counted. No rclpy here: the node passes in what to do per frame.
+
+The same thread also runs background jobs (a candidate model's warm-up and golden
+check) in the gaps between frames, one at a time: on a machine where the engine
+takes every core, a job run beside a frame would slow that frame down, while a
+job run in a gap delays at most the one frame that arrives during it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 POLICIES = ("keep_newest", "keep_oldest")
 
 
@@ -30,6 +36,16 @@ class Stats:
     dropped: int = 0
     errors: int = 0
     last_error: str = ""
+
+
+class _Job:
+    """A background job handed to the worker; the caller waits on `done`."""
+
+    def __init__(self, fn: Callable[[], object], deadline: float) -> None:
+        self.fn, self.deadline = fn, deadline
+        self.done = threading.Event()
+        self.result: object = None
+        self.error: Exception | None = None
 
 
 class LatencyWindow:
@@ -82,6 +98,7 @@ class InferenceWorker(Generic[T]):
         self.stats = Stats()
         self.latency = LatencyWindow()
         self._queue: collections.deque[tuple[float, T]] = collections.deque()
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._cv = threading.Condition()
         self._stop = False
         self._busy = False
@@ -102,15 +119,56 @@ class InferenceWorker(Generic[T]):
             self._cv.notify()
             return accepted
 
+    def run_when_idle(self, fn: Callable[[], R], max_defer_s: float = 5.0) -> R:
+        """Run `fn` on the worker thread when no frame is waiting and return its result
+        (or raise its exception). Blocks the caller, which must not be the worker.
+        When frames keep coming for `max_defer_s`, it runs between two of them anyway,
+        so background work is never starved by a camera faster than the engine."""
+        if threading.current_thread() is self._thread:
+            return fn()
+        job = _Job(fn, time.monotonic() + max_defer_s)
+        with self._cv:
+            if self._stop:
+                raise RuntimeError("the inference worker is closed")
+            self._jobs.append(job)
+            self._cv.notify()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]
+
+    def _next(self) -> tuple[float, T] | _Job | None:
+        """The next frame, or a job when no frame waits (or the job waited long enough)."""
+        with self._cv:
+            while not self._queue and not self._jobs and not self._stop:
+                self._cv.wait()
+            if self._stop:
+                return None
+            self._busy = True
+            if self._jobs and (not self._queue or self._jobs[0].deadline <= time.monotonic()):
+                return self._jobs.popleft()
+            return self._queue.popleft()
+
+    def _run_job(self, job: _Job) -> None:
+        try:
+            job.result = job.fn()
+        except Exception as exc:  # handed to the caller, who decides
+            job.error = exc
+        finally:
+            job.done.set()
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+
     def _run(self) -> None:
         while True:
-            with self._cv:
-                while not self._queue and not self._stop:
-                    self._cv.wait()
-                if self._stop:
-                    return
-                t_in, item = self._queue.popleft()
-                self._busy = True
+            got = self._next()
+            if got is None:
+                return
+            if isinstance(got, _Job):
+                self._run_job(got)
+                continue
+            t_in, item = got
             try:
                 self.handle(item)
                 self.stats.processed += 1
@@ -131,7 +189,7 @@ class InferenceWorker(Generic[T]):
         """Wait until nothing is queued or running (for shutdown and tests)."""
         deadline = time.monotonic() + timeout
         with self._cv:
-            while self._queue or self._busy:
+            while self._queue or self._jobs or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -142,7 +200,11 @@ class InferenceWorker(Generic[T]):
         with self._cv:
             self._stop = True
             self._queue.clear()
+            jobs, self._jobs = list(self._jobs), collections.deque()
             self._cv.notify_all()
+        for job in jobs:  # their callers must not wait for ever
+            job.error = RuntimeError("the inference worker closed before the job ran")
+            job.done.set()
         self._thread.join(timeout)
 
     @property

@@ -5,8 +5,11 @@ is survived; pins hold; start-up works from the cache without a store."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,7 @@ from hades_perception.model_cache import ModelCache
 from hades_perception.pipeline import Pipeline
 from hades_perception.signing import Ed25519PublicKey, generate_keypair, load_trusted_keys
 from hades_perception.store import ModelStore
+from hades_perception.worker import InferenceWorker
 from tests.bundles import SHIPPED, miscomputing_version, new_version
 from tests.unit.test_model_store import MODEL, V1, V2, V3
 
@@ -80,6 +84,7 @@ def follow(
     poll_period: float = 10.0,
     latency_budget_ms: float | None = None,
     fetch_retries: int = 4,
+    run_idle: Callable[[Callable[[], Any]], Any] | None = None,
 ) -> ModelFollower:
     """A follower wired to `server` as the node wires it, with its cache in tmp_path/cache."""
     return ModelFollower(
@@ -94,6 +99,7 @@ def follow(
         poll_period=poll_period,
         latency_budget_ms=latency_budget_ms,
         fetch_retries=fetch_retries,
+        run_idle=run_idle,
     )
 
 
@@ -123,6 +129,48 @@ def test_a_promoted_version_is_validated_and_handed_over_with_every_stage_timed(
     assert f.poll_once() is None and server.loads == [V2]  # nothing moved, nothing done
     remembered = f.cache.last_pointer(MODEL, "swap")
     assert remembered is not None and remembered.version == V2
+
+
+def test_the_golden_passes_run_on_the_serving_thread_between_frames_and_their_wait_is_timed_apart(
+    store: ModelStore, tmp_path: Path
+) -> None:
+    """With the node's worker as run_idle, warm-up and validation never run beside a
+    frame: they wait until the frame being served is done, and that wait is reported
+    as waited_ms, not as model latency."""
+    server = Server()
+    frame_running = threading.Event()
+    release_frame = threading.Event()
+    ran_on: list[str] = []
+
+    def serve(_frame: str) -> None:
+        frame_running.set()
+        release_frame.wait(5)
+
+    worker: InferenceWorker[str] = InferenceWorker(serve)
+
+    def on_worker(fn: Callable[[], Any]) -> Any:
+        def job() -> Any:
+            ran_on.append(threading.current_thread().name)
+            return fn()
+
+        if not release_frame.is_set():
+            threading.Timer(0.5, release_frame.set).start()  # the frame ends 0.5 s after the job queued
+        return worker.run_when_idle(job)
+
+    try:
+        f = follow(store, tmp_path, server, "between", run_idle=on_worker)
+        settled_on_v1(store, f, "between")
+        store.promote(MODEL, V2, "between", "better shoots", by="ana")
+        worker.submit("frame")
+        assert frame_running.wait(5)
+        attempt = f.poll_once()
+    finally:
+        worker.close()
+    assert attempt is not None and attempt.ok, attempt
+    assert ran_on == ["inference", "inference"]  # warm-up and validation, on the worker
+    assert attempt.waited_ms >= 400
+    assert attempt.stages_ms["validation"] < attempt.golden["latency_ms"] + 1000
+    assert server.version() == V2
 
 
 def test_a_version_failing_its_golden_check_is_never_served_nor_retried_until_the_channel_moves(

@@ -1,0 +1,155 @@
+"""The inference worker: a bounded frame queue with a drop policy, and background jobs
+(a candidate model's golden passes) that run in the gaps between frames, never beside one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hades_perception.worker import InferenceWorker
+
+
+class Recorder:
+    """A frame handler that takes `seconds` per frame and records what ran, in order."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.ran: list[str] = []
+        self.lock = threading.Lock()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def frame(self, item: str) -> None:
+        self.gate.wait(5)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.ran.append(item)
+
+    def job(self, name: str) -> str:
+        with self.lock:
+            self.ran.append(name)
+        return name.upper()
+
+
+def test_keep_newest_drops_the_oldest_waiting_frame_and_counts_it() -> None:
+    r = Recorder()
+    r.gate.clear()  # hold the first frame so the others queue
+    w = InferenceWorker(r.frame, size=1, policy="keep_newest")
+    try:
+        assert w.submit("a")
+        time.sleep(0.1)  # "a" is running, held at the gate
+        w.submit("b")
+        w.submit("c")  # pushes "b" out
+        r.gate.set()
+        assert w.idle(5)
+        assert r.ran == ["a", "c"]
+        assert (w.stats.received, w.stats.processed, w.stats.dropped) == (3, 2, 1)
+    finally:
+        w.close()
+
+
+def test_keep_oldest_refuses_a_frame_when_the_queue_is_full() -> None:
+    r = Recorder()
+    r.gate.clear()
+    w = InferenceWorker(r.frame, size=1, policy="keep_oldest")
+    try:
+        w.submit("a")
+        time.sleep(0.1)
+        assert w.submit("b")
+        assert not w.submit("c")
+        r.gate.set()
+        assert w.idle(5)
+        assert r.ran == ["a", "b"] and w.stats.dropped == 1
+    finally:
+        w.close()
+
+
+def test_a_job_waits_for_the_frames_queued_before_it_and_returns_its_result() -> None:
+    r = Recorder(seconds=0.05)
+    r.gate.clear()
+    w = InferenceWorker(r.frame, size=4, policy="keep_oldest")
+    try:
+        w.submit("f1")
+        time.sleep(0.05)
+        w.submit("f2")
+        w.submit("f3")
+        got: list[str] = []
+        caller = threading.Thread(target=lambda: got.append(w.run_when_idle(lambda: r.job("job"))))
+        caller.start()
+        time.sleep(0.1)
+        r.gate.set()
+        caller.join(5)
+        assert got == ["JOB"]
+        assert r.ran == ["f1", "f2", "f3", "job"]  # never beside a frame, never ahead of a waiting one
+    finally:
+        w.close()
+
+
+def test_a_job_runs_between_two_frames_when_frames_keep_coming_past_its_deadline() -> None:
+    r = Recorder(seconds=0.1)
+    w = InferenceWorker(r.frame, size=1, policy="keep_newest")
+    stop = threading.Event()
+
+    def camera() -> None:  # faster than the handler: a frame is always waiting
+        i = 0
+        while not stop.is_set():
+            w.submit(f"f{i}")
+            i += 1
+            time.sleep(0.02)
+
+    cam = threading.Thread(target=camera)
+    cam.start()
+    try:
+        time.sleep(0.15)
+        t0 = time.monotonic()
+        assert w.run_when_idle(lambda: r.job("job"), max_defer_s=0.3) == "JOB"
+        waited = time.monotonic() - t0
+        assert 0.3 <= waited < 1.5  # deferred while frames waited, then not starved
+        time.sleep(0.3)  # frames go on after it
+        assert r.ran.index("job") not in (0, len(r.ran) - 1)  # between two frames
+    finally:
+        stop.set()
+        cam.join()
+        w.close()
+
+
+def test_a_failing_job_raises_in_its_caller_and_the_worker_goes_on() -> None:
+    r = Recorder()
+    w = InferenceWorker(r.frame)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            w.run_when_idle(lambda: 1 / 0)
+        w.submit("after")
+        assert w.idle(5) and r.ran == ["after"]
+    finally:
+        w.close()
+
+
+def test_closing_releases_a_caller_whose_job_never_ran() -> None:
+    r = Recorder()
+    r.gate.clear()  # a frame holds the worker for the whole test
+    w = InferenceWorker(r.frame)
+    w.submit("stuck")
+    time.sleep(0.05)
+    errors: list[Exception] = []
+
+    def wait_for_job() -> None:
+        try:
+            w.run_when_idle(lambda: r.job("never"), max_defer_s=60)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=wait_for_job)
+    caller.start()
+    time.sleep(0.05)
+    closer = threading.Thread(target=w.close)
+    closer.start()
+    caller.join(2)
+    assert not caller.is_alive() and "closed" in str(errors[0])
+    r.gate.set()
+    closer.join(5)
+    assert "never" not in r.ran
+    with pytest.raises(RuntimeError, match="closed"):
+        w.run_when_idle(lambda: "late")
