@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,10 +40,11 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -127,17 +129,9 @@ class Outputs:
         self.certainty = node.create_publisher(Certainty, prefix + "certainty", qos)
 
     def publish(self, header: Header, pred: Prediction, name: str, version: str) -> list[Image]:
-        """Publish one frame's results; returns the per-class mono8 masks for the viewing topics."""
-        masks = [_mono8(header, pred.masks[c]) for c in pred.classes]
-        self.masks.publish(
-            SegmentationMasks(
-                header=header,
-                model_version=version,
-                class_names=list(pred.classes),
-                masks=masks,
-                confidence=_mono8(header, pred.confidence_map),
-            )
-        )
+        """Publish one frame's results, what a robot acts on first (landmarks, certainty:
+        small) and then the masks (five full-size images); returns the per-class mono8
+        masks for the viewing topics."""
         self.landmarks.publish(
             LandmarkArray(
                 header=header,
@@ -168,6 +162,16 @@ class Outputs:
                 plant_low_confidence=[bool(p.low_confidence) for p in pred.plants],
                 low_confidence_threshold=float(pred.low_confidence_threshold),
                 low_confidence=any(p.low_confidence for p in pred.plants),
+            )
+        )
+        masks = [_mono8(header, pred.masks[c]) for c in pred.classes]
+        self.masks.publish(
+            SegmentationMasks(
+                header=header,
+                model_version=version,
+                class_names=list(pred.classes),
+                masks=masks,
+                confidence=_mono8(header, pred.confidence_map),
             )
         )
         return masks
@@ -233,7 +237,10 @@ class PerceptionNode(Node):
         if p("compressed_topic"):
             self.create_subscription(CompressedImage, p("compressed_topic"), self._on_frame, in_qos)
         self.diag_timer = self.create_timer(p("diagnostics_period"), self._publish_diagnostics)
-        # Pinning waits for a load and a validation: its own callback group keeps frames flowing meanwhile.
+        # Pinning waits for a fetch, a load and a validation on a thread of its own. The service
+        # has its own callback group, so frames and timers go on while it awaits; the guard
+        # condition (default group) wakes the executor when the pin is done.
+        self.pin_done = self.create_guard_condition(lambda: None)
         self.create_service(PinModel, "pin_model", self._on_pin, callback_group=MutuallyExclusiveCallbackGroup())
         self._publish_model_info()
         if p("shadow_channel"):
@@ -367,23 +374,40 @@ class PerceptionNode(Node):
             f"now serving {pipeline.manifest.version} (was {old.manifest.version}; {attempt.reason}): {stages}"
         )
 
-    def _on_pin(self, request: PinModel.Request, response: PinModel.Response) -> PinModel.Response:
-        if self.follower is None:
-            response.success, response.message = False, "this node serves a bundle folder, not a store channel"
-        elif request.version:
-            attempt = self.follower.pin(request.version)
-            response.success = attempt.ok
-            response.message = f"pinned to {request.version}" if attempt.ok else attempt.error
-        else:
-            released = self.follower.release()
-            response.success = released is None or released.ok
-            response.message = "following channel " + self._param("channel")
-            if released is not None and not released.ok:
-                response.message += f"; its version {released.version} failed: {released.error}"
+    async def _on_pin(self, request: PinModel.Request, response: PinModel.Response) -> PinModel.Response:
+        """Awaits the pin on another thread: the executor (single-threaded) keeps taking
+        frames and publishing diagnostics meanwhile."""
+        result: Future[tuple[bool, str]] = Future()
+
+        def pin() -> None:
+            try:
+                result.set_result(self._pin(request.version))
+            except Exception as exc:  # reported to the caller, the node goes on
+                result.set_exception(exc)
+            finally:
+                self.pin_done.trigger()
+
+        threading.Thread(target=pin, name="pin_model", daemon=True).start()
+        done = await result
+        assert done is not None
+        response.success, response.message = done
         self._publish_model_info()
         response.serving_version = self.pipeline.manifest.version
         self.get_logger().info(f"pin_model {request.version or '(release)'}: {response.message}")
         return response
+
+    def _pin(self, version: str) -> tuple[bool, str]:
+        """Pin `version` (release the pin when empty): (success, message)."""
+        if self.follower is None:
+            return False, "this node serves a bundle folder, not a store channel"
+        if version:
+            attempt = self.follower.pin(version)
+            return attempt.ok, f"pinned to {version}" if attempt.ok else attempt.error
+        released = self.follower.release()
+        message = "following channel " + self._param("channel")
+        if released is not None and not released.ok:
+            message += f"; its version {released.version} failed: {released.error}"
+        return released is None or released.ok, message
 
     # --- shadow mode --------------------------------------------------------------------
     def _start_shadow(self) -> None:
@@ -448,9 +472,9 @@ class PerceptionNode(Node):
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
         limit = self._param("max_image_pixels")
         if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, bytes(msg.data), limit)
+            return decode_compressed(msg.format, memoryview(msg.data), limit)
         return decode_image(
-            msg.encoding, msg.height, msg.width, msg.step, bytes(msg.data), bool(msg.is_bigendian), limit
+            msg.encoding, msg.height, msg.width, msg.step, memoryview(msg.data), bool(msg.is_bigendian), limit
         )
 
     def _process(self, frame: Frame) -> None:
@@ -626,7 +650,10 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = PerceptionNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One thread is enough (callbacks only hand frames on) and avoids the multi-threaded
+        # executor's stalls: 1-3 s without callbacks every minute or so with 36 MB frames
+        # (benchmarks/README.md, "Executor stalls").
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -634,7 +661,7 @@ def main(args: list[str] | None = None) -> None:
     except Exception:
         if rclpy.ok():
             raise
-        # SIGTERM shut the context down under a multi-threaded executor's wait: a normal stop.
+        # SIGTERM shut the context down during the executor's wait: a normal stop.
     finally:
         if node is not None:
             node.destroy_node()
