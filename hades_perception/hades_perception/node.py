@@ -7,8 +7,9 @@ logic lives in the pure modules (pipeline, image_codec, worker).
 
 Topics, relative to the node's namespace:
   in   image_raw (sensor_msgs/Image), optionally a CompressedImage topic
-  out  masks (hades_perception_msgs/SegmentationMasks: every class + confidence, with model version)
-       landmarks (hades_perception_msgs/LandmarkArray), certainty (hades_perception_msgs/Certainty)
+  out  landmarks (hades_perception_msgs/LandmarkArray), certainty (hades_perception_msgs/Certainty): first
+       masks (hades_perception_msgs/SegmentationMasks: every class + confidence, with model version),
+           built only while someone subscribes
        masks/<class> (mono8), masks/colour (rgb8), confidence (mono8): for viewing, published
            only while someone subscribes; their model version is the one in `masks` with the same stamp
        model_info (hades_perception_msgs/ModelInfo, transient local), /diagnostics
@@ -128,10 +129,11 @@ class Outputs:
         self.landmarks = node.create_publisher(LandmarkArray, prefix + "landmarks", qos)
         self.certainty = node.create_publisher(Certainty, prefix + "certainty", qos)
 
-    def publish(self, header: Header, pred: Prediction, name: str, version: str) -> list[Image]:
-        """Publish one frame's results, what a robot acts on first (landmarks, certainty:
-        small) and then the masks (five full-size images); returns the per-class mono8
-        masks for the viewing topics."""
+    def publish(self, header: Header, pred: Prediction, name: str, version: str) -> None:
+        """Publish one frame's results: what a robot acts on first (landmarks, certainty:
+        small), then the masks. The masks message is five full-size images (63 MB at
+        4202x3006), so, like image_transport's lazy publishers, it is built only while
+        someone subscribes to it."""
         self.landmarks.publish(
             LandmarkArray(
                 header=header,
@@ -164,17 +166,17 @@ class Outputs:
                 low_confidence=any(p.low_confidence for p in pred.plants),
             )
         )
-        masks = [_mono8(header, pred.masks[c]) for c in pred.classes]
+        if not self.masks.get_subscription_count():
+            return
         self.masks.publish(
             SegmentationMasks(
                 header=header,
                 model_version=version,
                 class_names=list(pred.classes),
-                masks=masks,
+                masks=[_mono8(header, pred.masks[c]) for c in pred.classes],
                 confidence=_mono8(header, pred.confidence_map),
             )
         )
-        return masks
 
 
 class PerceptionNode(Node):
@@ -516,15 +518,15 @@ class PerceptionNode(Node):
     # --- results out ----------------------------------------------------------------------
     def _publish(self, header: Header, pred: Prediction, pipeline: Pipeline) -> None:
         m = pipeline.manifest
-        masks = self.outputs.publish(header, pred, m.name, m.version)
+        self.outputs.publish(header, pred, m.name, m.version)
         # Viewing topics: only filled when someone looks (a full-size mono8 is 12.6 MB).
         if self._param("publish_confidence_image") and self.pub_confidence.get_subscription_count():
             self.pub_confidence.publish(_mono8(header, pred.confidence_map))
-        for c, img in zip(pred.classes, masks, strict=True):
+        for c in pred.classes:
             if c not in self.pub_class:  # a new version may bring a class
                 self.pub_class[c] = self.create_publisher(Image, f"masks/{c}", self.out_qos)
             if self.pub_class[c].get_subscription_count():
-                self.pub_class[c].publish(img)
+                self.pub_class[c].publish(_mono8(header, pred.masks[c]))
         if self._param("publish_colour_mask") and self.pub_colour.get_subscription_count():
             self.pub_colour.publish(self._colour(header, pred))
 
