@@ -7,11 +7,15 @@ timestamping what comes back. Results are written as JSON; this is not a test.
 
 Measures, on full-size 4202x3006 frames with the default model:
   1. engine alone (in-process Pipeline, no ROS): engine time and whole-pipeline time per frame
-  2. node end-to-end latency, one frame at a time, and its breakdown from the node's own
-     timing (transport, conversion, preprocess, engine, postprocess, publish)
+  2. node end-to-end latency at a fixed low rate (--latency-factor x engine-alone throughput,
+     so no frame waits for another), and its breakdown from the node's own timing
+     (transport, conversion, preprocess, engine, postprocess, publish)
   3. ratio of node latency to engine-alone time
   4. the highest input rate with under 5 % dropped frames (rate sweep), against engine-alone throughput
   5. twice that rate for --soak seconds: node memory over time, latency, drops
+Steps 2-4 run twice: with a consumer of landmarks/certainty only, and with a subscriber to
+`masks` as well (the node builds that 63 MB message only while someone subscribes).
+The host's steal time (CPU taken by other virtual machines) is recorded per phase.
 All ROS traffic stays on this machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, own domain id).
 """
 
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +66,53 @@ MONITOR = textwrap.dedent("""
 """)
 
 
+MASKS_MONITOR = textwrap.dedent("""
+    import json, sys, time, rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from hades_perception_msgs.msg import SegmentationMasks
+    out = open(sys.argv[1], "a", buffering=1)
+    rclpy.init()
+    node = rclpy.create_node("bench_masks_monitor")
+    def on_masks(raw):  # serialised: the stamp is the first field after the CDR header
+        sec, ns = int.from_bytes(raw[4:8], "little", signed=True), int.from_bytes(raw[8:12], "little")
+        out.write(json.dumps({"t": time.time(), "masks_stamp": sec + ns * 1e-9}) + "\\n")
+    node.create_subscription(SegmentationMasks, sys.argv[2] + "/masks", on_masks,
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE), raw=True)
+    try:
+        rclpy.spin(node)
+    except Exception:  # terminated by the benchmark: nothing to report
+        pass
+""")
+
+
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return fields[7], sum(fields[:8])
+
+
+def steal_share(since: tuple[int, int]) -> float:
+    """Share of the CPU time since `since` that the hypervisor gave to other machines."""
+    steal, total = cpu_times()
+    return (steal - since[0]) / max(1, total - since[1])
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p90": float(np.percentile(values, 90)),
+        "p99": float(np.percentile(values, 99)),
+        "max": float(max(values)),
+    }
 
 
 def make_frames(n: int, seed: int) -> list[np.ndarray]:
@@ -131,6 +178,7 @@ class Bench:
         self.node = start_node(params, work, NS, CAMERA, log=work / "node.log")
         self.monitor_log = work / "monitor.jsonl"
         self.monitor = subprocess.Popen([sys.executable, "-c", MONITOR, str(self.monitor_log), NS])
+        self.masks_monitor: subprocess.Popen[bytes] | None = None
         rclpy.init()
         self.rclpy = rclpy
         self.ros = rclpy.create_node("bench_player")
@@ -144,30 +192,32 @@ class Bench:
             raise RuntimeError(f"node did not come up; see {work / 'node.log'}")
         time.sleep(2)
 
-    def messages(self, frames: list[np.ndarray]) -> list[Any]:
-        return frame_messages(frames)
-
     def publish(self, msg: Any) -> float:
         return publish_stamped(self.pub, msg)
 
-    def answers(self) -> tuple[dict[float, float], list[dict[str, Any]]]:
-        got, diags = {}, []
+    def masks_subscriber(self, on: bool) -> None:
+        """Start or stop a process that subscribes to `masks` (serialised, not decoded)."""
+        if on and self.masks_monitor is None:
+            self.masks_monitor = subprocess.Popen([sys.executable, "-c", MASKS_MONITOR, str(self.monitor_log), NS])
+            time.sleep(5)  # discovery
+        elif not on and self.masks_monitor is not None:
+            self.masks_monitor.terminate()
+            self.masks_monitor.wait(10)
+            self.masks_monitor = None
+            time.sleep(2)
+
+    def answers(self) -> tuple[dict[float, float], list[dict[str, Any]], dict[float, float]]:
+        """Arrival times of certainty and masks by stamp, and the diagnostics seen."""
+        got, diags, masks = {}, [], {}
         for line in self.monitor_log.read_text().splitlines():
             d = json.loads(line)
             if "stamp" in d:
                 got[round(d["stamp"], 6)] = d["t"]
+            elif "masks_stamp" in d:
+                masks[round(d["masks_stamp"], 6)] = d["t"]
             else:
                 diags.append(d)
-        return got, diags
-
-    def wait_for(self, stamp: float, timeout: float) -> float | None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            got, _ = self.answers()
-            if round(stamp, 6) in got:
-                return got[round(stamp, 6)]
-            time.sleep(0.02)
-        return None
+        return got, diags, masks
 
     def run_at(
         self,
@@ -179,6 +229,7 @@ class Bench:
     ) -> dict[str, Any]:
         period = 1.0 / rate_hz
         sent, memory = [], []
+        cpu0 = cpu_times()
         t0 = time.time()
         i = 0
         while (seconds is not None and time.time() - t0 < seconds) or (n is not None and i < n):
@@ -189,23 +240,22 @@ class Bench:
             if sample_memory:
                 memory.append({"t": round(time.time() - t0, 1), "rss_mb": round(rss_mb(self.node.pid), 1)})
             i += 1
+        steal = steal_share(cpu0)
         time.sleep(max(5.0, 3 * period))
-        got, diags = self.answers()
+        got, diags, masks = self.answers()
         lat = [(got[round(s, 6)] - s) * 1e3 for s in sent if round(s, 6) in got]
+        masks_lat = [(masks[round(s, 6)] - s) * 1e3 for s in sent if round(s, 6) in masks]
         answered = len(lat)
         return {
             "rate_hz": rate_hz,
             "sent": len(sent),
             "answered": answered,
             "dropped_share": 1 - answered / len(sent),
-            "latency_ms": {
-                "p50": float(np.percentile(lat, 50)),
-                "p90": float(np.percentile(lat, 90)),
-                "p99": float(np.percentile(lat, 99)),
-                "max": float(max(lat)),
-            }
-            if lat
-            else None,
+            "latency_ms": percentiles(lat),
+            "masks_subscribed": self.masks_monitor is not None,
+            "masks_answered": len(masks_lat),
+            "masks_latency_ms": percentiles(masks_lat),
+            "steal_share": steal,
             "memory": memory,
             "last_diagnostics": diags[-1]["diag"] if diags else None,
         }
@@ -213,6 +263,7 @@ class Bench:
     def close(self) -> None:
         self.ros.destroy_node()
         self.rclpy.shutdown()
+        self.masks_subscriber(False)
         for p in (self.node, self.monitor):
             p.terminate()
             try:
@@ -221,12 +272,81 @@ class Bench:
                 p.kill()
 
 
+def undisturbed(run: Callable[[], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Run a phase again (up to --retries times) while the hypervisor took more than
+    --steal-limit of the CPU during it (this is a shared virtual machine); the least
+    disturbed try is kept, the others are listed in it."""
+    tries = [run()]
+    while tries[-1]["steal_share"] > args.steal_limit and len(tries) <= args.retries:
+        print(f"    steal {tries[-1]['steal_share']:.1%} > {args.steal_limit:.0%}: measuring again")
+        tries.append(run())
+    best = min(tries, key=lambda r: r["steal_share"])
+    best["discarded_disturbed_tries"] = [
+        {k: r[k] for k in ("steal_share", "dropped_share", "latency_ms")} for r in tries if r is not best
+    ]
+    return best
+
+
+def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Latency at a low fixed rate, the rate sweep and the soak, for one set of subscribers."""
+    out: dict[str, Any] = {}
+    low = args.latency_factor * alone["throughput_hz"]
+    r = undisturbed(lambda: bench.run_at(msgs, low, n=args.latency_frames), args)
+    _, diags, _ = bench.answers()
+    lat = r["latency_ms"] or {}
+    out["latency_phase"] = r
+    out["node_latency_ms_median"] = lat.get("p50")
+    out["latency_breakdown_p50_ms"] = {
+        k.removesuffix("_p50_ms"): float(v)
+        for k, v in (diags[-1]["diag"] if diags else {}).items()
+        if k.endswith("_p50_ms")
+    }
+    out["ratio_node_to_pipeline_alone"] = lat["p50"] / alone["pipeline_ms_median"] if lat else None
+    out["ratio_node_to_engine_alone"] = lat["p50"] / alone["engine_ms_median"] if lat else None
+    print(
+        f"  latency at {low:.3f} Hz: p50 {lat.get('p50', float('nan')):.0f} ms (masks p50 "
+        f"{(r['masks_latency_ms'] or {}).get('p50', float('nan')):.0f} ms); ratio to pipeline alone "
+        f"{out['ratio_node_to_pipeline_alone'] or float('nan'):.3f}; steal {r['steal_share']:.1%}; "
+        f"breakdown {out['latency_breakdown_p50_ms']}"
+    )
+    sweep, best = [], None
+    for factor in (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.05):
+        rate = factor * alone["throughput_hz"]
+        r = undisturbed(lambda rate=rate: bench.run_at(msgs, rate, n=args.sweep_frames), args)
+        sweep.append(r)
+        print(
+            f"  {rate:.3f} Hz ({factor:.2f} x): dropped {r['dropped_share']:.1%}, p50 "
+            f"{(r['latency_ms'] or {}).get('p50', float('nan')):.0f} ms, steal {r['steal_share']:.1%}"
+        )
+        if r["dropped_share"] < 0.05:
+            best = rate
+    out["rate_sweep"] = sweep
+    out["max_rate_under_5pct_drops_hz"] = best
+    out["max_rate_vs_engine_alone_throughput"] = best / alone["throughput_hz"] if best else None
+    soak_rate = 2 * (best or alone["throughput_hz"])
+    soak = bench.run_at(msgs, soak_rate, seconds=args.soak, sample_memory=True)
+    mem = [m["rss_mb"] for m in soak["memory"]]
+    half = len(mem) // 2
+    soak["rss_mb_first_half_max"] = max(mem[:half]) if half else None
+    soak["rss_mb_second_half_max"] = max(mem[half:]) if mem else None
+    out["soak_at_twice_max_rate"] = soak
+    print(
+        f"  soak {soak_rate:.3f} Hz for {args.soak:.0f} s: dropped {soak['dropped_share']:.1%}, latency "
+        f"{soak['latency_ms']}, rss {soak['rss_mb_first_half_max']} -> {soak['rss_mb_second_half_max']} MB"
+    )
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "hades-seedlings"))
     ap.add_argument("--frames", type=int, default=4, help="distinct preloaded frames")
+    ap.add_argument("--latency-frames", type=int, default=12, help="frames for the latency figure")
+    ap.add_argument("--latency-factor", type=float, default=0.5, help="latency rate, x engine-alone throughput")
     ap.add_argument("--sweep-frames", type=int, default=10, help="frames per rate in the sweep")
     ap.add_argument("--soak", type=float, default=60.0, help="seconds at twice the sustainable rate")
+    ap.add_argument("--steal-limit", type=float, default=0.05, help="steal share above which a phase is redone")
+    ap.add_argument("--retries", type=int, default=2, help="times a disturbed phase is redone")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "node_cpu.json"))
     args = ap.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -236,62 +356,26 @@ def main() -> int:
         "machine": {"cores": os.cpu_count(), "uname": " ".join(os.uname())},
         "model": args.model,
         "frame": "4202x3006 rgb8 (36 MB)",
+        "args": vars(args),
     }
+    cpu0 = cpu_times()
     alone = engine_alone(Path(args.model), frames)
+    alone["steal_share"] = steal_share(cpu0)
     result["engine_alone"] = alone
-    print(f"engine alone: pipeline {alone['pipeline_ms_median']:.0f} ms, engine {alone['engine_ms_median']:.0f} ms")
-    with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(args.model), Path(tmp))
-        try:
-            msgs = bench.messages(frames)
-            lat = []
-            for m in msgs * 2:  # one at a time: pure latency
-                s = bench.publish(m)
-                t = bench.wait_for(s, 120)
-                if t is not None:
-                    lat.append((t - s) * 1e3)
-            _, diags = bench.answers()
-            breakdown = {
-                k.removesuffix("_p50_ms"): float(v)
-                for k, v in (diags[-1]["diag"] if diags else {}).items()
-                if k.endswith("_p50_ms")
-            }
-            result["node_latency_ms_median"] = float(np.median(lat))
-            result["latency_breakdown_p50_ms"] = breakdown
-            result["ratio_node_to_pipeline_alone"] = float(np.median(lat)) / alone["pipeline_ms_median"]
-            result["ratio_node_to_engine_alone"] = float(np.median(lat)) / alone["engine_ms_median"]
-            print(
-                f"node latency {np.median(lat):.0f} ms; ratio to pipeline alone "
-                f"{result['ratio_node_to_pipeline_alone']:.3f}; breakdown {breakdown}"
-            )
-            sweep = []
-            best = None
-            for factor in (0.5, 0.7, 0.85, 0.95, 1.05):
-                rate = factor * alone["throughput_hz"]
-                r = bench.run_at(msgs, rate, n=args.sweep_frames)
-                sweep.append(r)
-                print(
-                    f"  {rate:.3f} Hz: dropped {r['dropped_share']:.1%}, p50 "
-                    f"{(r['latency_ms'] or {}).get('p50', float('nan')):.0f} ms"
-                )
-                if r["dropped_share"] < 0.05:
-                    best = rate
-            result["rate_sweep"] = sweep
-            result["max_rate_under_5pct_drops_hz"] = best
-            result["max_rate_vs_engine_alone_throughput"] = best / alone["throughput_hz"] if best else None
-            soak_rate = 2 * (best or alone["throughput_hz"])
-            soak = bench.run_at(msgs, soak_rate, seconds=args.soak, sample_memory=True)
-            mem = [m["rss_mb"] for m in soak["memory"]]
-            half = len(mem) // 2
-            soak["rss_mb_first_half_max"] = max(mem[:half]) if half else None
-            soak["rss_mb_second_half_max"] = max(mem[half:]) if mem else None
-            result["soak_at_twice_max_rate"] = soak
-            print(
-                f"soak {soak_rate:.3f} Hz for {args.soak:.0f} s: dropped {soak['dropped_share']:.1%}, "
-                f"rss {soak['rss_mb_first_half_max']} -> {soak['rss_mb_second_half_max']} MB"
-            )
-        finally:
-            bench.close()
+    print(
+        f"engine alone: pipeline {alone['pipeline_ms_median']:.0f} ms, engine {alone['engine_ms_median']:.0f} ms, "
+        f"steal {alone['steal_share']:.1%}"
+    )
+    modes = {"landmarks_and_certainty": False, "all_outputs_with_masks": True}
+    for mode, masks in modes.items():
+        print(f"{mode}:")
+        with tempfile.TemporaryDirectory() as tmp:
+            bench = Bench(Path(args.model), Path(tmp))  # a fresh node: its timing windows are this mode's
+            try:
+                bench.masks_subscriber(masks)
+                result[mode] = measure_mode(bench, frame_messages(frames), alone, args)
+            finally:
+                bench.close()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"results: {args.out}")
