@@ -287,6 +287,26 @@ def undisturbed(run: Callable[[], dict[str, Any]], args: argparse.Namespace) -> 
     return best
 
 
+def sustained(sweep: list[dict[str, Any]], low_p50_ms: float, throughput_hz: float) -> dict[str, Any]:
+    """The highest rate with under 5 % dropped frames, and the highest with that and no
+    backlog building up (latency p90 within 1.25 x the low-rate p50). With reliable input
+    QoS, DDS holds up to qos_depth frames for the node, so an overloaded 10-frame run can
+    drop nothing while its latency grows: the second figure is the one to trust."""
+    by_drops = [r["rate_hz"] for r in sweep if r["dropped_share"] < 0.05]
+    no_backlog = [
+        r["rate_hz"]
+        for r in sweep
+        if r["dropped_share"] < 0.05 and r["latency_ms"] and r["latency_ms"]["p90"] <= 1.25 * low_p50_ms
+    ]
+    best, best_nb = max(by_drops, default=None), max(no_backlog, default=None)
+    return {
+        "max_rate_under_5pct_drops_hz": best,
+        "max_rate_vs_engine_alone_throughput": best / throughput_hz if best else None,
+        "max_rate_under_5pct_drops_no_backlog_hz": best_nb,
+        "max_rate_no_backlog_vs_engine_alone_throughput": best_nb / throughput_hz if best_nb else None,
+    }
+
+
 def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Latency at a low fixed rate, the rate sweep and the soak, for one set of subscribers."""
     out: dict[str, Any] = {}
@@ -309,7 +329,7 @@ def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: arg
         f"{out['ratio_node_to_pipeline_alone'] or float('nan'):.3f}; steal {r['steal_share']:.1%}; "
         f"breakdown {out['latency_breakdown_p50_ms']}"
     )
-    sweep, best = [], None
+    sweep = []
     for factor in (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.05):
         rate = factor * alone["throughput_hz"]
         r = undisturbed(lambda rate=rate: bench.run_at(msgs, rate, n=args.sweep_frames), args)
@@ -318,12 +338,10 @@ def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: arg
             f"  {rate:.3f} Hz ({factor:.2f} x): dropped {r['dropped_share']:.1%}, p50 "
             f"{(r['latency_ms'] or {}).get('p50', float('nan')):.0f} ms, steal {r['steal_share']:.1%}"
         )
-        if r["dropped_share"] < 0.05:
-            best = rate
     out["rate_sweep"] = sweep
-    out["max_rate_under_5pct_drops_hz"] = best
-    out["max_rate_vs_engine_alone_throughput"] = best / alone["throughput_hz"] if best else None
-    soak_rate = 2 * (best or alone["throughput_hz"])
+    out.update(sustained(sweep, lat.get("p50", float("nan")), alone["throughput_hz"]))
+    print(f"  sustained: { ({k: v for k, v in out.items() if k.startswith('max_rate')}) }")
+    soak_rate = 2 * (out["max_rate_under_5pct_drops_no_backlog_hz"] or alone["throughput_hz"])
     soak = bench.run_at(msgs, soak_rate, seconds=args.soak, sample_memory=True)
     mem = [m["rss_mb"] for m in soak["memory"]]
     half = len(mem) // 2
