@@ -108,6 +108,7 @@ def percentiles(values: list[float]) -> dict[str, float] | None:
     if not values:
         return None
     return {
+        "n": len(values),
         "p50": float(np.percentile(values, 50)),
         "p90": float(np.percentile(values, 90)),
         "p99": float(np.percentile(values, 99)),
@@ -340,7 +341,8 @@ def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: arg
         )
     out["rate_sweep"] = sweep
     out.update(sustained(sweep, lat.get("p50", float("nan")), alone["throughput_hz"]))
-    print(f"  sustained: { ({k: v for k, v in out.items() if k.startswith('max_rate')}) }")
+    rates = {k: v for k, v in out.items() if k.startswith("max_rate")}
+    print(f"  sustained: {rates}")
     soak_rate = 2 * (out["max_rate_under_5pct_drops_no_backlog_hz"] or alone["throughput_hz"])
     soak = bench.run_at(msgs, soak_rate, seconds=args.soak, sample_memory=True)
     mem = [m["rss_mb"] for m in soak["memory"]]

@@ -47,7 +47,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from node_benchmark import frame_messages, make_frames, publish_stamped  # benchmarks/ is on sys.path when run
+from node_benchmark import (
+    frame_messages,
+    make_frames,
+    percentiles,
+    publish_stamped,
+)  # benchmarks/ is on sys.path when run
 
 from hades_perception.bundle import load_manifest
 from hades_perception.launching import start_node
@@ -157,18 +162,6 @@ def wait_quiet(limit: float, sample_s: float = 5.0, max_wait_s: float = 120.0) -
                 print(f"machine still busy ({share:.0%} taken by other processes); going on")
             return share
         print(f"machine busy ({share:.0%} taken by other processes); waiting")
-
-
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {
-        "n": len(values),
-        "p50": float(np.percentile(values, 50)),
-        "p90": float(np.percentile(values, 90)),
-        "p99": float(np.percentile(values, 99)),
-        "max": float(max(values)),
-    }
 
 
 def pipeline_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:

@@ -63,14 +63,15 @@ def write_golden(bundle: Path, image_rgb: np.ndarray, pred: Prediction, latency_
     }
 
 
-def _timed(run: Any, rgb: np.ndarray) -> tuple[Prediction, float]:
-    """A prediction and the pipeline's own time for it. `run` may wait for a free
-    moment before it starts (the node runs these passes between frames): that wait
-    is not the model's latency."""
+def _timed(run: Any, rgb: np.ndarray) -> tuple[Prediction, float, float]:
+    """A prediction, the pipeline's own time for it and how long `run` waited before
+    it started (the node runs these passes between frames): that wait is not the
+    model's latency."""
     t0 = time.perf_counter()
     pred: Prediction = run(rgb)
     wall = (time.perf_counter() - t0) * 1e3
-    return pred, float(pred.timing_ms.get("total", wall))
+    own = float(pred.timing_ms.get("total", wall))
+    return pred, own, max(0.0, wall - own)
 
 
 def check_golden(bundle: Path, run: Any, latency_budget_ms: float | None = None) -> GoldenReport:
@@ -85,10 +86,10 @@ def check_golden(bundle: Path, run: Any, latency_budget_ms: float | None = None)
     expected = json.loads((g / "expected.json").read_text())
     packed = np.load(g / "expected.npz")
     shape = tuple(int(v) for v in packed["shape"])
-    first = _timed(run, rgb)  # warm-up: first runs allocate and tune
-    pred, latency = _timed(run, rgb)
+    _, warmup, waited_first = _timed(run, rgb)  # warm-up: first runs allocate and tune
+    pred, latency, waited = _timed(run, rgb)
     problems: list[str] = []
-    figures: dict[str, Any] = {"mask_agreement": {}, "warmup_ms": first[1]}
+    figures: dict[str, Any] = {"mask_agreement": {}, "warmup_ms": warmup, "waited_ms": waited_first + waited}
     for cls, mask in pred.masks.items():
         if cls not in packed:
             problems.append(f"class {cls} not in the golden outputs")
