@@ -154,7 +154,9 @@ def test_the_node_serves_the_channel_version_at_start(probe: Probe):
 def test_a_promotion_swaps_versions_between_frames_without_losing_one(
     probe: Probe, plate: np.ndarray, store: ModelStore
 ):
-    stream = Stream(probe, plate, first=100, count=20, period=0.3)
+    # 18 s of frames: when frames leave the worker no gap, each of the candidate's two golden
+    # passes waits up to 5 s (InferenceWorker.run_when_idle) before it runs between two frames.
+    stream = Stream(probe, plate, first=100, count=60, period=0.3)
     time.sleep(1.5)
     store.promote(MODEL, V2, "production", "better on new dishes", by="test")
     versions = stream.versions(probe)
