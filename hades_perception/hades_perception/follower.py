@@ -82,16 +82,20 @@ class ModelFollower:
         poll_period: float = 10.0,
         latency_budget_ms: float | None = None,
         fetch_retries: int = 4,
-        run_idle: Callable[[Callable[[], Any]], Any] | None = None,
+        run_idle: Callable[[Callable[[], Any], float], Any] | None = None,
+        max_golden_wait_s: float = 5.0,
     ) -> None:
-        """`run_idle(fn)` runs fn where it does not compete with serving and returns
-        its result; the node passes its worker's run_when_idle, so a candidate's
-        warm-up and golden check run between frames. By default they run here."""
+        """`run_idle(fn, not_after)` runs fn where it does not compete with serving, at
+        the latest from `not_after` (time.monotonic()), and returns its result; the node
+        passes its worker's run_when_idle, so a candidate's warm-up and golden check run
+        between frames. By default they run here. An attempt's golden passes wait for
+        such moments `max_golden_wait_s` in all, then run between two frames anyway."""
         self.store, self.cache, self.model, self.channel = store, cache, model, channel
         self.load, self.on_ready, self.serving_version = load, on_ready, serving_version
         self.trusted, self.poll_period, self.latency_budget_ms = trusted, poll_period, latency_budget_ms
         self.fetch_retries = fetch_retries
-        self.run_idle = run_idle or (lambda fn: fn())
+        self.run_idle = run_idle or (lambda fn, _not_after: fn())
+        self.max_golden_wait_s = max_golden_wait_s
         self.status = FollowerStatus(store.describe() if store else "", model, channel)
         self._etag: str | None = None
         self._pointer: Pointer | None = None
@@ -122,8 +126,11 @@ class ModelFollower:
             candidate = pipeline
             t0 = time.perf_counter()
             # Each golden pass runs where it does not slow a frame down; the wait for that
-            # moment is counted apart from the pass.
-            report = check_golden(path, lambda image: self.run_idle(lambda: candidate(image)), self.latency_budget_ms)
+            # moment is counted apart from the pass, and bounded once for the attempt.
+            not_after = time.monotonic() + self.max_golden_wait_s
+            report = check_golden(
+                path, lambda image: self.run_idle(lambda: candidate(image), not_after), self.latency_budget_ms
+            )
             total = (time.perf_counter() - t0) * 1e3
             attempt.waited_ms = report.figures.get("waited_ms", 0.0)
             attempt.stages_ms["warmup"] = report.figures.get("warmup_ms", 0.0)

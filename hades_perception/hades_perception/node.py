@@ -638,12 +638,14 @@ class PerceptionNode(Node):
         return out
 
     def destroy_node(self) -> None:
-        for f in (self.follower, self.shadow_follower):
-            if f is not None:
-                f.stop(timeout=5.0)
-        self.worker.close()
-        if self.shadow_worker is not None:
-            self.shadow_worker.close()
+        # Also called by rclpy.shutdown() on a node whose __init__ raised (a parameter
+        # out of range, a bundle that fails its checks): stop only what was started.
+        for name in ("follower", "shadow_follower", "worker", "shadow_worker"):
+            part = getattr(self, name, None)
+            if isinstance(part, ModelFollower):
+                part.stop(timeout=5.0)
+            elif part is not None:
+                part.close()
         super().destroy_node()
 
 

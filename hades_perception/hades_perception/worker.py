@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 POLICIES = ("keep_newest", "keep_oldest")
+DEFAULT_MAX_DEFER_S = 5.0  # how long a background job waits for a gap between frames
 
 
 @dataclass
@@ -119,14 +120,17 @@ class InferenceWorker(Generic[T]):
             self._cv.notify()
             return accepted
 
-    def run_when_idle(self, fn: Callable[[], R], max_defer_s: float = 5.0) -> R:
+    def run_when_idle(self, fn: Callable[[], R], not_after: float | None = None) -> R:
         """Run `fn` on the worker thread when no frame is waiting and return its result
         (or raise its exception). Blocks the caller, which must not be the worker.
-        When frames keep coming for `max_defer_s`, it runs between two of them anyway,
-        so background work is never starved by a camera faster than the engine."""
+        When frames keep coming until `not_after` (time.monotonic(); by default
+        DEFAULT_MAX_DEFER_S from now), it runs between two of them anyway, so
+        background work is never starved by a camera faster than the engine. Jobs that
+        belong together (a candidate's warm-up and validation) share one `not_after`,
+        so together they wait at most that long."""
         if threading.current_thread() is self._thread:
             return fn()
-        job = _Job(fn, time.monotonic() + max_defer_s)
+        job = _Job(fn, time.monotonic() + DEFAULT_MAX_DEFER_S if not_after is None else not_after)
         with self._cv:
             if self._stop:
                 raise RuntimeError("the inference worker is closed")

@@ -5,7 +5,8 @@ Covers: outputs carry the input header and model version; bad frames (unknown
 encoding, step/size mismatch, truncated data, zero size, a 12000x9000 frame, a
 corrupt compressed image) each give a diagnostic and a log line while the node
 stays up and processes the next good frame; a burst at 10x the sustainable rate
-is absorbed by dropping (counted) with bounded memory.
+is absorbed by dropping (counted) with bounded memory; a parameter out of range
+stops the node at start with that reason.
 """
 
 from __future__ import annotations
@@ -166,3 +167,18 @@ def test_a_burst_at_ten_times_the_sustainable_rate_drops_frames_keeps_memory_and
     assert len(answered) < n  # most of the burst is not served...
     assert _rss_mb(node.pid) < rss_before + 300, "memory grew during the burst"
     _sent_and_answered(probe, plate, 6000)
+
+
+def test_a_parameter_out_of_range_stops_the_node_at_start_with_that_reason_alone(tiny_bundle: Path, tmp_path: Path):
+    params = {"model_bundle_path": str(tiny_bundle), "queue_size": 10_000}
+    proc = start_node(params, tmp_path, f"{NS}_bad", f"{NS}_bad/camera/image_raw", log=tmp_path / "node.log")
+    try:
+        proc.wait(90)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    log = (tmp_path / "node.log").read_text()
+    assert proc.returncode != 0
+    assert "queue_size out of range" in log
+    # Shutting down a node whose start failed stops only what was started.
+    assert "During handling of the above exception" not in log, log[-2000:]

@@ -104,7 +104,7 @@ def test_a_job_runs_between_two_frames_when_frames_keep_coming_past_its_deadline
     try:
         time.sleep(0.15)
         t0 = time.monotonic()
-        assert w.run_when_idle(lambda: r.job("job"), max_defer_s=0.3) == "JOB"
+        assert w.run_when_idle(lambda: r.job("job"), not_after=time.monotonic() + 0.3) == "JOB"
         waited = time.monotonic() - t0
         assert 0.3 <= waited < 1.5  # deferred while frames waited, then not starved
         time.sleep(0.3)  # frames go on after it
@@ -137,7 +137,7 @@ def test_closing_releases_a_caller_whose_job_never_ran() -> None:
 
     def wait_for_job() -> None:
         try:
-            w.run_when_idle(lambda: r.job("never"), max_defer_s=60)
+            w.run_when_idle(lambda: r.job("never"), not_after=time.monotonic() + 60)
         except RuntimeError as exc:
             errors.append(exc)
 
