@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hades_perception.blobs import NotFoundError, StoreError, flocked
+from hades_perception.blobs import AccessDeniedError, NotFoundError, StoreError, flocked
 from hades_perception.bundle import MANIFEST, BundleError, Manifest, open_bundle
 from hades_perception.signing import SIGNATURE_FILE, Ed25519PublicKey, verify_bundle, verify_manifest
 from hades_perception.store import ModelStore, Pointer
@@ -152,7 +152,9 @@ class ModelCache:
         sleep: Callable[[float], None],
     ) -> None:
         """_download, retried with exponential backoff while the store fails; each try
-        resumes where the last one stopped."""
+        resumes where the last one stopped. Refused credentials are not retried here:
+        they will not be accepted seconds later, and the follower tries again at its
+        next poll (after someone fixes the SAS or role)."""
         tries = 0
         while True:
             tries += 1
@@ -162,6 +164,8 @@ class ModelCache:
                 return
             except NotFoundError as exc:
                 raise BundleError(f"{model} {version}: {exc}") from exc
+            except AccessDeniedError:
+                raise
             except StoreError as exc:
                 if tries > retries:
                     raise

@@ -184,6 +184,28 @@ def test_a_nodes_read_sas_polls_and_fetches_but_cannot_promote_or_publish(
     assert node.versions(MODEL) == [V1, V2]  # and no half-published version is visible
 
 
+def test_a_sas_that_may_list_but_not_read_fails_a_fetch_at_once_without_backoff(
+    azurite: Azurite,
+    container: str,
+    shared: dict[str, str],
+    make_bundle: BundleFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+):
+    """Refused credentials stay refused for the seconds a backoff lasts: the fetch says
+    so at once (the follower retries at its next poll) and leaves nothing in the cache."""
+    ModelStore.open(sas_url(azurite, container, shared["write"])).publish(make_bundle(V1))
+    use_node_sas(monkeypatch, azurite, container_sas(container, list=True))
+    node = ModelStore.open(f"azure://{container}")
+    assert node.versions(MODEL) == [V1]  # listing is allowed
+    slept: list[float] = []
+    cache = ModelCache(tmp_path / "cache")
+    with pytest.raises(AccessDeniedError, match="refused these credentials"):
+        cache.fetch(node, MODEL, V1, sleep=slept.append)
+    assert slept == []
+    assert not cache.bundle_path(MODEL, V1).exists()
+
+
 def test_credentials_never_appear_in_descriptions_output_logs_or_errors(
     own_azurite: Azurite,
     make_bundle: BundleFactory,
