@@ -38,8 +38,12 @@ def test_landmark_array_round_trips_through_cdr_serialisation():
     assert back.landmarks[0].x == pytest.approx(1500.5)
 
 
+# Stopped with SIGTERM, which rclpy turns into a context shutdown: the process then
+# destroys its participant, and Fast DDS removes its shared-memory segment (a killed
+# process leaves 256 MB of it in /dev/shm with this project's profile).
 PUBLISHER = textwrap.dedent("""
     import time, rclpy
+    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, DurabilityPolicy
     from hades_perception_msgs.msg import ModelInfo
     rclpy.init()
@@ -48,8 +52,14 @@ PUBLISHER = textwrap.dedent("""
     pub = node.create_publisher(ModelInfo, "/test/model_info", qos)
     pub.publish(ModelInfo(name="hades", version="v7", class_names=["root", "shoot"]))
     deadline = time.time() + 30
-    while time.time() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
+    try:
+        while time.time() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except ExternalShutdownException:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
 """)
 
 
@@ -78,5 +88,9 @@ def test_latched_model_info_reaches_a_late_subscriber_in_another_process():
         finally:
             rclpy.shutdown()
     finally:
-        pub.kill()
-        pub.wait()
+        pub.terminate()
+        try:
+            pub.wait(10)
+        except subprocess.TimeoutExpired:
+            pub.kill()
+            pub.wait()
