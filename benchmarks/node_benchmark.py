@@ -85,10 +85,16 @@ MASKS_MONITOR = textwrap.dedent("""
 """)
 
 
+def machine_ticks() -> list[int]:
+    """The whole machine's CPU time since boot in clock ticks, by kind (user, nice,
+    system, idle, iowait, irq, softirq, steal, ...), from /proc/stat."""
+    return [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
 def cpu_times() -> tuple[int, int]:
-    """(steal, total) jiffies of the whole machine, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return fields[7], sum(fields[:8])
+    """(steal, total) ticks of the whole machine."""
+    ticks = machine_ticks()
+    return ticks[7], sum(ticks[:8])
 
 
 def steal_share(since: tuple[int, int]) -> float:

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from node_benchmark import (
     frame_messages,
+    machine_ticks,
     make_frames,
     percentiles,
     publish_stamped,
@@ -112,17 +113,10 @@ def cpu_seconds(pids: list[int]) -> tuple[float, float, float]:
     steal: CPU the hypervisor gave to other machines) since boot. Busy minus ours over a
     phase is what other processes (and the hypervisor) took from the benchmark."""
     tick = os.sysconf("SC_CLK_TCK")
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [int(v) for v in fields]
-    busy = sum(values) - values[3] - values[4]  # all but idle and iowait
-    ours = 0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ours += int(stat[11]) + int(stat[12])  # utime, stime
-        except (OSError, IndexError):
-            pass
-    return busy / tick, ours / tick, values[7] / tick
+    ticks = machine_ticks()
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    ours = sum(user + system for user, system, _ in map(process_cpu, pids))
+    return busy / tick, ours, ticks[7] / tick
 
 
 def process_cpu(pid: int) -> tuple[float, float, int]:
