@@ -60,6 +60,7 @@ from hades_perception.pipeline import InputError, Pipeline
 from hades_perception.prediction import Prediction
 from hades_perception.signing import load_trusted_keys, verify_bundle
 from hades_perception.store import ModelStore
+from hades_perception.tensorrt_engine import TensorRTEngine, local_engine_key, prebuilt_engine
 from hades_perception.worker import InferenceWorker
 from hades_perception_msgs.msg import (
     Agreement,
@@ -205,6 +206,11 @@ class PerceptionNode(Node):
         self.follower = self.shadow_follower = None
         self.shadow, self.shadow_worker = None, None
         self.swaps: list[Attempt] = []
+        # Which prebuilt TensorRT engine a bundle would need to ship for this machine.
+        self.engine_key, why = local_engine_key()
+        self.get_logger().info(
+            f"prebuilt TensorRT engines: {self.engine_key}" if self.engine_key else f"no TensorRT engines: {why}"
+        )
         # Created before the model: a candidate's golden passes run on it, between frames.
         self.worker = InferenceWorker(
             self._process, size=p("queue_size"), policy=p("queue_policy"), on_error=self._frame_failed
@@ -277,28 +283,29 @@ class PerceptionNode(Node):
 
     def _load(self, bundle: Path, verified: bool = False) -> Pipeline:
         """A pipeline for a bundle folder on this node's engine settings. Every file is
-        checked against the manifest unless the caller just did (`verified`)."""
-        ppm = self._param("px_per_mm") or None
-        engine_file = self._param("engine_file_path")
-        if engine_file and self.follower is None:
-            from hades_perception.tensorrt_engine import TensorRTEngine
+        checked against the manifest unless the caller just did (`verified`).
 
-            manifest = open_bundle(bundle, verify=not verified)
-            return Pipeline(
-                manifest,
-                TensorRTEngine(Path(engine_file), manifest.input.tensor),
-                px_per_mm=ppm,
-                dish_mm=self._param("dish_mm"),
-            )
+        The engine: `engine_file_path` for the fallback bundle when set; else the
+        TensorRT engine the bundle ships for this GPU and TensorRT version (store
+        versions too), which starts at once where building one takes minutes on a
+        Jetson; else ONNX Runtime on `execution_providers`."""
+        kwargs: dict[str, Any] = {"px_per_mm": self._param("px_per_mm") or None, "dish_mm": self._param("dish_mm")}
+        manifest = open_bundle(bundle, verify=not verified)
+        engine_file = self._param("engine_file_path")
+        explicit = bool(engine_file) and self.follower is None
+        plan = Path(engine_file) if explicit else prebuilt_engine(bundle, manifest, self.engine_key)
+        if plan is not None:
+            try:
+                return Pipeline(manifest, TensorRTEngine(plan, manifest.input.tensor), **kwargs)
+            except Exception as exc:  # e.g. built by another TensorRT build: ONNX Runtime still serves it
+                if explicit:
+                    raise
+                self.get_logger().warning(
+                    f"{manifest.name} {manifest.version}: engine {plan.name} cannot run here ({exc}); "
+                    "ONNX Runtime instead"
+                )
         threads = self._param("intra_op_threads") or None
-        return Pipeline.from_bundle(
-            bundle,
-            tuple(self._param("execution_providers")),
-            threads,
-            verify=not verified,
-            px_per_mm=ppm,
-            dish_mm=self._param("dish_mm"),
-        )
+        return Pipeline.from_bundle(bundle, tuple(self._param("execution_providers")), threads, verify=False, **kwargs)
 
     def _cache(self) -> ModelCache:
         folder = self._param("cache_dir")

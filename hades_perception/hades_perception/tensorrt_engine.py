@@ -1,19 +1,25 @@
-"""TensorRT: building FP16 engines from a bundle's verified ONNX, and running them.
+"""TensorRT: building FP16 engines from a bundle's verified ONNX, choosing the one a
+bundle ships for this machine, and running it.
 
 Engines are specific to the GPU model, the TensorRT version and the precision,
-so they are keyed by all three and built on (or for) the target. Everything here
-is optional: without `tensorrt` and a CUDA GPU the rest of the project works
-and these paths are skipped with a reason.
+so they are keyed by all three and built on (or for) the target. A bundle lists its
+engines in the manifest (`engines: {key: {file, gpu, tensorrt, precision}}`), and each
+engine file is in `files`, so the cache checked its sha256 like every other file.
+Everything here is optional: without `tensorrt` and a CUDA GPU the rest of the project
+works and these paths are skipped with a reason.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hades_perception.bundle import BundleError, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +40,61 @@ def tensorrt_available() -> tuple[bool, str]:
 
 
 def gpu_name() -> str:
+    """The GPU model as CUDA names it. nvidia-smi is tried first (x86 drivers), then
+    torch (Jetson, where nvidia-smi may be missing), then the Jetson board name."""
     try:
-        import subprocess
-
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
         )
         return out.stdout.strip().splitlines()[0]
-    except (OSError, IndexError, ValueError):
-        return "unknown-gpu"
+    except (OSError, IndexError, ValueError, subprocess.SubprocessError):
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except ImportError:
+        pass
+    board = Path("/proc/device-tree/model")
+    if board.is_file():
+        return board.read_text(errors="replace").strip("\x00 \n")
+    return "unknown-gpu"
 
 
 def engine_key(gpu: str, trt_version: str, precision: str) -> str:
     """e.g. 'nvidia-h100-80gb-hbm3_trt10.13.3_fp16'."""
     slug = re.sub(r"[^a-z0-9.]+", "-", gpu.lower()).strip("-")
     return f"{slug}_trt{trt_version}_{precision}"
+
+
+def local_engine_key(precision: str = "fp16") -> tuple[str | None, str]:
+    """(the engine key of this machine, why) or (None, why not): with no TensorRT or
+    no CUDA GPU there is no engine this machine could run."""
+    ok, why = tensorrt_available()
+    if not ok:
+        return None, why
+    import tensorrt as trt
+
+    return engine_key(gpu_name(), trt.__version__, precision), why
+
+
+def prebuilt_engine(bundle: Path, manifest: Manifest, key: str | None) -> Path | None:
+    """The engine file `bundle` ships for `key` (this GPU model, TensorRT version and
+    precision), or None when it ships none. Only a file the manifest lists under
+    `files` is used: that is what was checked by sha256 (and covered by the signature)."""
+    if key is None:
+        return None
+    entry = (manifest.raw.get("engines") or {}).get(key)
+    if not entry:
+        return None
+    rel = str(entry.get("file", ""))
+    if rel not in manifest.raw.get("files", {}):
+        raise BundleError(f"engine {key}: {rel!r} is not among the files the manifest checks")
+    path = Path(bundle) / rel
+    if not path.is_file():
+        raise BundleError(f"engine {key}: {path} is missing")
+    return path
 
 
 def build_engine(
