@@ -50,9 +50,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hades_perception import agreement
-from hades_perception.bundle import load_manifest, open_bundle
+from hades_perception.bundle import load_manifest
 from hades_perception.follower import STAGES, Attempt, ModelFollower
 from hades_perception.image_codec import decode_compressed, decode_image
+from hades_perception.loading import load_pipeline
 from hades_perception.model_cache import ModelCache
 from hades_perception.overlay import class_colour
 from hades_perception.params import PARAMS
@@ -60,7 +61,7 @@ from hades_perception.pipeline import InputError, Pipeline
 from hades_perception.prediction import Prediction
 from hades_perception.signing import load_trusted_keys, verify_bundle
 from hades_perception.store import ModelStore
-from hades_perception.tensorrt_engine import TensorRTEngine, local_engine_key, prebuilt_engine
+from hades_perception.tensorrt_engine import local_engine_key
 from hades_perception.worker import InferenceWorker
 from hades_perception_msgs.msg import (
     Agreement,
@@ -282,30 +283,20 @@ class PerceptionNode(Node):
         return self.get_parameter(name).value
 
     def _load(self, bundle: Path, verified: bool = False) -> Pipeline:
-        """A pipeline for a bundle folder on this node's engine settings. Every file is
-        checked against the manifest unless the caller just did (`verified`).
-
-        The engine: `engine_file_path` for the fallback bundle when set; else the
-        TensorRT engine the bundle ships for this GPU and TensorRT version (store
-        versions too), which starts at once where building one takes minutes on a
-        Jetson; else ONNX Runtime on `execution_providers`."""
-        kwargs: dict[str, Any] = {"px_per_mm": self._param("px_per_mm") or None, "dish_mm": self._param("dish_mm")}
-        manifest = open_bundle(bundle, verify=not verified)
+        """A pipeline for a bundle folder on this node's engine settings (see loading.py).
+        `engine_file_path` applies while no store is followed."""
         engine_file = self._param("engine_file_path")
-        explicit = bool(engine_file) and self.follower is None
-        plan = Path(engine_file) if explicit else prebuilt_engine(bundle, manifest, self.engine_key)
-        if plan is not None:
-            try:
-                return Pipeline(manifest, TensorRTEngine(plan, manifest.input.tensor), **kwargs)
-            except Exception as exc:  # e.g. built by another TensorRT build: ONNX Runtime still serves it
-                if explicit:
-                    raise
-                self.get_logger().warning(
-                    f"{manifest.name} {manifest.version}: engine {plan.name} cannot run here ({exc}); "
-                    "ONNX Runtime instead"
-                )
-        threads = self._param("intra_op_threads") or None
-        return Pipeline.from_bundle(bundle, tuple(self._param("execution_providers")), threads, verify=False, **kwargs)
+        return load_pipeline(
+            bundle,
+            providers=tuple(self._param("execution_providers")),
+            threads=self._param("intra_op_threads") or None,
+            engine_key=self.engine_key,
+            engine_file=Path(engine_file).expanduser() if engine_file and self.follower is None else None,
+            force_engine_update=self._param("force_engine_update"),
+            verified=verified,
+            px_per_mm=self._param("px_per_mm") or None,
+            dish_mm=self._param("dish_mm"),
+        )
 
     def _cache(self) -> ModelCache:
         folder = self._param("cache_dir")

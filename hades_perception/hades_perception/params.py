@@ -52,8 +52,8 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "engine_file_path",
         "",
-        "A TensorRT engine to run instead of ONNX Runtime; empty: the bundle's engine "
-        "for this GPU if any, else ONNX Runtime",
+        "A TensorRT engine to run instead of ONNX Runtime while store_url is empty; built from the "
+        "bundle's ONNX first when missing. Empty: the bundle's engine for this GPU if any, else ONNX Runtime",
     ),
     # model store and hot swap (store_url empty: serve model_bundle_path only)
     Param(
@@ -88,7 +88,9 @@ PARAMS: tuple[Param, ...] = (
         "Run this channel's version beside the serving one on the same frames; outputs under shadow/, "
         "agreement on shadow/agreement. Empty: no shadow",
     ),
-    Param("force_engine_update", False, "Rebuild the TensorRT engine from the bundle's ONNX at start-up"),
+    Param(
+        "force_engine_update", False, "Rebuild engine_file_path from the bundle's ONNX at start-up, even if it exists"
+    ),
     Param("intra_op_threads", 0, "ONNX Runtime threads; 0: all cores", range=(0, 256)),
     # calibration
     Param(

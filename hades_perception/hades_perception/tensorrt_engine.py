@@ -29,6 +29,8 @@ def tensorrt_available() -> tuple[bool, str]:
         import tensorrt as trt
     except ImportError:
         return False, "the tensorrt Python package is not installed"
+    except Exception as exc:  # installed, but its libraries do not load
+        return False, f"tensorrt cannot be imported: {type(exc).__name__}: {exc}"
     try:
         import torch
 
@@ -36,12 +38,15 @@ def tensorrt_available() -> tuple[bool, str]:
             return False, "no CUDA GPU"
     except ImportError:
         pass
+    except Exception as exc:  # a torch whose CUDA libraries are missing or broken (seen on Jetsons)
+        return False, f"torch cannot look for a CUDA GPU: {type(exc).__name__}: {exc}"
     return True, f"TensorRT {trt.__version__}"
 
 
 def gpu_name() -> str:
-    """The GPU model as CUDA names it. nvidia-smi is tried first (x86 drivers), then
-    torch (Jetson, where nvidia-smi may be missing), then the Jetson board name."""
+    """The GPU model as the driver names it: nvidia-smi first (x86 drivers), then torch
+    (Jetson, where nvidia-smi may be missing). Engines are built and chosen by this
+    same name, so an engine built on one kind of device is found on that kind."""
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
@@ -54,11 +59,8 @@ def gpu_name() -> str:
 
         if torch.cuda.is_available():
             return str(torch.cuda.get_device_name(0))
-    except ImportError:
+    except Exception:  # no torch, or one that cannot reach CUDA
         pass
-    board = Path("/proc/device-tree/model")
-    if board.is_file():
-        return board.read_text(errors="replace").strip("\x00 \n")
     return "unknown-gpu"
 
 
@@ -97,10 +99,8 @@ def prebuilt_engine(bundle: Path, manifest: Manifest, key: str | None) -> Path |
     return path
 
 
-def build_engine(
-    onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True, input_name: str = "image"
-) -> tuple[str, dict[str, Any]]:
-    """Serialise an engine for inputs up to tile x tile; returns (key, manifest entry)."""
+def serialize_engine(onnx_path: Path, *, tile: int, fp16: bool = True, input_name: str = "image") -> bytes:
+    """An engine for inputs up to tile x tile, built on this GPU (minutes on a Jetson)."""
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -119,12 +119,31 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError("TensorRT engine build failed (see the TensorRT log above)")
+    return bytes(serialized)
+
+
+def write_engine(onnx_path: Path, path: Path, *, tile: int, fp16: bool = True, input_name: str = "image") -> Path:
+    """Build an engine into `path`, atomically: a build cut short leaves no half file
+    that a later start would try to load."""
+    data = serialize_engine(onnx_path, tile=tile, fp16=fp16, input_name=input_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+    log.info("TensorRT engine %s (%.1f MB)", path, len(data) / 1e6)
+    return path
+
+
+def build_engine(
+    onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True, input_name: str = "image"
+) -> tuple[str, dict[str, Any]]:
+    """An engine for a bundle's engines/ folder, named by this machine's key; returns
+    (key, manifest entry)."""
+    import tensorrt as trt
+
     precision = "fp16" if fp16 else "fp32"
     key = engine_key(gpu_name(), trt.__version__, precision)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{key}.plan"
-    path.write_bytes(bytes(serialized))
-    log.info("TensorRT engine %s (%.1f MB)", key, path.stat().st_size / 1e6)
+    path = write_engine(onnx_path, out_dir / f"{key}.plan", tile=tile, fp16=fp16, input_name=input_name)
     return key, {
         "file": f"engines/{path.name}",
         "gpu": gpu_name(),
@@ -159,15 +178,19 @@ class TensorRTEngine:
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
-        x = torch.from_numpy(np.ascontiguousarray(inputs)).cuda()
-        self.context.set_input_shape(self.input_name, tuple(x.shape))
-        self.context.set_tensor_address(self.input_name, x.data_ptr())
-        outs = {}
-        for name in self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            buf = torch.empty(shape, dtype=torch.float32, device="cuda")
-            self.context.set_tensor_address(name, buf.data_ptr())
-            outs[name] = buf
-        self.context.execute_async_v3(self.stream.cuda_stream)
+        # Copy in, buffers and the engine all on the engine's stream: torch's allocator
+        # ties a buffer to the stream it was made on, and nothing would order a copy on
+        # the default stream before the engine's run.
+        with torch.cuda.stream(self.stream):
+            x = torch.from_numpy(np.ascontiguousarray(inputs)).cuda(non_blocking=False)
+            self.context.set_input_shape(self.input_name, tuple(x.shape))
+            self.context.set_tensor_address(self.input_name, x.data_ptr())
+            outs = {}
+            for name in self.outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                buf = torch.empty(shape, dtype=torch.float32, device="cuda")
+                self.context.set_tensor_address(name, buf.data_ptr())
+                outs[name] = buf
+            self.context.execute_async_v3(self.stream.cuda_stream)
         self.stream.synchronize()
         return {k: v.cpu().numpy() for k, v in outs.items()}

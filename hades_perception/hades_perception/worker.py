@@ -142,15 +142,21 @@ class InferenceWorker(Generic[T]):
         return job.result  # type: ignore[return-value]
 
     def _next(self) -> tuple[float, T] | _Job | None:
-        """The next frame, or a job when no frame waits (or the job waited long enough)."""
+        """The next frame, or a job when no frame waits (or a job waited long enough:
+        the one with the earliest deadline, whichever caller queued it first)."""
         with self._cv:
             while not self._queue and not self._jobs and not self._stop:
                 self._cv.wait()
             if self._stop:
                 return None
             self._busy = True
-            if self._jobs and (not self._queue or self._jobs[0].deadline <= time.monotonic()):
+            if self._jobs and not self._queue:
                 return self._jobs.popleft()
+            if self._jobs:
+                due = min(self._jobs, key=lambda job: job.deadline)
+                if due.deadline <= time.monotonic():
+                    self._jobs.remove(due)
+                    return due
             return self._queue.popleft()
 
     def _run_job(self, job: _Job) -> None:

@@ -177,6 +177,7 @@ def test_a_parameter_out_of_range_stops_the_node_at_start_with_that_reason_alone
     finally:
         if proc.returncode is None:
             proc.kill()
+            proc.wait()
     log = (tmp_path / "node.log").read_text()
     assert proc.returncode != 0
     assert "queue_size out of range" in log

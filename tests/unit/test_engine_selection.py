@@ -1,17 +1,20 @@
 """Which prebuilt TensorRT engine a bundle serves on a machine: the one whose key names
 this GPU model, TensorRT version and precision, and only a file the manifest checks.
-Without TensorRT (this machine) there is no key, and ONNX Runtime serves. Running a
-chosen engine needs TensorRT and a CUDA GPU and is skipped otherwise."""
+Without TensorRT (this machine) there is no key, and ONNX Runtime serves; an engine
+that cannot run here is passed over for ONNX Runtime with the reason logged. Running
+a chosen engine needs TensorRT and a CUDA GPU and is skipped otherwise."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from hades_perception.bundle import MANIFEST, BundleError, file_entries, open_bundle, write_manifest
 from hades_perception.golden import check_golden
+from hades_perception.loading import load_pipeline
 from hades_perception.pipeline import Pipeline
 from hades_perception.tensorrt_engine import (
     TensorRTEngine,
@@ -21,7 +24,7 @@ from hades_perception.tensorrt_engine import (
     prebuilt_engine,
     tensorrt_available,
 )
-from tests.bundles import new_version
+from tests.bundles import SHIPPED, new_version
 
 ORIN = engine_key("NVIDIA Jetson AGX Orin", "10.3.0", "fp16")
 H100 = engine_key("NVIDIA H100 80GB HBM3", "10.13.3", "fp16")
@@ -66,11 +69,45 @@ def test_an_engine_file_the_manifest_does_not_checksum_is_refused(tmp_path: Path
         prebuilt_engine(bundle, manifest, ORIN)
 
 
+def test_without_an_engine_for_this_machine_onnx_runtime_serves(tmp_path: Path) -> None:
+    bundle = with_engines(new_version(tmp_path / "v", "9.9.9"), {H100: f"engines/{H100}.plan"})
+    for key in (None, ORIN):
+        pipeline = load_pipeline(bundle, providers=("CPUExecutionProvider",), engine_key=key)
+        assert pipeline.engine.name == "onnxruntime:CPUExecutionProvider"
+
+
+def test_an_engine_that_cannot_run_here_is_passed_over_for_onnx_runtime_with_the_reason_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bundle ships an engine under this machine's key, but the file is no engine
+    this TensorRT can deserialise (or, as here, there is no TensorRT at all)."""
+    bundle = with_engines(new_version(tmp_path / "v", "9.9.9"), {ORIN: f"engines/{ORIN}.plan"})
+    with caplog.at_level(logging.WARNING, logger="hades_perception.loading"):
+        pipeline = load_pipeline(bundle, providers=("CPUExecutionProvider",), engine_key=ORIN)
+    assert pipeline.engine.name == "onnxruntime:CPUExecutionProvider"
+    assert f"engine {ORIN}.plan not used" in caplog.text and "ONNX Runtime instead" in caplog.text
+
+
 @pytest.mark.skipif(tensorrt_available()[0], reason="TensorRT and a CUDA GPU are present here")
 def test_a_machine_without_tensorrt_has_no_engine_key_and_says_why() -> None:
     key, why = local_engine_key()
     assert key is None
     assert why == tensorrt_available()[1] and why
+
+
+@pytest.mark.skipif(tensorrt_available()[0], reason="TensorRT and a CUDA GPU are present here")
+@pytest.mark.parametrize("force", [False, True])
+def test_an_engine_file_that_cannot_be_built_here_is_refused_with_the_reason(tmp_path: Path, force: bool) -> None:
+    """engine_file_path names an engine that is missing (or a rebuild is asked for):
+    without TensorRT it cannot be built, and the node must not start on a guess."""
+    engine = tmp_path / "engines" / "hades.plan"
+    if force:
+        engine.parent.mkdir()
+        engine.write_bytes(b"an engine from before")
+    with pytest.raises(BundleError, match="cannot be built here") as refused:
+        load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), engine_file=engine, force_engine_update=force)
+    assert ("rebuild was asked for" if force else "does not exist") in str(refused.value)
+    assert not engine.with_name("hades.plan.partial").exists()
 
 
 @pytest.mark.skipif(not tensorrt_available()[0], reason=f"needs TensorRT and a CUDA GPU: {tensorrt_available()[1]}")
@@ -93,4 +130,15 @@ def test_an_engine_built_for_this_machine_is_chosen_and_passes_the_bundles_golde
     plan = prebuilt_engine(bundle, checked, key)
     assert plan is not None
     report = check_golden(bundle, Pipeline(checked, TensorRTEngine(plan, checked.input.tensor)))
+    assert report.ok, report.problems
+    served = load_pipeline(bundle, providers=("CPUExecutionProvider",), engine_key=key)
+    assert served.engine.name == f"tensorrt:{key}"
+
+
+@pytest.mark.skipif(not tensorrt_available()[0], reason=f"needs TensorRT and a CUDA GPU: {tensorrt_available()[1]}")
+def test_a_missing_engine_file_is_built_from_the_bundles_onnx_and_serves(tiny_bundle: Path, tmp_path: Path) -> None:
+    engine = tmp_path / "engines" / "tiny.plan"
+    served = load_pipeline(tiny_bundle, providers=("CPUExecutionProvider",), engine_file=engine)
+    assert engine.is_file() and served.engine.name == "tensorrt:tiny"
+    report = check_golden(tiny_bundle, served)
     assert report.ok, report.problems

@@ -115,6 +115,47 @@ def test_a_job_runs_between_two_frames_when_frames_keep_coming_past_its_deadline
         w.close()
 
 
+def test_a_job_whose_deadline_passed_runs_even_behind_one_still_willing_to_wait() -> None:
+    """The shadow's candidate and the serving candidate may both wait for gaps: each
+    job keeps its own bound, whichever was queued first."""
+    r = Recorder(seconds=0.1)
+    w = InferenceWorker(r.frame, size=1, policy="keep_newest")
+    stop = threading.Event()
+
+    def camera() -> None:
+        i = 0
+        while not stop.is_set():
+            w.submit(f"f{i}")
+            i += 1
+            time.sleep(0.02)
+
+    patient_errors: list[Exception] = []
+
+    def patient() -> None:
+        try:
+            w.run_when_idle(lambda: r.job("patient"), not_after=time.monotonic() + 60)
+        except RuntimeError as exc:  # released by close()
+            patient_errors.append(exc)
+
+    cam = threading.Thread(target=camera)
+    waiting = threading.Thread(target=patient)
+    cam.start()
+    try:
+        time.sleep(0.15)
+        waiting.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        assert w.run_when_idle(lambda: r.job("due"), not_after=time.monotonic() + 0.3) == "DUE"
+        assert time.monotonic() - t0 < 1.5
+        assert "patient" not in r.ran
+    finally:
+        stop.set()
+        cam.join()
+        w.close()
+        waiting.join(5)
+    assert patient_errors or "patient" in r.ran  # it ran once frames stopped, or close() released it
+
+
 def test_a_failing_job_raises_in_its_caller_and_the_worker_goes_on() -> None:
     r = Recorder()
     w = InferenceWorker(r.frame)
