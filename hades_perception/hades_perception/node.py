@@ -123,6 +123,27 @@ class RosLogHandler(logging.Handler):
             self.ros.debug(text)
 
 
+class FrameImages:
+    """One frame's mono8 images (a mask per class, the confidence map), each built at
+    most once however many topics carry it: a full-size one is 12.6 MB, and the masks
+    message and the viewing topics carry the same images."""
+
+    def __init__(self, header: Header, pred: Prediction) -> None:
+        self.header, self.pred = header, pred
+        self._built: dict[tuple[str, ...], Image] = {}
+
+    def mask(self, cls: str) -> Image:
+        return self._once(("mask", cls), lambda: self.pred.masks[cls])
+
+    def confidence(self) -> Image:
+        return self._once(("confidence",), lambda: self.pred.confidence_map)
+
+    def _once(self, key: tuple[str, ...], array: Callable[[], np.ndarray]) -> Image:
+        if key not in self._built:
+            self._built[key] = _mono8(self.header, array())
+        return self._built[key]
+
+
 class Outputs:
     """The result topics of one model (serving, or the shadow candidate), created once."""
 
@@ -131,7 +152,9 @@ class Outputs:
         self.landmarks = node.create_publisher(LandmarkArray, prefix + "landmarks", qos)
         self.certainty = node.create_publisher(Certainty, prefix + "certainty", qos)
 
-    def publish(self, header: Header, pred: Prediction, name: str, version: str) -> None:
+    def publish(
+        self, header: Header, pred: Prediction, name: str, version: str, images: FrameImages | None = None
+    ) -> None:
         """Publish one frame's results: what a robot acts on first (landmarks, certainty:
         small), then the masks. The masks message is five full-size images (63 MB at
         4202x3006), so, like image_transport's lazy publishers, it is built only while
@@ -170,13 +193,14 @@ class Outputs:
         )
         if not self.masks.get_subscription_count():
             return
+        images = images or FrameImages(header, pred)
         self.masks.publish(
             SegmentationMasks(
                 header=header,
                 model_version=version,
                 class_names=list(pred.classes),
-                masks=[_mono8(header, pred.masks[c]) for c in pred.classes],
-                confidence=_mono8(header, pred.confidence_map),
+                masks=[images.mask(c) for c in pred.classes],
+                confidence=images.confidence(),
             )
         )
 
@@ -516,15 +540,16 @@ class PerceptionNode(Node):
     # --- results out ----------------------------------------------------------------------
     def _publish(self, header: Header, pred: Prediction, pipeline: Pipeline) -> None:
         m = pipeline.manifest
-        self.outputs.publish(header, pred, m.name, m.version)
+        images = FrameImages(header, pred)
+        self.outputs.publish(header, pred, m.name, m.version, images)
         # Viewing topics: only filled when someone looks (a full-size mono8 is 12.6 MB).
         if self._param("publish_confidence_image") and self.pub_confidence.get_subscription_count():
-            self.pub_confidence.publish(_mono8(header, pred.confidence_map))
+            self.pub_confidence.publish(images.confidence())
         for c in pred.classes:
             if c not in self.pub_class:  # a new version may bring a class
                 self.pub_class[c] = self.create_publisher(Image, f"masks/{c}", self.out_qos)
             if self.pub_class[c].get_subscription_count():
-                self.pub_class[c].publish(_mono8(header, pred.masks[c]))
+                self.pub_class[c].publish(images.mask(c))
         if self._param("publish_colour_mask") and self.pub_colour.get_subscription_count():
             self.pub_colour.publish(self._colour(header, pred))
 

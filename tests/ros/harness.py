@@ -30,7 +30,10 @@ def image_msg(rgb: np.ndarray, stamp: int, encoding: str = "rgb8", frame_id: str
 class Probe:
     """Publishes frames to `camera` (and `compressed`), listens to every output under `ns`."""
 
-    def __init__(self, ns: str, camera: str, compressed: str = "", shadow: bool = False) -> None:
+    def __init__(
+        self, ns: str, camera: str, compressed: str = "", shadow: bool = False, viewing: tuple[str, ...] = ()
+    ) -> None:
+        """`viewing`: class names whose masks/<class> viewing topics (and `confidence`) to listen to too."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -59,6 +62,8 @@ class Probe:
         ]
         if shadow:
             topics += [(f"shadow/{n}", t) for n, t in topics] + [("shadow/agreement", Agreement)]
+        if viewing:
+            topics += [(f"masks/{c}", Image) for c in viewing] + [("confidence", Image)]
         for name, t in topics:
             self.got[name] = []
             self.node.create_subscription(t, f"{ns}/{name}", lambda m, n=name: self._add(n, m), reliable)

@@ -5,7 +5,8 @@ Covers: outputs carry the input header and model version; bad frames (unknown
 encoding, step/size mismatch, truncated data, zero size, a 12000x9000 frame, a
 corrupt compressed image) each give a diagnostic and a log line while the node
 stays up and processes the next good frame; a burst at 10x the sustainable rate
-is absorbed by dropping (counted) with bounded memory; a parameter out of range
+is absorbed by dropping (counted) with bounded memory; the viewing topics carry the
+images of the masks message; a parameter out of range
 stops the node at start with that reason.
 """
 
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.ros
 NS = f"/test_{os.getpid()}"
 CAMERA = f"{NS}/camera/image_raw"
 COMPRESSED = f"{NS}/camera/image_raw/compressed"
+CLASSES = ("root", "shoot", "seed", "occluded_root")
 
 
 def _rss_mb(pid: int) -> float:
@@ -60,7 +62,7 @@ def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def probe(node: subprocess.Popen[bytes]) -> Iterator[Probe]:
-    p = Probe(NS, CAMERA, COMPRESSED)
+    p = Probe(NS, CAMERA, COMPRESSED, viewing=CLASSES)
     p.wait("model_info", timeout=90)
     p.wait_for_subscriber()
     yield p
@@ -76,7 +78,7 @@ def _sent_and_answered(probe: Probe, plate: np.ndarray, stamp: int, encoding: st
 def test_outputs_carry_the_input_header_and_the_model_version(probe: Probe, plate: np.ndarray):
     info = probe.wait("model_info")
     assert info.version == "0.0.1-test" and "onnxruntime" in info.engine
-    assert list(info.class_names) == ["root", "shoot", "seed", "occluded_root"]
+    assert tuple(info.class_names) == CLASSES
     probe.image_pub.publish(image_msg(plate, 1001))
     cert = probe.wait("certainty", lambda m: m.header.stamp.sec == 1001)
     masks = probe.wait("masks", lambda m: m.header.stamp.sec == 1001)
@@ -85,6 +87,17 @@ def test_outputs_carry_the_input_header_and_the_model_version(probe: Probe, plat
         assert msg.header.frame_id == "hades_camera" and msg.model_version == info.version
     assert [(im.height, im.width, im.encoding) for im in masks.masks] == [(752, 1050, "mono8")] * 4
     assert masks.confidence.height == 752 and len(cert.plant_confidence) == 5
+
+
+def test_the_viewing_topics_carry_the_images_of_the_masks_message_with_the_same_stamp(probe: Probe, plate: np.ndarray):
+    probe.image_pub.publish(image_msg(plate, 1002))
+    masks = probe.wait("masks", lambda m: m.header.stamp.sec == 1002)
+    for cls, want in zip(CLASSES, masks.masks, strict=True):
+        got = probe.wait(f"masks/{cls}", lambda m: m.header.stamp.sec == 1002)
+        assert (got.encoding, got.height, got.width) == ("mono8", 752, 1050)
+        assert bytes(got.data) == bytes(want.data), cls
+    confidence = probe.wait("confidence", lambda m: m.header.stamp.sec == 1002)
+    assert bytes(confidence.data) == bytes(masks.confidence.data)
 
 
 def test_grey_frames_and_compressed_frames_are_served(probe: Probe, plate: np.ndarray):
