@@ -33,6 +33,7 @@ from hades_perception.golden import check_golden
 from hades_perception.model_cache import ModelCache
 from hades_perception.signing import Ed25519PublicKey
 from hades_perception.store import ModelStore, Pointer
+from hades_perception.worker import DEFAULT_MAX_DEFER_S
 
 log = logging.getLogger(__name__)
 STAGES = ("download", "verify", "load", "warmup", "validation")
@@ -83,7 +84,7 @@ class ModelFollower:
         latency_budget_ms: float | None = None,
         fetch_retries: int = 4,
         run_idle: Callable[[Callable[[], Any], float], Any] | None = None,
-        max_golden_wait_s: float = 5.0,
+        max_golden_wait_s: float = DEFAULT_MAX_DEFER_S,
     ) -> None:
         """`run_idle(fn, not_after)` runs fn where it does not compete with serving, at
         the latest from `not_after` (time.monotonic()), and returns its result; the node
@@ -128,11 +129,13 @@ class ModelFollower:
             # Each golden pass runs where it does not slow a frame down; the wait for that
             # moment is counted apart from the pass, and bounded once for the attempt,
             # from when the first pass asks.
-            not_after: list[float] = []
+            not_after: float | None = None
 
             def between_frames(image: Any) -> Any:
-                not_after[:] = not_after or [time.monotonic() + self.max_golden_wait_s]
-                return self.run_idle(lambda: candidate(image), not_after[0])
+                nonlocal not_after
+                if not_after is None:
+                    not_after = time.monotonic() + self.max_golden_wait_s
+                return self.run_idle(lambda: candidate(image), not_after)
 
             report = check_golden(path, between_frames, self.latency_budget_ms)
             total = (time.perf_counter() - t0) * 1e3

@@ -1,13 +1,13 @@
 """Which engine serves a bundle on this machine, as a pipeline.
 
 The order: an engine file the operator named (built from the bundle's ONNX first
-when it does not exist yet or a rebuild is asked for, as Isaac ROS does); else the TensorRT engine the bundle
-ships for this machine's GPU model, TensorRT version and precision, if its outputs
-match the bundle's golden sample (export checks that sample on ONNX Runtime only,
-so an FP16 engine is checked here); else ONNX Runtime on the preferred execution
-providers. A prebuilt engine starts at once, where building one takes minutes on a
-Jetson. No rclpy here: the node calls this for its fallback bundle and for every
-store version it loads.
+when it does not exist yet or a rebuild is asked for, as Isaac ROS does); else the
+TensorRT engine the bundle ships for this machine's GPU model, TensorRT version and
+precision, if its outputs match the bundle's golden sample (export checks that
+sample on ONNX Runtime only, so an FP16 engine is checked here); else ONNX Runtime
+on the preferred execution providers. A prebuilt engine starts at once, where
+building one takes minutes on a Jetson. No rclpy here: the node calls this for its
+fallback bundle and for every store version it loads.
 """
 
 from __future__ import annotations

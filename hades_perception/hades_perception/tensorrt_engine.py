@@ -141,12 +141,12 @@ def build_engine(
     (key, manifest entry)."""
     import tensorrt as trt
 
-    precision = "fp16" if fp16 else "fp32"
-    key = engine_key(gpu_name(), trt.__version__, precision)
+    precision, gpu = "fp16" if fp16 else "fp32", gpu_name()
+    key = engine_key(gpu, trt.__version__, precision)
     path = write_engine(onnx_path, out_dir / f"{key}.plan", tile=tile, fp16=fp16, input_name=input_name)
     return key, {
         "file": f"engines/{path.name}",
-        "gpu": gpu_name(),
+        "gpu": gpu,
         "tensorrt": trt.__version__,
         "precision": precision,
         "max_input": [tile, tile],
