@@ -21,6 +21,7 @@ from hades_perception.store import ModelStore
 from hades_perception.worker import InferenceWorker
 from tests.bundles import SHIPPED, miscomputing_version, new_version
 from tests.unit.test_model_store import MODEL, V1, V2, V3
+from tests.unit.test_worker import camera
 
 BAD = "2026.11.23-2"  # loads, matches its checksums, fails its golden check
 CPU = ("CPUExecutionProvider",)
@@ -179,28 +180,16 @@ def test_a_candidates_golden_passes_wait_for_gaps_one_bounded_time_in_all(store:
     """A camera faster than the engine leaves no gap. Warm-up and validation then share
     one wait: the swap is late by max_golden_wait_s once, not once per pass."""
     server = Server()
-    worker: InferenceWorker[int] = InferenceWorker(lambda _frame: time.sleep(0.05), size=4)
-    stop = threading.Event()
-
-    def camera() -> None:  # a frame every 20 ms against 50 ms per frame: always one waiting
-        i = 0
-        while not stop.is_set():
-            worker.submit(i)
-            i += 1
-            time.sleep(0.02)
-
-    cam = threading.Thread(target=camera)
+    # A frame every 20 ms against 50 ms per frame: always one waiting.
+    worker: InferenceWorker[str] = InferenceWorker(lambda _frame: time.sleep(0.05), size=4)
     try:
         f = follow(store, tmp_path, server, "busy", run_idle=worker.run_when_idle, max_golden_wait_s=0.5)
         settled_on_v1(store, f, "busy")
         store.promote(MODEL, V2, "busy", "better shoots", by="ana")
-        cam.start()
-        time.sleep(0.1)
-        attempt = f.poll_once()
+        with camera(worker, period=0.02):
+            time.sleep(0.1)
+            attempt = f.poll_once()
     finally:
-        stop.set()
-        if cam.is_alive():
-            cam.join()
         worker.close()
     assert attempt is not None and attempt.ok, attempt
     # 0.5 s for the first pass, then the second runs after the frame in hand (50 ms);

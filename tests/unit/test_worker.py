@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -31,6 +33,28 @@ class Recorder:
         with self.lock:
             self.ran.append(name)
         return name.upper()
+
+
+@contextlib.contextmanager
+def camera(worker: InferenceWorker[str], period: float = 0.02) -> Iterator[None]:
+    """Frames every `period` s on a thread while the block runs: faster than a handler
+    that takes longer, so a frame is always waiting."""
+    stop = threading.Event()
+
+    def run() -> None:
+        i = 0
+        while not stop.is_set():
+            worker.submit(f"f{i}")
+            i += 1
+            time.sleep(period)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def test_keep_newest_drops_the_oldest_waiting_frame_and_counts_it() -> None:
@@ -90,28 +114,16 @@ def test_a_job_waits_for_the_frames_queued_before_it_and_returns_its_result() ->
 def test_a_job_runs_between_two_frames_when_frames_keep_coming_past_its_deadline() -> None:
     r = Recorder(seconds=0.1)
     w = InferenceWorker(r.frame, size=1, policy="keep_newest")
-    stop = threading.Event()
-
-    def camera() -> None:  # faster than the handler: a frame is always waiting
-        i = 0
-        while not stop.is_set():
-            w.submit(f"f{i}")
-            i += 1
-            time.sleep(0.02)
-
-    cam = threading.Thread(target=camera)
-    cam.start()
     try:
-        time.sleep(0.15)
-        t0 = time.monotonic()
-        assert w.run_when_idle(lambda: r.job("job"), not_after=time.monotonic() + 0.3) == "JOB"
-        waited = time.monotonic() - t0
-        assert 0.3 <= waited < 1.5  # deferred while frames waited, then not starved
-        time.sleep(0.3)  # frames go on after it
-        assert r.ran.index("job") not in (0, len(r.ran) - 1)  # between two frames
+        with camera(w):
+            time.sleep(0.15)
+            t0 = time.monotonic()
+            assert w.run_when_idle(lambda: r.job("job"), not_after=time.monotonic() + 0.3) == "JOB"
+            waited = time.monotonic() - t0
+            assert 0.3 <= waited < 1.5  # deferred while frames waited, then not starved
+            time.sleep(0.3)  # frames go on after it
+            assert r.ran.index("job") not in (0, len(r.ran) - 1)  # between two frames
     finally:
-        stop.set()
-        cam.join()
         w.close()
 
 
@@ -120,15 +132,6 @@ def test_a_job_whose_deadline_passed_runs_even_behind_one_still_willing_to_wait(
     job keeps its own bound, whichever was queued first."""
     r = Recorder(seconds=0.1)
     w = InferenceWorker(r.frame, size=1, policy="keep_newest")
-    stop = threading.Event()
-
-    def camera() -> None:
-        i = 0
-        while not stop.is_set():
-            w.submit(f"f{i}")
-            i += 1
-            time.sleep(0.02)
-
     patient_errors: list[Exception] = []
 
     def patient() -> None:
@@ -137,20 +140,17 @@ def test_a_job_whose_deadline_passed_runs_even_behind_one_still_willing_to_wait(
         except RuntimeError as exc:  # released by close()
             patient_errors.append(exc)
 
-    cam = threading.Thread(target=camera)
     waiting = threading.Thread(target=patient)
-    cam.start()
     try:
-        time.sleep(0.15)
-        waiting.start()
-        time.sleep(0.05)
-        t0 = time.monotonic()
-        assert w.run_when_idle(lambda: r.job("due"), not_after=time.monotonic() + 0.3) == "DUE"
-        assert time.monotonic() - t0 < 1.5
-        assert "patient" not in r.ran
+        with camera(w):
+            time.sleep(0.15)
+            waiting.start()
+            time.sleep(0.05)
+            t0 = time.monotonic()
+            assert w.run_when_idle(lambda: r.job("due"), not_after=time.monotonic() + 0.3) == "DUE"
+            assert time.monotonic() - t0 < 1.5
+            assert "patient" not in r.ran
     finally:
-        stop.set()
-        cam.join()
         w.close()
         waiting.join(5)
     assert patient_errors or "patient" in r.ran  # it ran once frames stopped, or close() released it
