@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from hades_perception.launching import start_node
+from hades_perception.launching import start_node, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "/bench"
@@ -272,11 +272,7 @@ class Bench:
         self.rclpy.shutdown()
         self.masks_subscriber(False)
         for p in (self.node, self.monitor):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
 
 
 def undisturbed(run: Callable[[], dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from node_benchmark import (
 )  # benchmarks/ is on sys.path when run
 
 from hades_perception.bundle import load_manifest
-from hades_perception.launching import start_node
+from hades_perception.launching import start_node, stop
 from hades_perception.store import ModelStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,15 +262,8 @@ class SwapBench:
                 self.rclpy.shutdown()
         finally:
             for p in (self.node, self.monitor):
-                if p is None:
-                    continue
-                if p.poll() is None:
-                    p.terminate()
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+                if p is not None:
+                    stop(p, timeout=15)
 
 
 def stream(

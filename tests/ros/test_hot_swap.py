@@ -10,7 +10,6 @@ previous one left, as an operator's session with one robot would.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hades_perception.launching import start_node
+from hades_perception.launching import start_node, stop
 from hades_perception.store import ModelStore
 from tests.azurite import AZURITE, Azurite
 from tests.bundles import miscomputing_version, new_version
@@ -84,11 +83,7 @@ def node(store: ModelStore, tiny_bundle: Path, tmp_path_factory: pytest.TempPath
     }
     proc = start_node(params, folder, NS, CAMERA, log=folder / "node.log")
     yield folder / "node.log"
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     assert proc.returncode is not None
 
 

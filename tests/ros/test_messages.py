@@ -10,6 +10,8 @@ import textwrap
 
 import pytest
 
+from hades_perception.launching import stop
+
 pytestmark = pytest.mark.ros
 
 
@@ -88,9 +90,4 @@ def test_latched_model_info_reaches_a_late_subscriber_in_another_process():
         finally:
             rclpy.shutdown()
     finally:
-        pub.terminate()
-        try:
-            pub.wait(10)
-        except subprocess.TimeoutExpired:
-            pub.kill()
-            pub.wait()
+        stop(pub)

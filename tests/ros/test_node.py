@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hades_perception.launching import start_node
+from hades_perception.launching import start_node, stop
 from tests.ros.harness import Probe, image_msg
 
 pytestmark = pytest.mark.ros
@@ -53,11 +53,7 @@ def node(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     proc = start_node(params, folder, NS, CAMERA, log=folder / "node.log")
     proc.log_path = folder / "node.log"  # type: ignore[attr-defined]
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +184,7 @@ def test_a_parameter_out_of_range_stops_the_node_at_start_with_that_reason_alone
     try:
         proc.wait(90)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     log = (tmp_path / "node.log").read_text()
     assert proc.returncode != 0
     assert "queue_size out of range" in log
