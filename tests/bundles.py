@@ -13,6 +13,11 @@ from hades_perception.signing import SIGNATURE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "hades-seedlings"
+# A golden-check latency budget (ms) for tests about outputs, not speed. The default
+# budget, 10x the export machine's time, is a timed check: on a CI host with 40 % steal
+# a 266 ms golden pass took 3.7 s. The budget itself is tested in test_follower.py
+# (a 1 ms budget) and test_pipeline.py (the default's value).
+NOT_ABOUT_SPEED_MS = 600_000.0
 
 
 def new_version(dst: Path, version: str, src: Path = SHIPPED, **changes: Any) -> Path:

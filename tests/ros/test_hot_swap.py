@@ -22,7 +22,7 @@ import pytest
 from hades_perception.launching import start_node, stop
 from hades_perception.store import ModelStore
 from tests.azurite import AZURITE, Azurite
-from tests.bundles import miscomputing_version, new_version
+from tests.bundles import NOT_ABOUT_SPEED_MS, miscomputing_version, new_version
 from tests.ros.harness import Probe, image_msg
 
 pytestmark = [
@@ -73,6 +73,7 @@ def node(store: ModelStore, tiny_bundle: Path, tmp_path_factory: pytest.TempPath
         "model_name": MODEL,
         "channel": "production",
         "poll_period": 0.5,
+        "latency_budget_ms": NOT_ABOUT_SPEED_MS,
         "cache_dir": str(folder / "cache"),
         "shadow_channel": "canary",
         "diagnostics_period": 0.5,
@@ -268,6 +269,7 @@ def test_a_node_started_without_network_serves_the_version_in_its_cache(
         "execution_providers": ["CPUExecutionProvider"],
         "store_url": "azure://models",
         "model_name": MODEL,
+        "latency_budget_ms": NOT_ABOUT_SPEED_MS,
         "cache_dir": str(node.parent / "cache"),  # the first node's cache: production was last seen at 1.0.0
     }
     infos: list[ModelInfo] = []

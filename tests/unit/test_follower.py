@@ -19,7 +19,7 @@ from hades_perception.pipeline import Pipeline
 from hades_perception.signing import Ed25519PublicKey, generate_keypair, load_trusted_keys
 from hades_perception.store import ModelStore
 from hades_perception.worker import InferenceWorker
-from tests.bundles import SHIPPED, miscomputing_version, new_version
+from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, miscomputing_version, new_version
 from tests.unit.test_model_store import MODEL, V1, V2, V3
 from tests.unit.test_worker import camera
 
@@ -83,7 +83,7 @@ def follow(
     *,
     trusted: dict[str, Ed25519PublicKey] | None = None,
     poll_period: float = 10.0,
-    latency_budget_ms: float | None = None,
+    latency_budget_ms: float | None = NOT_ABOUT_SPEED_MS,
     fetch_retries: int = 4,
     run_idle: Callable[[Callable[[], Any], float], Any] | None = None,
     max_golden_wait_s: float = 5.0,

@@ -187,6 +187,8 @@ def test_a_bundle_with_a_changed_or_missing_file_is_refused(tiny_bundle: Path, t
 def test_the_golden_check_passes_the_exported_model_and_fails_a_different_one(tiny_bundle: Path, tmp_path: Path):
     report = check_golden(tiny_bundle, Pipeline.from_bundle(tiny_bundle, providers=("CPUExecutionProvider",)))
     assert report.ok, report.problems
+    exported = json.loads((tiny_bundle / "golden" / "expected.json").read_text())["latency_ms"]
+    assert report.figures["latency_budget_ms"] == pytest.approx(10 * exported)  # the default: 10x export
     # A model that passes its checksums but computes something else: weights changed
     # and the manifest re-written to match (what a broken build would ship).
     import onnx
