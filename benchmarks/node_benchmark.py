@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from hades_perception.launching import start_node, stop
+from hades_perception_ros.launching import start_node, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "/bench"
@@ -150,7 +150,7 @@ def publish_stamped(pub: Any, msg: Any) -> float:
 
 
 def engine_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
-    from hades_perception.pipeline import Pipeline
+    from hades_perception.inference.pipeline import Pipeline
 
     pipe = Pipeline.from_bundle(model, providers=("CPUExecutionProvider",))
     pipe(frames[0])  # warm-up

@@ -55,9 +55,9 @@ from node_benchmark import (
     publish_stamped,
 )  # benchmarks/ is on sys.path when run
 
-from hades_perception.bundle import load_manifest
-from hades_perception.launching import start_node, stop
-from hades_perception.store import ModelStore
+from hades_perception.contract.bundle import load_manifest
+from hades_perception.models.store import ModelStore
+from hades_perception_ros.launching import start_node, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # for the tests/ helpers (Azurite, bundle versions)
@@ -138,7 +138,9 @@ def git_state() -> dict[str, Any]:
 
     return {
         "commit": git("rev-parse", "HEAD"),
-        "changed": git("status", "--porcelain", "--", "hades_perception").splitlines(),
+        "changed": git(
+            "status", "--porcelain", "--", "hades_perception", "ros2_ws/src/hades_perception_ros"
+        ).splitlines(),
     }
 
 
@@ -160,7 +162,7 @@ def wait_quiet(limit: float, sample_s: float = 5.0, max_wait_s: float = 120.0) -
 
 def pipeline_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
     """Whole-pipeline time per frame in this process, no ROS: the basis for the steady rate."""
-    from hades_perception.pipeline import Pipeline
+    from hades_perception.inference.pipeline import Pipeline
 
     pipe = Pipeline.from_bundle(model, providers=("CPUExecutionProvider",))
     pipe(frames[0])  # warm-up

@@ -7,10 +7,12 @@
 #      fresh store, promoted to production (the one promotion a script makes: the demo's own store)
 #   1. synthetic plates with exact ground truth (seed 42, never used in training)
 #   2. a rosbag2 (mcap) of them on /hades/camera/image_raw
-#   3. the node, started as launch/perception.launch.py would (hades-perception run),
-#      following the store's production channel through its cache (var/model-cache)
-#   4. replay: the bag into the node, every output recorded to a bag, scored
-#      against the ground truth; overlays of masks, tips and certainty
+#   3. the node, started as the ROS package's launch/perception.launch.py would (the installed
+#      executable, via hades-perception run), following the store's production channel
+#      through its cache (var/model-cache)
+#   4. replay: the bag into the node, every output recorded to a bag and written as
+#      prediction files; overlays of masks, tips and certainty
+#   5. the node's outputs scored against the ground truth (hades-train score)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -35,31 +37,31 @@ hades-train synth --out "$OUT/plates" --count 3 --seed 42
 echo "==> 2. rosbag2 of them (mcap, 0.5 Hz): $OUT/plates.bag"
 hades-perception bag make --images "$OUT/plates/images" --out "$OUT/plates.bag" --rate 0.5
 echo "==> 3. starting the perception node (namespace /hades, ROS_DOMAIN_ID=$ROS_DOMAIN_ID)"
-# A replayed bag must not lose frames: reliable input here (a live camera uses best effort).
-hades-perception run --params hades_perception/config/perception.yaml --namespace hades \
-  --camera-topic /hades/camera/image_raw --set qos_reliability:=reliable --set qos_depth:=5 \
-  --set store_url:="$STORE" --set channel:=production --set cache_dir:="$HADES_DATA_DIR/model-cache" \
+# The shipped parameter file (the package's config/perception.yaml) and the default input QoS.
+hades-perception run --namespace hades --camera-topic /hades/camera/image_raw \
+  --set model_bundle_path:="$ROOT/$MODEL" --set store_url:="$STORE" --set channel:=production --set cache_dir:="$HADES_DATA_DIR/model-cache" \
   > "$OUT/node.log" 2>&1 &
 NODE=$!
 trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null || true' EXIT
 echo "==> 4. replaying the bag into the node, recording its outputs"
 hades-perception replay "$OUT/plates.bag" --namespace hades --record "$OUT/outputs.bag" \
-  --truth "$OUT/plates" --report "$OUT/replay.json" --overlays "$OUT/overlays"
+  --predictions "$OUT/predictions" --report "$OUT/replay.json" --overlays "$OUT/overlays"
+echo "==> 5. scoring the node's outputs against the ground truth"
+hades-train score --predictions "$OUT/predictions" --truth "$OUT/plates" --out "$OUT/accuracy.json"
 echo
-python - "$OUT/replay.json" <<'PY'
+python - "$OUT/replay.json" "$OUT/accuracy.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"frames in {s['frames_in']}, out {s['frames_out']}, dropped {s['dropped']}; "
       f"latency p50 {s['latency_ms']['p50']:.0f} ms; model {', '.join(s['model_versions'])}")
-a = s.get("accuracy") or {}
-if a.get("segmentation"):
-    print("IoU: " + ", ".join(f"{c} {v['iou']:.3f}" for c, v in a["segmentation"].items() if v["iou"] is not None))
-    t = a["primary_root_tip"]
-    print(f"primary root tips: median error {t['median_px']:.1f} px, within 1 mm {t['within_1mm']:.0%}")
+a = json.load(open(sys.argv[2]))
+print("IoU: " + ", ".join(f"{c} {v['iou']:.3f}" for c, v in a["segmentation"].items() if v["iou"] is not None))
+t = a["primary_root_tip"]
+print(f"primary root tips: median error {t['median_px']:.1f} px, within 1 mm {t['within_1mm']:.0%}")
 PY
 echo
 echo "demo done:"
-echo "  report:            $OUT/replay.json"
+echo "  report:            $OUT/replay.json, accuracy: $OUT/accuracy.json"
 echo "  node outputs bag:  $OUT/outputs.bag (plays with ros2 bag play)"
 echo "  pictures:          $OUT/overlays/ (masks and tips | certainty)"
 echo "  node log:          $OUT/node.log"

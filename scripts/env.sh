@@ -18,7 +18,7 @@ fi
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 # Full-size Hades frames (36 MB RGB) need a big shared-memory segment.
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_hades_root/hades_perception/config/fastdds_shm.xml}"
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_hades_root/ros2_ws/src/hades_perception_ros/config/fastdds_shm.xml}"
 # Project data (MLflow store, model store, caches) lives in var/ unless told otherwise.
 export HADES_DATA_DIR="${HADES_DATA_DIR:-$_hades_root/var}"
 export MLFLOW_DISABLE_TELEMETRY=true

@@ -7,7 +7,7 @@
 #      project's packages (editable) and the dev tools
 #   2. the CMake path fix the ROS wheels need before colcon can build messages
 #   3. Azurite (Azure Blob Storage emulator) from npm, project-local
-#   4. colcon build of ros2_ws (hades_perception_msgs, hades_perception)
+#   4. colcon build of ros2_ws (hades_perception_msgs, hades_perception_ros)
 #
 # Usage: scripts/setup.sh [--force]
 set -euo pipefail
@@ -36,8 +36,8 @@ done
 python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), "ROS 2 Kilted pip wheels need Python 3.11, found %s" % sys.version.split()[0]'
 
 # --- 1. Python environment ---------------------------------------------------
-PY_INPUTS=(constraints.txt requirements/ros.txt requirements/dev.txt
-           hades_perception/pyproject.toml hades_perception/setup.py training/pyproject.toml)
+PY_INPUTS=(constraints.txt requirements/ros.txt requirements/dev.txt ros2_ws/src/hades_perception_ros/requirements.txt
+           hades_perception/pyproject.toml training/pyproject.toml)
 PY_HASH=$(inputs_hash "${PY_INPUTS[@]}")
 PY_STAMP="$VENV/.stamp-python"
 if is_fresh "$PY_STAMP" "$PY_HASH"; then
@@ -52,7 +52,8 @@ else
   step "python environment: ROS 2 Kilted wheels"
   "${PIP[@]}" -r "$ROOT/requirements/ros.txt"
   step "python environment: project packages (editable) and dev tools"
-  "${PIP[@]}" -e "$ROOT/hades_perception[azure]" -e "$ROOT/training" -r "$ROOT/requirements/dev.txt"
+  "${PIP[@]}" -e "$ROOT/hades_perception[azure]" -e "$ROOT/training" -r "$ROOT/requirements/dev.txt" \
+    -r "$ROOT/ros2_ws/src/hades_perception_ros/requirements.txt"
   step "python environment: checking torch is the CPU build and imports work"
   "$PY" - <<'EOF'
 import torch, onnxruntime, cv2, mlflow, optuna, rosbags  # noqa: F401
@@ -81,20 +82,22 @@ fi
 
 # --- 4. colcon build of ros2_ws ---------------------------------------------------
 WS="$ROOT/ros2_ws"
-# Sources of the build: everything in the message package, and what ament installs
-# for hades_perception (Python sources are symlinked, so editing them needs no build).
+# Sources of the build: everything in the message package, and what ament installs for
+# hades_perception_ros (its Python sources are symlinked, so editing them needs no build).
 mapfile -t WS_INPUTS < <(cd "$ROOT" && { find ros2_ws/src/hades_perception_msgs -type f; \
-  ls hades_perception/package.xml hades_perception/setup.py hades_perception/pyproject.toml hades_perception/config/* 2>/dev/null; } | sort)
+  cd ros2_ws/src/hades_perception_ros && ls -d package.xml setup.py setup.cfg resource/* config/* launch/* \
+  | sed 's|^|ros2_ws/src/hades_perception_ros/|'; } | sort)
 WS_HASH=$(inputs_hash "${WS_INPUTS[@]}" scripts/setup.sh)
 WS_STAMP="$WS/install/.stamp-colcon"
 if is_fresh "$WS_STAMP" "$WS_HASH"; then
   step "colcon: ros2_ws up to date"
 else
-  step "colcon: building ros2_ws (hades_perception_msgs, hades_perception)"
+  step "colcon: building ros2_ws (hades_perception_msgs, hades_perception_ros)"
   (
     cd "$WS"
     export AMENT_PREFIX_PATH="$VENV" VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
     export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+    rm -rf "$WS/build/hades_perception" "$WS/install/hades_perception"  # the package's old name, before the split
     "$VENV/bin/colcon" --log-base "$WS/log" build --symlink-install \
       --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF \
       --event-handlers console_cohesion- summary+
@@ -103,6 +106,6 @@ else
 fi
 
 step "checking the messages import with the workspace sourced"
-bash -c "source '$ROOT/scripts/env.sh' && python -c 'from hades_perception_msgs.msg import LandmarkArray, Certainty, ModelInfo; import rclpy; print(\"messages OK\")'"
+bash -c "source '$ROOT/scripts/env.sh' && python -c 'from hades_perception_msgs.msg import LandmarkArray, Certainty, ModelInfo; import rclpy, hades_perception_ros.node; print(\"messages and node OK\")'"
 
 printf '\nsetup done in %ss. Environment: source scripts/env.sh\n' "$(( $(date +%s) - START ))"

@@ -1,5 +1,5 @@
 """Model bundles for store and swap tests: other versions of a real exported bundle,
-and a version that loads and passes its checksums but computes something else."""
+and a version that loads and passes its checksums but fails its golden check."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hades_perception.bundle import MANIFEST, file_entries, write_manifest
-from hades_perception.signing import SIGNATURE_FILE
+import numpy as np
+
+from hades_perception.contract.bundle import MANIFEST, file_entries, write_manifest
+from hades_perception.contract.signing import SIGNATURE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "hades-seedlings"
@@ -30,20 +32,22 @@ def new_version(dst: Path, version: str, src: Path = SHIPPED, **changes: Any) ->
     return dst
 
 
-def miscomputing_version(dst: Path, version: str, src: Path = SHIPPED, **changes: Any) -> Path:
-    """A version that loads and whose checksums all match its manifest, but whose
-    segmentation head was negated after the golden sample was recorded: only the
-    golden check can tell."""
-    import onnx
-    from onnx import numpy_helper
-
+def failing_golden_version(dst: Path, version: str, src: Path = SHIPPED, **changes: Any) -> Path:
+    """A version that loads and whose checksums all match its manifest, but whose golden
+    sample disagrees with what its model computes (every expected mask inverted, every
+    class confidence moved by 0.5), as when weights change after the golden sample was
+    recorded: only the golden check can tell. It edits the golden record, not the ONNX
+    graph, so it needs neither onnx nor torch (the ROS tests use it too)."""
     new_version(dst, version, src, **changes)
-    model = onnx.load(str(dst / "model.onnx"))
-    for init in model.graph.initializer:
-        if init.name.startswith("seg_head."):
-            init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
-    (dst / "model.onnx").unlink()  # a new file, never a write through to the source
-    onnx.save(model, str(dst / "model.onnx"))
+    golden = dst / "golden"
+    record = json.loads((golden / "expected.json").read_text())
+    record["class_confidence"] = {c: (v + 0.5) % 1.0 for c, v in record["class_confidence"].items()}
+    with np.load(golden / "expected.npz") as packed:
+        inverted = {k: np.invert(packed[k]) if packed[k].dtype == np.uint8 else packed[k] for k in packed.files}
+    for name in ("expected.json", "expected.npz"):
+        (golden / name).unlink()  # new files, never a write through to the source
+    (golden / "expected.json").write_text(json.dumps(record, indent=1))
+    np.savez_compressed(golden / "expected.npz", **inverted)
     manifest = json.loads((dst / MANIFEST).read_text())
     manifest["files"] = file_entries(dst)
     write_manifest(dst, manifest)

@@ -33,7 +33,7 @@ def test_mypy_finds_nothing():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("package", ["hades_perception", "ros2_ws/src/hades_perception_msgs"])
+@pytest.mark.parametrize("package", ["ros2_ws/src/hades_perception_ros", "ros2_ws/src/hades_perception_msgs"])
 def test_package_xml_is_format_3_with_name_version_and_build_type(package: str):
     root = ET.parse(REPO / package / "package.xml").getroot()
     assert root.tag == "package" and root.attrib["format"] == "3"
@@ -42,7 +42,28 @@ def test_package_xml_is_format_3_with_name_version_and_build_type(package: str):
     assert root.findtext("export/build_type") in {"ament_python", "ament_cmake"}
 
 
-def test_the_colcon_workspace_holds_both_packages():
+def test_the_colcon_workspace_holds_the_node_and_message_packages_and_not_the_core():
     src = REPO / "ros2_ws" / "src"
-    assert (src / "hades_perception" / "package.xml").is_file()
-    assert (src / "hades_perception_msgs" / "package.xml").is_file()
+    assert {p.parent.name for p in src.glob("*/package.xml")} == {"hades_perception_ros", "hades_perception_msgs"}
+    assert not (REPO / "hades_perception" / "package.xml").exists(), "the core is a pip package, not a ROS one"
+
+
+# Optional, lazy imports the core may make: the ROS commands of `hades-perception` where
+# the ROS package is installed, and torch's GPU name where TensorRT runs without nvidia-smi.
+OPTIONAL_IN_CORE = {("cli.py", "hades_perception_ros"), ("tensorrt_engine.py", "torch")}
+
+
+def test_the_core_imports_neither_rclpy_nor_torch_nor_training():
+    import ast
+
+    banned = {"rclpy", "torch", "hades_training", "hades_perception_ros", "hades_perception_msgs"}
+    for f in (REPO / "hades_perception" / "hades_perception").rglob("*.py"):
+        for n in ast.walk(ast.parse(f.read_text())):
+            if isinstance(n, ast.Import):
+                names = [a.name for a in n.names]
+            elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+                names = [n.module]
+            else:
+                continue
+            for bad in {x.split(".")[0] for x in names} & banned:
+                assert (f.name, bad) in OPTIONAL_IN_CORE, f"{f.relative_to(REPO)}:{n.lineno} imports {bad}"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from hades_perception.blobs import AzureBlobs
-from hades_perception.bundle import file_entries, write_manifest
-from hades_perception.store import ModelStore
+from hades_perception.contract.bundle import file_entries, write_manifest
+from hades_perception.models.blobs import AzureBlobs
+from hades_perception.models.store import ModelStore
 from tests.azurite import AZURITE, Azurite
 from tests.conftest import REPO
 

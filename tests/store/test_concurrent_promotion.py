@@ -12,8 +12,8 @@ from typing import Any, cast
 
 import pytest
 
-from hades_perception.blobs import Blobs, ConflictError, open_blobs
-from hades_perception.store import ModelStore
+from hades_perception.models.blobs import Blobs, ConflictError, open_blobs
+from hades_perception.models.store import ModelStore
 from tests.azurite import Azurite
 from tests.store.conftest import MODEL, BundleFactory
 

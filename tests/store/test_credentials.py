@@ -15,10 +15,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from hades_perception.blobs import AccessDeniedError, AzureBlobs, NotFoundError, StoreError
-from hades_perception.model_cache import ModelCache
-from hades_perception.model_cli import main
-from hades_perception.store import ModelStore
+from hades_perception.models.blobs import AccessDeniedError, AzureBlobs, NotFoundError, StoreError
+from hades_perception.models.cache import ModelCache
+from hades_perception.models.cli import main
+from hades_perception.models.store import ModelStore
 from tests.azurite import ACCOUNT, KEY, Azurite
 from tests.store.conftest import AZURE_ENV, MODEL, BundleFactory, container_name
 

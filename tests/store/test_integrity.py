@@ -9,10 +9,8 @@ from typing import Any
 
 import pytest
 
-from hades_perception.bundle import BundleError
-from hades_perception.model_cache import ModelCache
-from hades_perception.model_cli import main
-from hades_perception.signing import (
+from hades_perception.contract.bundle import BundleError
+from hades_perception.contract.signing import (
     SIGNATURE_FILE,
     Ed25519PublicKey,
     SignatureError,
@@ -20,7 +18,9 @@ from hades_perception.signing import (
     load_private_key,
     load_trusted_keys,
 )
-from hades_perception.store import ModelStore
+from hades_perception.models.cache import ModelCache
+from hades_perception.models.cli import main
+from hades_perception.models.store import ModelStore
 from tests.store.conftest import MODEL, SEEDLINGS, BundleFactory
 
 V = "2026.11.24-1"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from hades_perception.blobs import NotFoundError, StoreError
-from hades_perception.bundle import open_bundle
-from hades_perception.model_cache import Fetched, ModelCache
-from hades_perception.store import ModelStore
+from hades_perception.contract.bundle import open_bundle
+from hades_perception.models.blobs import NotFoundError, StoreError
+from hades_perception.models.cache import Fetched, ModelCache
+from hades_perception.models.store import ModelStore
 from tests.azurite import Azurite
 from tests.store.conftest import BIG_BYTES, BIG_FILE, MODEL, BundleFactory, connect, container_name
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from hades_perception.blobs import ConflictError, NotFoundError
-from hades_perception.model_cli import main
-from hades_perception.store import ModelStore
+from hades_perception.models.blobs import ConflictError, NotFoundError
+from hades_perception.models.cli import main
+from hades_perception.models.store import ModelStore
 from tests.azurite import Azurite
 from tests.store.conftest import MODEL, BundleFactory, connect
 

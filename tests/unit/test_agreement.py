@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from hades_perception.agreement import Tally, compare
-from hades_perception.landmarks import PRIMARY
-from hades_perception.pipeline import Pipeline
-from hades_perception.prediction import Prediction
+from hades_perception.inference.agreement import Tally, compare
+from hades_perception.inference.landmarks import PRIMARY
+from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.prediction import Prediction
 from tests.unit.test_model_store import SHIPPED, V1, V2, V3
 
 

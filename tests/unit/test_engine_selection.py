@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from hades_perception.bundle import MANIFEST, BundleError, file_entries, open_bundle, write_manifest
-from hades_perception.golden import check_golden
-from hades_perception.loading import load_pipeline
-from hades_perception.pipeline import Pipeline
-from hades_perception.tensorrt_engine import (
+from hades_perception.contract.bundle import MANIFEST, BundleError, file_entries, open_bundle, write_manifest
+from hades_perception.contract.golden import check_golden
+from hades_perception.inference.loading import load_pipeline
+from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.tensorrt_engine import (
     TensorRTEngine,
     build_engine,
     engine_key,
@@ -82,7 +82,7 @@ def test_an_engine_that_cannot_run_here_is_passed_over_for_onnx_runtime_with_the
     """The bundle ships an engine under this machine's key, but the file is no engine
     this TensorRT can deserialise (or, as here, there is no TensorRT at all)."""
     bundle = with_engines(new_version(tmp_path / "v", "9.9.9"), {ORIN: f"engines/{ORIN}.plan"})
-    with caplog.at_level(logging.WARNING, logger="hades_perception.loading"):
+    with caplog.at_level(logging.WARNING, logger="hades_perception.inference.loading"):
         pipeline = load_pipeline(bundle, providers=("CPUExecutionProvider",), engine_key=ORIN)
     assert pipeline.engine.name == "onnxruntime:CPUExecutionProvider"
     assert f"engine {ORIN}.plan not used" in caplog.text and "ONNX Runtime instead" in caplog.text

@@ -9,42 +9,45 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from hades_perception.follower import STAGES, Attempt, ModelFollower
-from hades_perception.model_cache import ModelCache
-from hades_perception.pipeline import Pipeline
-from hades_perception.signing import Ed25519PublicKey, generate_keypair, load_trusted_keys
-from hades_perception.store import ModelStore
-from hades_perception.worker import InferenceWorker
-from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, miscomputing_version, new_version
+from hades_perception.contract.signing import Ed25519PublicKey, generate_keypair, load_trusted_keys
+from hades_perception.inference.pipeline import Pipeline
+from hades_perception.models.cache import ModelCache
+from hades_perception.models.follower import STAGES, Attempt, ModelFollower
+from hades_perception.models.store import ModelStore
+from hades_perception.serving.slot import ServingSlot
+from hades_perception.serving.worker import InferenceWorker
+from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, failing_golden_version, new_version
 from tests.unit.test_model_store import MODEL, V1, V2, V3
 from tests.unit.test_worker import camera
+
+R = TypeVar("R")
 
 BAD = "2026.11.23-2"  # loads, matches its checksums, fails its golden check
 CPU = ("CPUExecutionProvider",)
 
 
 class Server:
-    """What the node does around a follower: serve one pipeline, install another on on_ready."""
+    """What an adapter does around a follower: a ServingSlot serving one pipeline, which
+    records the versions it was asked to load and the installs it heard of."""
 
-    def __init__(self, bundle: Path | None = SHIPPED) -> None:
+    def __init__(self, bundle: Path | None = SHIPPED, worker: InferenceWorker[Any] | None = None) -> None:
         self.loads: list[str] = []  # versions load() was asked for, in order
         self.swaps: list[Attempt] = []
-        self.pipeline: Pipeline | None = Pipeline.from_bundle(bundle, CPU) if bundle else None
+        self.slot = ServingSlot(self.load, worker)
+        if bundle:
+            self.slot.install(Pipeline.from_bundle(bundle, CPU), Attempt(bundle.name, "bundle", ok=True))
+        self.slot.add_listener(lambda _new, _old, attempt: self.swaps.append(attempt))
 
     def load(self, path: Path) -> Pipeline:
         self.loads.append(path.name)
         return Pipeline.from_bundle(path, CPU)
 
-    def ready(self, pipeline: Pipeline, attempt: Attempt) -> None:
-        self.pipeline = pipeline
-        self.swaps.append(attempt)
-
     def version(self) -> str:
-        return self.pipeline.manifest.version if self.pipeline else ""
+        return self.slot.version
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         V1: SHIPPED,
         V2: new_version(d / V2, V2),
         V3: new_version(d / V3, V3),
-        BAD: miscomputing_version(d / BAD, BAD),
+        BAD: failing_golden_version(d / BAD, BAD),
     }
 
 
@@ -85,23 +88,19 @@ def follow(
     poll_period: float = 10.0,
     latency_budget_ms: float | None = NOT_ABOUT_SPEED_MS,
     fetch_retries: int = 4,
-    run_idle: Callable[[Callable[[], Any], float], Any] | None = None,
     max_golden_wait_s: float = 5.0,
 ) -> ModelFollower:
-    """A follower wired to `server` as the node wires it, with its cache in tmp_path/cache."""
+    """A follower wired to `server`'s slot as the node wires it, with its cache in tmp_path/cache."""
     return ModelFollower(
         store,
         ModelCache(tmp_path / "cache"),
         MODEL,
         channel,
-        load=server.load,
-        on_ready=server.ready,
-        serving_version=server.version,
+        server.slot,
         trusted=trusted,
         poll_period=poll_period,
         latency_budget_ms=latency_budget_ms,
         fetch_retries=fetch_retries,
-        run_idle=run_idle,
         max_golden_wait_s=max_golden_wait_s,
     )
 
@@ -137,10 +136,9 @@ def test_a_promoted_version_is_validated_and_handed_over_with_every_stage_timed(
 def test_the_golden_passes_run_on_the_serving_thread_between_frames_and_their_wait_is_timed_apart(
     store: ModelStore, tmp_path: Path
 ) -> None:
-    """With the node's worker as run_idle, warm-up and validation never run beside a
+    """With the adapter's worker in the slot, warm-up and validation never run beside a
     frame: they wait until the frame being served is done, and that wait is reported
     as waited_ms, not as model latency."""
-    server = Server()
     frame_running = threading.Event()
     release_frame = threading.Event()
     ran_on: list[str] = []
@@ -149,19 +147,20 @@ def test_the_golden_passes_run_on_the_serving_thread_between_frames_and_their_wa
         frame_running.set()
         release_frame.wait(5)
 
-    worker: InferenceWorker[str] = InferenceWorker(serve)
+    class Recording(InferenceWorker[str]):
+        def run_when_idle(self, fn: Callable[[], R], not_after: float | None = None) -> R:
+            def job() -> R:
+                ran_on.append(threading.current_thread().name)
+                return fn()
 
-    def on_worker(fn: Callable[[], Any], not_after: float) -> Any:
-        def job() -> Any:
-            ran_on.append(threading.current_thread().name)
-            return fn()
+            if not release_frame.is_set():
+                threading.Timer(0.5, release_frame.set).start()  # the frame ends 0.5 s after the job queued
+            return super().run_when_idle(job, not_after)
 
-        if not release_frame.is_set():
-            threading.Timer(0.5, release_frame.set).start()  # the frame ends 0.5 s after the job queued
-        return worker.run_when_idle(job, not_after)
-
+    worker = Recording(serve)
+    server = Server(worker=worker)
     try:
-        f = follow(store, tmp_path, server, "between", run_idle=on_worker)
+        f = follow(store, tmp_path, server, "between")
         settled_on_v1(store, f, "between")
         store.promote(MODEL, V2, "between", "better shoots", by="ana")
         worker.submit("frame")
@@ -179,11 +178,11 @@ def test_the_golden_passes_run_on_the_serving_thread_between_frames_and_their_wa
 def test_a_candidates_golden_passes_wait_for_gaps_one_bounded_time_in_all(store: ModelStore, tmp_path: Path) -> None:
     """A camera faster than the engine leaves no gap. Warm-up and validation then share
     one wait: the swap is late by max_golden_wait_s once, not once per pass."""
-    server = Server()
     # A frame every 20 ms against 50 ms per frame: always one waiting.
     worker: InferenceWorker[str] = InferenceWorker(lambda _frame: time.sleep(0.05), size=4)
+    server = Server(worker=worker)
     try:
-        f = follow(store, tmp_path, server, "busy", run_idle=worker.run_when_idle, max_golden_wait_s=0.5)
+        f = follow(store, tmp_path, server, "busy", max_golden_wait_s=0.5)
         settled_on_v1(store, f, "busy")
         store.promote(MODEL, V2, "busy", "better shoots", by="ana")
         with camera(worker, period=0.02):
@@ -290,17 +289,15 @@ def test_at_start_up_the_channel_is_served_from_the_cache_when_the_store_is_gone
     store = own_store(tmp_path, bundles)
     store.promote(MODEL, V2, "production", "release", by="ana")
     first = follow(store, tmp_path, Server(None), "production").initial()
-    assert first is not None and first[1].ok and first[1].stages_ms["download"] > 0
+    assert first is not None and first.ok and first.stages_ms["download"] > 0
     (tmp_path / "store").rename(tmp_path / "away")
     server = Server(None)
     restarted = follow(store, tmp_path, server, "production")
-    got = restarted.initial()
-    assert got is not None
-    pipeline, attempt = got
-    assert pipeline.manifest.version == V2 and attempt.ok and attempt.reason == "start-up"
+    attempt = restarted.initial()
+    assert attempt is not None and attempt.ok and attempt.reason == "start-up"
+    assert server.version() == V2 and server.swaps == [attempt]  # installed in the slot
     assert attempt.stages_ms["download"] == 0 and attempt.stages_ms["validation"] > 0
     assert follow(store, tmp_path / "empty", Server(None), "production").initial() is None
-    server.pipeline = pipeline  # what the node does with initial()'s answer
     (tmp_path / "away").rename(tmp_path / "store")
     assert restarted.poll_once() is None and server.loads == [V2]  # back: already serving the channel
 

@@ -14,10 +14,8 @@ from typing import IO
 
 import pytest
 
-from hades_perception.blobs import LocalBlobs, StoreError
-from hades_perception.bundle import MANIFEST, BundleError, open_bundle
-from hades_perception.model_cache import Fetched, ModelCache
-from hades_perception.signing import (
+from hades_perception.contract.bundle import MANIFEST, BundleError, open_bundle
+from hades_perception.contract.signing import (
     SIGNATURE_FILE,
     Ed25519PublicKey,
     SignatureError,
@@ -25,7 +23,9 @@ from hades_perception.signing import (
     load_private_key,
     load_trusted_keys,
 )
-from hades_perception.store import ModelStore, Pointer
+from hades_perception.models.blobs import LocalBlobs, StoreError
+from hades_perception.models.cache import Fetched, ModelCache
+from hades_perception.models.store import ModelStore, Pointer
 from tests.bundles import SHIPPED, new_version
 from tests.unit.test_model_store import MODEL, V1, V2, V3
 

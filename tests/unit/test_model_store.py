@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from hades_perception import model_cli
-from hades_perception.blobs import ConflictError, NotFoundError, StoreError
-from hades_perception.bundle import MANIFEST, open_bundle
-from hades_perception.store import ModelStore
+from hades_perception.contract.bundle import MANIFEST, open_bundle
+from hades_perception.models import cli as model_cli
+from hades_perception.models.blobs import ConflictError, NotFoundError, StoreError
+from hades_perception.models.store import ModelStore
 from tests.bundles import SHIPPED, new_version
 
 MODEL = "hades-seedlings"

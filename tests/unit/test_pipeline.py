@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hades_perception.bundle import BundleError, file_entries, open_bundle, write_manifest
-from hades_perception.dish import find_dish
-from hades_perception.geometry import Frame, grid_to_model, model_to_grid
-from hades_perception.golden import check_golden
-from hades_perception.landmarks import PRIMARY, SEED, TIP, Located, assign_plants
-from hades_perception.pipeline import MAX_PIXELS, InputError, Pipeline, as_rgb8, tile_origins
+from hades_perception.contract.bundle import BundleError, file_entries, open_bundle, write_manifest
+from hades_perception.contract.golden import check_golden
+from hades_perception.inference.dish import find_dish
+from hades_perception.inference.geometry import Frame, grid_to_model, model_to_grid
+from hades_perception.inference.landmarks import PRIMARY, SEED, TIP, Located, assign_plants
+from hades_perception.inference.pipeline import MAX_PIXELS, InputError, Pipeline, as_rgb8, tile_origins
 from hades_training.data import HadesFolder
 from hades_training.data.sample import PlantTruth, PlateTruth, Sample
 from hades_training.synth.appearance import PRESETS

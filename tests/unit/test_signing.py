@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hades_perception.bundle import MANIFEST, BundleError
-from hades_perception.signing import (
+from hades_perception.contract.bundle import MANIFEST, BundleError
+from hades_perception.contract.signing import (
     SIGNATURE_FILE,
     SignatureError,
     generate_keypair,
@@ -25,7 +25,7 @@ from hades_perception.signing import (
     verify_bundle,
     verify_manifest,
 )
-from hades_perception.store import ModelStore
+from hades_perception.models.store import ModelStore
 from tests.unit.test_model_store import MODEL, SHIPPED, V1
 
 

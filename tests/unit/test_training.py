@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from hades_perception.bundle import open_bundle
+from hades_perception.contract.bundle import open_bundle
 from hades_training.config import load_config
 from hades_training.data import DatasetError
 from tests.conftest import TINY
@@ -23,7 +23,7 @@ from tests.conftest import TINY
 def test_impossible_or_unknown_config_values_are_refused_with_all_problems_named():
     with pytest.raises(ValueError, match=r"patch must be a multiple of 16.*lr must be positive"):
         load_config(None, ["patch=100", "lr=0"])
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match="unknown config key"):
         load_config(None, ["learning_rate=0.1"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["epochs"])
@@ -113,6 +113,16 @@ def test_export_writes_a_verified_versioned_bundle(tiny_bundle: Path):
     from tests.conftest import REPO
 
     jsonschema.validate(raw, json.loads((REPO / "models" / "manifest.schema.json").read_text()))
+
+
+def test_export_cuts_tiles_to_the_model_size_divisor():
+    from hades_training.export import _whole_blocks
+    from hades_training.manifest_spec import manifest_dict
+    from hades_training.model import SIZE_DIVISOR
+
+    assert [_whole_blocks(n) for n in (767, 768, SIZE_DIVISOR - 1)] == [752, 768, 0]
+    assert all(_whole_blocks(n) % SIZE_DIVISOR == 0 for n in range(1, 200))
+    assert manifest_dict(load_config(None, []))["input"]["size_divisor"] == SIZE_DIVISOR
 
 
 def test_export_of_a_checkpoint_whose_classes_differ_leaves_nothing_behind(

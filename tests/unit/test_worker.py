@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hades_perception.worker import InferenceWorker
+from hades_perception.serving.worker import InferenceWorker
 
 
 class Recorder:

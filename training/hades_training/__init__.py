@@ -1,6 +1,6 @@
 """Hades Perception training: synthetic plates, dataset readers, training, evaluation, export.
 
-Shares only the model bundle contract with the node (hades_perception.bundle).
+Shares only the model bundle contract with the node (hades_perception.contract.bundle).
 """
 
 __version__ = "0.1.0"

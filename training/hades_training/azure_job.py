@@ -41,12 +41,13 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from hades_training.provenance import git_state
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
@@ -270,23 +271,15 @@ def train_command(cfg: AzureJobConfig) -> str:
     return " ".join(words)
 
 
-def _git(code_dir: Path, *args: str) -> str | None:
-    try:
-        r = subprocess.run(["git", "-C", str(code_dir), *args], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout.strip() if r.returncode == 0 else None
-
-
 def git_tags(code_dir: Path) -> dict[str, str]:
     """``git_commit`` (and ``git_dirty``) of the code folder, or nothing outside a git checkout."""
-    commit = _git(code_dir, "rev-parse", "--verify", "HEAD")
-    if not commit:
+    state = git_state(code_dir)
+    if state is None:
         return {}
-    status = _git(code_dir, "status", "--porcelain", "--untracked-files=no")
+    commit, dirty = state
     tags = {"git_commit": commit}
-    if status is not None:
-        tags["git_dirty"] = "true" if status else "false"
+    if dirty is not None:
+        tags["git_dirty"] = "true" if dirty else "false"
     return tags
 
 

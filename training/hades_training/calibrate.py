@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from hades_perception.geometry import grid_to_model
-from hades_perception.landmarks import find_peaks
-from hades_perception.pipeline import Pipeline, as_rgb8
+from hades_perception.inference.geometry import grid_to_model
+from hades_perception.inference.landmarks import find_peaks
+from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_training.data.sample import Sample
 from hades_training.evaluate.metrics import match_points
 from hades_training.targets import landmark_points, prepare

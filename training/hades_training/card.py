@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hades_perception.bundle import open_bundle
+from hades_perception.contract.bundle import open_bundle
 
 TARGETS = {  # from the training issue: what the default model must reach on a synthetic test split
     "iou_root": 0.80,

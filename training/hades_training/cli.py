@@ -93,6 +93,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    """Prediction files (predict, or replay --predictions from a node) against ground truth."""
+    import json
+
+    from hades_training.evaluate.scoring import score_folder
+
+    summary = score_folder(Path(args.predictions), Path(args.truth))
+    text = json.dumps(summary, indent=1)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    if not summary.get("images"):
+        raise ValueError(summary.get("note", "nothing scored"))
+    seg = ", ".join(f"{c} {v['iou']:.3f}" for c, v in summary["segmentation"].items() if v["iou"] is not None)
+    tips = summary["primary_root_tip"]
+    print(f"{summary['images']} images; IoU: {seg}; primary tips within 1 mm: {tips.get('within_radius')}")
+    if args.out:
+        print(f"scores: {args.out}")
+    return 0
+
+
 def _tune(args: argparse.Namespace) -> int:
     from hades_training.tune import tune
 
@@ -184,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
     p.add_argument("--no-mlflow", action="store_true", help="do not log the evaluation as an MLflow run")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("score", help="score prediction files (predict, replay --predictions) against ground truth")
+    p.add_argument("--predictions", required=True, help="folder of <stem>.json and <stem>_<class>_mask.png")
+    p.add_argument("--truth", required=True, help="dataset folder the images came from (Hades or RootNav)")
+    p.add_argument("--out", default=None, help="write the scores here (JSON)")
+    p.set_defaults(func=_score)
 
     p = sub.add_parser("tune", help="Optuna study over the training config (sqlite storage, pruning)")
     p.add_argument("--data", required=True, help="dataset folder")

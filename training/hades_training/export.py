@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hades_perception.bundle import Manifest, file_entries, write_manifest
-from hades_perception.engine import OnnxRuntimeEngine
-from hades_perception.golden import check_golden, write_golden
-from hades_perception.pipeline import Pipeline, as_rgb8
+from hades_perception.contract.bundle import Manifest, file_entries, write_manifest
+from hades_perception.contract.golden import check_golden, write_golden
+from hades_perception.inference.engine import OnnxRuntimeEngine
+from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_training.calibrate import fit, fit_thresholds
 from hades_training.config import TrainConfig
 from hades_training.data import DatasetError, open_dataset
@@ -36,8 +36,8 @@ from hades_training.data.sample import Sample
 from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer
 from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
 from hades_training.model import SIZE_DIVISOR, HadesNet
+from hades_training.provenance import dataset_hash, git_commit
 from hades_training.tracking import redact
-from hades_training.train import dataset_hash, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,16 @@ def load_checkpoint(path: Path) -> tuple[HadesNet, TrainConfig, dict[str, Any]]:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    values = dict(ck["config"])
-    values["classes"], values["kinds"] = tuple(values["classes"]), tuple(values["kinds"])
-    cfg = TrainConfig(**values)
+    cfg = TrainConfig.from_dict(ck["config"], f"{path}: config")
     model = HadesNet(len(cfg.classes), len(cfg.kinds), cfg.width)
     model.load_state_dict(ck["model"])
     model.eval()
     return model, cfg, ck
+
+
+def _whole_blocks(n: int) -> int:
+    """The largest size <= n the model takes: a multiple of its SIZE_DIVISOR."""
+    return n // SIZE_DIVISOR * SIZE_DIVISOR
 
 
 def export_onnx(model: HadesNet, path: Path, example: torch.Tensor) -> None:
@@ -192,7 +195,7 @@ def _build(
     pipe = Pipeline(provisional, OnnxRuntimeEngine(onnx_path, INPUT_TENSOR, ("CPUExecutionProvider",)))
     rgb = as_rgb8(samples[0].image)
     chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
-    tile = chw[:, : min(chw.shape[1], cfg.tile) // 16 * 16, : min(chw.shape[2], cfg.tile) // 16 * 16]
+    tile = chw[:, : _whole_blocks(min(chw.shape[1], cfg.tile)), : _whole_blocks(min(chw.shape[2], cfg.tile))]
     par = parity(model, onnx_path, np.ascontiguousarray(tile))
     log.info("parity: %s", par)
     if par["mask_agreement"] < 0.999 or par["max_abs_diff_seg_logits"] > 1e-2:
@@ -295,7 +298,7 @@ def _int8(tmp: Path, pipe: Pipeline, samples: list[Sample], cfg: TrainConfig, fp
     for s in samples[:4]:
         rgb = as_rgb8(s.image)
         chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
-        t = min(cfg.tile, chw.shape[1] // 16 * 16, chw.shape[2] // 16 * 16)
+        t = min(cfg.tile, _whole_blocks(chw.shape[1]), _whole_blocks(chw.shape[2]))
         tiles.append(np.ascontiguousarray(chw[None, :, :t, :t]))
 
     class Reader(CalibrationDataReader):
@@ -345,7 +348,7 @@ def _int8(tmp: Path, pipe: Pipeline, samples: list[Sample], cfg: TrainConfig, fp
 
 def _tensorrt(tmp: Path, onnx_path: Path, cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
-        from hades_perception.tensorrt_engine import build_engine, tensorrt_available
+        from hades_perception.inference.tensorrt_engine import build_engine, tensorrt_available
     except ImportError as exc:  # pragma: no cover - module is part of the package
         return {}, {"skipped": f"TensorRT support missing: {exc}"}
     ok, why = tensorrt_available()

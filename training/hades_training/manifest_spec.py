@@ -1,4 +1,4 @@
-"""Builds manifest dictionaries (hades_perception.bundle reads them) from a training config.
+"""Builds manifest dictionaries (hades_perception.contract.bundle reads them) from a training config.
 
 The input/output/calibration parts are produced here only, for the provisional
 manifest used in validation during training and for the exported bundle.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hades_perception.bundle import SCHEMA_VERSION, Manifest
+from hades_perception.contract.bundle import SCHEMA_VERSION, Manifest
 from hades_training.config import TrainConfig
 from hades_training.model import HEAT_STRIDE, SIZE_DIVISOR
 

@@ -1,5 +1,5 @@
 """Training targets at model resolution, made with the serving pipeline's own
-crop, scale and coordinate code (hades_perception.pipeline / geometry), so that
+crop, scale and coordinate code (hades_perception.inference.pipeline / geometry), so that
 training and serving cannot disagree about where a pixel is."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hades_perception.dish import find_dish
-from hades_perception.geometry import Frame, model_to_grid
+from hades_perception.inference.dish import find_dish
+from hades_perception.inference.geometry import Frame, model_to_grid
 from hades_training.data.sample import Sample
 
 

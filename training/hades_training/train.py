@@ -6,16 +6,20 @@ checkpoint (last, best) -> MLflow metrics. CPU or GPU is chosen automatically;
 `torchrun --nproc-per-node N hades-train train ...` runs DDP on N GPUs.
 Deterministic for a seed on CPU (same data, same config, same result);
 resumable from `last.pt` with the same MLflow run.
+
+Randomness is a function of (seed, rank, epoch) (`epoch_rng`), not state carried
+from step to step: a resumed run draws exactly the batches an uninterrupted one
+would, on every rank, with nothing per rank to save. The learning rate is a
+function of the step (`lr_at`, named by `lr_schedule`); `grad_clip` > 0 clips
+the global gradient norm.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from hades_perception.pipeline import Pipeline
+from hades_perception.inference.pipeline import Pipeline
 from hades_training.config import TrainConfig
 from hades_training.data import DatasetError, HadesFolder, RootNavFolder, open_dataset
 from hades_training.data.sample import Sample
@@ -37,6 +41,7 @@ from hades_training.losses import heat_loss, seg_loss
 from hades_training.manifest_spec import HEAT_TENSOR, SEG_TENSOR, provisional_manifest
 from hades_training.model import HEAT_STRIDE, HadesNet, parameter_count
 from hades_training.patches import Augment, augment, sample_patch
+from hades_training.provenance import dataset_hash, git_commit
 from hades_training.targets import Prepared, prepare
 from hades_training.torch_engine import TorchEngine
 from hades_training.tracking import redact, start_tracking
@@ -50,42 +55,6 @@ class Datasets:
     train: Reader
     val: Reader
     description: dict[str, Any]
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def dataset_hash(reader: Reader) -> str:
-    """sha256 over every file of every item: which exact data a model saw."""
-    h = hashlib.sha256()
-    for item in reader.items:
-        paths = [item.image, *getattr(item, "masks", {}).values()]
-        for extra in ("landmarks", "rsml", "labels"):
-            p = getattr(item, extra, None)
-            if p is not None:
-                paths.append(p)
-        for p in paths:
-            if Path(p).is_file():
-                h.update(Path(p).name.encode())
-                h.update(hashlib.sha256(Path(p).read_bytes()).digest())
-    return h.hexdigest()
 
 
 def open_datasets(data: str, split: str | None, val_data: str | None, val_split: str | None) -> Datasets:
@@ -132,6 +101,30 @@ def prepare_all(reader: Reader, cfg: TrainConfig) -> list[Prepared]:
     return out
 
 
+def epoch_rng(seed: int, rank: int, epoch: int) -> np.random.Generator:
+    """This rank's randomness for one epoch: the numpy generator its batches are drawn
+    from (returned) and torch's global generator (seeded). Derived from (seed, rank, epoch)
+    alone, so ranks draw different batches and a run resumed at an epoch boundary draws
+    the same ones as a run that never stopped."""
+    seq = np.random.SeedSequence([seed, rank, epoch])
+    torch.manual_seed(int(seq.generate_state(1, np.uint64)[0]))
+    return np.random.default_rng(seq)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimiser step `step` (0-based) under `cfg.lr_schedule`: a linear
+    warmup over min(100, 10 % of the steps), then cosine decay to 0 at the last step
+    ("cosine") or `cfg.lr` to the end ("constant")."""
+    total = cfg.epochs * cfg.steps_per_epoch
+    warmup = min(100, total // 10 + 1)
+    factor = min(1.0, (step + 1) / warmup)
+    if cfg.lr_schedule == "cosine":
+        factor *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    elif cfg.lr_schedule != "constant":
+        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}")
+    return cfg.lr * factor
+
+
 def make_batch(
     rng: np.random.Generator, items: list[Prepared], cfg: TrainConfig, aug: Augment, device: torch.device
 ) -> tuple[torch.Tensor, ...]:
@@ -174,6 +167,61 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
+def _device(cfg: TrainConfig) -> tuple[torch.device, torch.dtype | None]:
+    """This process's device, and the autocast dtype (None: full fp32)."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not torch.cuda.is_available():
+        return torch.device("cpu"), None
+    device = torch.device(f"cuda:{local}")
+    torch.cuda.set_device(device)
+    if cfg.amp == "off":
+        return device, None
+    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported())
+    return device, torch.bfloat16 if bf16 else torch.float16
+
+
+def _log_run_start(
+    cfg: TrainConfig, ds: Datasets, model: torch.nn.Module, device: torch.device, world: int, tags: dict[str, str]
+) -> None:
+    import mlflow
+
+    commit = git_commit()
+    mlflow.log_params({k: v for k, v in cfg.to_dict().items() if k != "extra"})
+    mlflow.log_params(
+        {
+            "train_items": len(ds.train),
+            "val_items": len(ds.val),
+            "device": device.type,
+            "world_size": world,
+            "parameters": parameter_count(model),
+            "code_commit": commit,
+        }
+    )
+    mlflow.log_dict(ds.description, "dataset.json")
+    mlflow.set_tags(
+        {"hades.train_data_sha256": ds.description["train"]["sha256"][:16], "hades.code_commit": commit, **tags}
+    )
+
+
+def _epoch_metrics(losses: list[tuple[float, float, float]], summary: dict[str, Any], lr: float) -> dict[str, float]:
+    mean = np.mean(losses, axis=0)
+    metrics = {"loss": mean[0], "loss_seg": mean[1], "loss_heat": mean[2], "lr": lr, "val_score": headline(summary)}
+    for c, v in summary["segmentation"].items():
+        if v["iou"] is not None:
+            metrics[f"val_iou_{c}"] = v["iou"]
+    tips = summary["primary_root_tip"]
+    for key in ("median_px", "within_radius"):
+        if tips.get(key) is not None:
+            metrics[f"val_tip_{key}"] = tips[key]
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _save(state: dict[str, Any], path: Path) -> None:
+    """Written whole or not at all: a crash mid-write leaves the previous file."""
+    torch.save(state, path.with_name(path.name + ".tmp"))
+    os.replace(path.with_name(path.name + ".tmp"), path)
+
+
 EpochHook = Callable[[int, float, dict[str, Any]], None]
 
 
@@ -193,20 +241,10 @@ def train(
     runs after each validation (tuning uses it to prune); an exception from it ends
     training after the checkpoint of that epoch is written."""
     rank, world = _distributed()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    amp_dtype = None
-    if device.type == "cuda" and cfg.amp != "off":
-        amp_dtype = (
-            torch.bfloat16
-            if cfg.amp == "bf16" or (cfg.amp == "auto" and torch.cuda.is_bf16_supported())
-            else torch.float16
-        )
-    torch.manual_seed(cfg.seed + rank)
+    device, amp_dtype = _device(cfg)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
+    # data
     ds = open_datasets(data, split, val_data, val_split)
     uri = start_tracking(cfg.experiment) if rank == 0 else ""
     t_prep = time.perf_counter()
@@ -215,24 +253,17 @@ def train(
         raise DatasetError(data, "no foreground in any training item: empty or inconsistent dataset")
     log.info("prepared %d training items in %.1f s", len(items), time.perf_counter() - t_prep)
 
+    # model and optimiser (the learning rate is set every step from lr_at)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = HadesNet(len(cfg.classes), len(cfg.kinds), cfg.width).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * cfg.steps_per_epoch
-    warm = min(100, total // 10 + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
-    rng = np.random.default_rng([cfg.seed, rank])
     if resume:
         ck = torch.load(resume, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
         start_epoch, step, best, run_id = ck["epoch"] + 1, ck["step"], ck["best"], ck["mlflow_run_id"]
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
         log.info("resumed from %s at epoch %d", resume, start_epoch)
     net: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
     aug = Augment()
@@ -245,26 +276,10 @@ def train(
     run = mlflow.start_run(run_id=run_id) if rank == 0 else None
     try:
         if run is not None and run_id is None:
-            mlflow.log_params({k: v for k, v in cfg.to_dict().items() if k != "extra"})
-            mlflow.log_params(
-                {
-                    "train_items": len(ds.train),
-                    "val_items": len(ds.val),
-                    "device": device.type,
-                    "world_size": world,
-                    "parameters": parameter_count(model),
-                    "code_commit": git_commit(),
-                }
-            )
-            mlflow.log_dict(ds.description, "dataset.json")
-            mlflow.set_tags(
-                {
-                    "hades.train_data_sha256": ds.description["train"]["sha256"][:16],
-                    "hades.code_commit": git_commit(),
-                    **(tags or {}),
-                }
-            )
+            _log_run_start(cfg, ds, model, device, world, tags or {})
         for epoch in range(start_epoch, cfg.epochs):
+            # train one epoch
+            rng = epoch_rng(cfg.seed, rank, epoch)
             net.train()
             t0, losses = time.perf_counter(), []
             bar = tqdm(
@@ -275,6 +290,9 @@ def train(
                 leave=False,
             )
             for _ in bar:
+                lr = lr_at(step, cfg)
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 x, seg_t, heat_t, ann = make_batch(rng, items, cfg, aug, device)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     seg, heat = net(x)
@@ -283,69 +301,55 @@ def train(
                     loss = l_seg + cfg.heat_weight * l_heat
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 scaler.step(opt)
                 scaler.update()
-                sched.step()
                 step += 1
                 losses.append((loss.item(), l_seg.item(), l_heat.item()))
                 bar.set_postfix(loss=f"{np.mean([v[0] for v in losses[-20:]]):.3f}")
             if rank != 0:
                 continue
             train_time = time.perf_counter() - t0
+
+            # validate and log (rank 0)
             summary = validate(model, ds.val, cfg, device)
-            score = headline(summary)
-            mean = np.mean(losses, axis=0)
-            metrics = {
-                "loss": mean[0],
-                "loss_seg": mean[1],
-                "loss_heat": mean[2],
-                "lr": sched.get_last_lr()[0],
-                "val_score": score,
-                "epoch_seconds": train_time,
-            }
-            for c, v in summary["segmentation"].items():
-                if v["iou"] is not None:
-                    metrics[f"val_iou_{c}"] = v["iou"]
-            tips = summary["primary_root_tip"]
-            for key in ("median_px", "within_radius"):
-                if tips.get(key) is not None:
-                    metrics[f"val_tip_{key}"] = tips[key]
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=epoch + 1)
+            metrics = _epoch_metrics(losses, summary, lr_at(step, cfg))  # lr: that of the next step
+            score = metrics["val_score"]
+            mlflow.log_metrics({**metrics, "epoch_seconds": train_time}, step=epoch + 1)
             log.info(
                 "epoch %d/%d  loss %.4f (seg %.4f, heat %.4f)  val %s  tip median %s px  score %.3f  %.0f s",
                 epoch + 1,
                 cfg.epochs,
-                mean[0],
-                mean[1],
-                mean[2],
+                metrics["loss"],
+                metrics["loss_seg"],
+                metrics["loss_heat"],
                 " ".join(f"{c}={v['iou']:.3f}" for c, v in summary["segmentation"].items() if v["iou"] is not None),
-                tips.get("median_px"),
+                summary["primary_root_tip"].get("median_px"),
                 score,
                 train_time,
             )
+
+            # checkpoint (rank 0): everything a resume needs; randomness comes from epoch_rng
             assert run is not None  # rank 0 has the run
             state = {
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
                 "epoch": epoch,
                 "step": step,
                 "best": max(best, score),
                 "config": cfg.to_dict(),
                 "mlflow_run_id": run.info.run_id,
                 "mlflow_tracking_uri": redact(uri),
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
                 "dataset": ds.description,
                 "code_commit": git_commit(),
                 "val_summary": summary,
             }
-            torch.save(state, ckdir / "last.pt.tmp")
-            os.replace(ckdir / "last.pt.tmp", ckdir / "last.pt")
+            _save(state, ckdir / "last.pt")
             if score > best:
                 best = score
-                torch.save(state, ckdir / "best.pt.tmp")
-                os.replace(ckdir / "best.pt.tmp", ckdir / "best.pt")
+                _save(state, ckdir / "best.pt")
             if on_epoch is not None:
                 on_epoch(epoch, score, summary)
         if rank == 0:

@@ -63,10 +63,7 @@ def tune(
     )
 
     def objective(trial: optuna.Trial) -> float:
-        values = {**base.to_dict(), **suggest(trial, base)}
-        values["classes"], values["kinds"] = tuple(values["classes"]), tuple(values["kinds"])
-        cfg = TrainConfig(**values)
-        cfg.validate()
+        cfg = TrainConfig.from_dict({**base.to_dict(), **suggest(trial, base)}, f"trial {trial.number}")
         scores: list[float] = []
 
         def report(epoch: int, score: float, summary: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hades_perception.overlay import Marker, draw_overlay, legend
+from hades_perception.inference.overlay import Marker, draw_overlay, legend
 from hades_training.data.sample import Sample
 
 

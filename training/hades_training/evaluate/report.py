@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 from tqdm import tqdm
 
-from hades_perception.bundle import open_bundle
-from hades_perception.overlay import Marker, draw_overlay, legend
-from hades_perception.pipeline import Pipeline
+from hades_perception.contract.bundle import open_bundle
+from hades_perception.inference.overlay import Marker, draw_overlay, legend
+from hades_perception.inference.pipeline import Pipeline
 from hades_training.data import open_dataset
 from hades_training.evaluate.scoring import Scorer
 

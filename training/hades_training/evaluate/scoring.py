@@ -14,8 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hades_perception.landmarks import PRIMARY, SEED, TIP
-from hades_perception.prediction import Prediction
+from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
+from hades_perception.inference.prediction import Prediction
 from hades_training.data.landmarks_from_masks import derive_plants
 from hades_training.data.sample import Sample
 from hades_training.evaluate.metrics import CalibrationBins, SegCounts, error_summary, match_points, smape
@@ -179,20 +179,20 @@ def _finite(x: Any) -> Any:
     return x
 
 
-def score_messages(recording: Path, truth: Path, stems: dict[int, str | None], ns: str) -> dict[str, Any]:
-    """Score a node's recorded outputs (a bag from `hades-perception replay`) against the
-    dataset folder the replayed bag was made from; frames pair up by header stamp."""
-    from hades_perception.bag import read_predictions
+def score_folder(predictions: Path, truth: Path) -> dict[str, Any]:
+    """Score prediction files (`hades-perception predict`, or `replay --predictions` from a
+    running node) against the dataset folder the images came from, paired by image stem.
+    Pixel calibration is left out: files hold masks, not probabilities."""
+    from hades_perception.inference.prediction_files import read_predictions
     from hades_training.data import open_dataset
 
-    reader_ds = open_dataset(truth)
-    items: list[Any] = list(reader_ds.items)
+    dataset = open_dataset(truth)
+    items: list[Any] = list(dataset.items)
     by_stem = {item.stem: i for i, item in enumerate(items)}
     scorer: Scorer | None = None
-    for stamp, pred in read_predictions(recording, ns).items():
-        stem = stems.get(stamp)
-        if stem is None or stem not in by_stem:
+    for stem, pred in read_predictions(predictions).items():
+        if stem not in by_stem:
             continue
         scorer = scorer or Scorer(pred.classes, calibration=False)
-        scorer.add(pred, reader_ds[by_stem[stem]])
-    return scorer.summary() if scorer else {"images": 0, "note": "no recorded frame matched the dataset"}
+        scorer.add(pred, dataset[by_stem[stem]])
+    return scorer.summary() if scorer else {"images": 0, "note": f"no prediction in {predictions} matched {truth}"}

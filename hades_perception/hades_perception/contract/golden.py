@@ -1,0 +1,122 @@
+"""The golden sample: a small input and the outputs the bundle's model gave for it at
+export. A node runs it after loading a new version and before serving it, so a
+model that loads but computes something else (wrong engine build, corrupted
+weights, wrong provider numerics) is never served.
+
+Files in the bundle: golden/input.png, golden/expected.npz (packed masks),
+golden/expected.json (landmarks, per-class confidence, export latency).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hades_perception.inference.prediction import Prediction
+
+TOLERANCE = {
+    "mask_agreement": 0.995,  # share of pixels per class whose mask value matches
+    "landmark_px": 3.0,  # matched landmark positions
+    "confidence": 0.03,  # per-class confidence and landmark confidence
+    "latency_factor": 10.0,  # budget: this many times the export machine's latency, unless the node sets one
+}
+
+
+@dataclass
+class GoldenReport:
+    ok: bool
+    latency_ms: float
+    problems: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def write_golden(bundle: Path, image_rgb: np.ndarray, pred: Prediction, latency_ms: float) -> dict[str, Any]:
+    """Store the golden input and expected outputs; returns the manifest's `golden` entry."""
+    g = bundle / "golden"
+    g.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(g / "input.png"), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
+    arrays: dict[str, np.ndarray] = {c: np.packbits(m) for c, m in pred.masks.items()}
+    arrays["shape"] = np.array(image_rgb.shape[:2])
+    np.savez_compressed(g / "expected.npz", **arrays)  # type: ignore[arg-type]
+    (g / "expected.json").write_text(
+        json.dumps(
+            {
+                "landmarks": [lm.to_dict() for lm in pred.landmarks],
+                "class_confidence": pred.class_confidence,
+                "latency_ms": latency_ms,
+            },
+            indent=1,
+        )
+    )
+    return {
+        "input": "golden/input.png",
+        "expected_masks": "golden/expected.npz",
+        "expected": "golden/expected.json",
+        "tolerance": dict(TOLERANCE),
+        "latency_ms_at_export": round(latency_ms, 1),
+    }
+
+
+def _timed(run: Any, rgb: np.ndarray) -> tuple[Prediction, float, float]:
+    """A prediction, the pipeline's own time for it and how long `run` waited before
+    it started (the node runs these passes between frames): that wait is not the
+    model's latency."""
+    t0 = time.perf_counter()
+    pred: Prediction = run(rgb)
+    wall = (time.perf_counter() - t0) * 1e3
+    own = float(pred.timing_ms.get("total", wall))
+    return pred, own, max(0.0, wall - own)
+
+
+def check_golden(bundle: Path, run: Any, latency_budget_ms: float | None = None) -> GoldenReport:
+    """Run `run(image) -> Prediction` on the golden input and compare with what
+    was expected at export. `run` is the pipeline about to be served, or a
+    function that runs it when the node has a free moment."""
+    g = bundle / "golden"
+    img = cv2.imread(str(g / "input.png"), cv2.IMREAD_COLOR)
+    if img is None:
+        return GoldenReport(False, 0.0, ["golden/input.png cannot be read"])
+    rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    expected = json.loads((g / "expected.json").read_text())
+    packed = np.load(g / "expected.npz")
+    shape = tuple(int(v) for v in packed["shape"])
+    _, warmup, waited_first = _timed(run, rgb)  # warm-up: first runs allocate and tune
+    pred, latency, waited = _timed(run, rgb)
+    problems: list[str] = []
+    figures: dict[str, Any] = {"mask_agreement": {}, "warmup_ms": warmup, "waited_ms": waited_first + waited}
+    for cls, mask in pred.masks.items():
+        if cls not in packed:
+            problems.append(f"class {cls} not in the golden outputs")
+            continue
+        want = np.unpackbits(packed[cls])[: shape[0] * shape[1]].reshape(shape).astype(bool)
+        agree = float((want == mask).mean())
+        figures["mask_agreement"][cls] = agree
+        if agree < TOLERANCE["mask_agreement"]:
+            problems.append(f"{cls} mask agrees on {agree:.4f} of pixels, need {TOLERANCE['mask_agreement']}")
+    for cls, want_c in expected["class_confidence"].items():
+        got = pred.class_confidence.get(cls)
+        if got is None or abs(got - want_c) > TOLERANCE["confidence"]:
+            problems.append(f"{cls} confidence {got} vs expected {want_c:.4f}")
+    want_lm = [(d["kind"], d["x"], d["y"]) for d in expected["landmarks"]]
+    got_lm = [(lm.kind, lm.x, lm.y) for lm in pred.landmarks]
+    unmatched = 0
+    for kind, x, y in want_lm:
+        if not any(k == kind and np.hypot(gx - x, gy - y) <= TOLERANCE["landmark_px"] for k, gx, gy in got_lm):
+            unmatched += 1
+    figures["landmarks_expected"], figures["landmarks_missing"] = len(want_lm), unmatched
+    if unmatched or len(got_lm) != len(want_lm):
+        problems.append(
+            f"landmarks: {len(got_lm)} found, {len(want_lm)} expected, {unmatched} not within "
+            f"{TOLERANCE['landmark_px']} px"
+        )
+    budget = latency_budget_ms or expected["latency_ms"] * TOLERANCE["latency_factor"]
+    figures["latency_budget_ms"] = budget
+    if latency > budget:
+        problems.append(f"latency {latency:.0f} ms over the budget of {budget:.0f} ms")
+    return GoldenReport(not problems, latency, problems, figures)

@@ -1,0 +1,290 @@
+"""The inference pipeline, built once and used by the node, the CLI, replay,
+benchmarks and evaluation, so what is measured is what is served.
+
+image -> RGB uint8 -> dish crop -> scale -> normalise -> tiles -> Engine.run
+      -> stitch -> calibrated probabilities -> masks at input resolution,
+         landmarks per plant, certainty
+
+Pure Python (NumPy, OpenCV); no rclpy, no torch. Every number it needs comes
+from the bundle's manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
+from hades_perception.inference.dish import DISH_MM, DishRegion, find_dish
+from hades_perception.inference.engine import DEFAULT_PROVIDERS, Engine, OnnxRuntimeEngine
+from hades_perception.inference.geometry import Frame, grid_to_model
+from hades_perception.inference.landmarks import PRIMARY, REQUIRED_KINDS, Located, assign_plants, find_peaks
+from hades_perception.inference.prediction import Landmark, PlantCertainty, Prediction
+
+MAX_PIXELS = 64_000_000  # refuse frames larger than this (about 2.5x a 12000x9000 mono image would need)
+
+
+class InputError(ValueError):
+    """An image the pipeline cannot take; the message says what was expected."""
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from grey or RGB, 8 or 16 bit; grey plates become 3 equal channels."""
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise InputError(f"expected an (H, W) or (H, W, 3) array, got {getattr(image, 'shape', type(image))}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"empty image {image.shape[1]}x{image.shape[0]}")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise InputError(f"image {image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS} pixel limit")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, :3])
+    if image.shape[2] != 3:
+        raise InputError(f"expected 1, 3 or 4 channels, got {image.shape[2]}")
+    return image
+
+
+@dataclass(frozen=True)
+class Tile:
+    y: int
+    x: int
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets covering [0, length) with tiles of `tile` overlapping by at least `overlap`."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    n = int(np.ceil((length - tile) / step)) + 1
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    """1-D blending weights: linear ramps over the overlap, so tiles fade into each other."""
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        r = np.linspace(1.0 / (overlap + 1), 1.0, overlap, dtype=np.float32)
+        w[:overlap] = np.minimum(w[:overlap], r)
+        w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
+    return w
+
+
+class Pipeline:
+    """One model serving images. Not thread-safe: give each worker its own."""
+
+    def __init__(
+        self, manifest: Manifest, engine: Engine, *, px_per_mm: float | None = None, dish_mm: float = DISH_MM
+    ) -> None:
+        self.manifest = manifest
+        self.engine = engine
+        self.px_per_mm_override = px_per_mm
+        self.dish_mm = dish_mm
+        missing = set(REQUIRED_KINDS) - set(manifest.outputs.landmark_kinds)
+        if missing:
+            raise BundleError(f"model {manifest.name} {manifest.version} lacks landmark kinds {sorted(missing)}")
+        spec = manifest.input
+        self._mean = np.array(spec.mean, np.float32).reshape(3, 1, 1)
+        self._std = np.array(spec.std, np.float32).reshape(3, 1, 1)
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: Path | str,
+        providers: tuple[str, ...] = DEFAULT_PROVIDERS,
+        threads: int | None = None,
+        *,
+        verify: bool = True,
+        **kwargs: float | None,
+    ) -> Pipeline:
+        """verify=False only for a bundle its caller has just checked (the model cache)."""
+        manifest = open_bundle(bundle, verify=verify)
+        engine = OnnxRuntimeEngine(Path(bundle) / "model.onnx", manifest.input.tensor, providers, threads)
+        return cls(manifest, engine, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        return {"name": self.manifest.name, "version": self.manifest.version, "sha256": self.manifest.sha256}
+
+    # --- stages ------------------------------------------------------------------
+    def locate(self, rgb: np.ndarray) -> tuple[DishRegion | None, tuple[int, int, int, int]]:
+        """The dish (if the model wants a dish crop and one is found) and the crop box."""
+        h, w = rgb.shape[:2]
+        if self.manifest.input.crop != "dish":
+            return None, (0, 0, w, h)
+        dish = find_dish(rgb[:, :, 1])
+        if dish is None:
+            return None, (0, 0, w, h)
+        return dish, (dish.x0, dish.y0, dish.x1, dish.y1)
+
+    def to_model_input(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, Frame]:
+        """Cropped, scaled, normalised CHW float32 image and the frame that maps it back."""
+        x0, y0, x1, y1 = box
+        s = self.manifest.input.scale
+        crop = rgb[y0:y1, x0:x1]
+        size = (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s)))
+        scaled = cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if s != 1.0 else crop
+        chw = scaled.transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
+        chw -= self._mean
+        chw /= self._std
+        return chw, Frame(x0, y0, s)
+
+    def infer(self, chw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Segmentation logits (C, h, w) and heatmap logits (K, h/s, w/s) for a model
+        input of any size: padded to the divisor, tiled when larger than a tile."""
+        spec, out = self.manifest.input, self.manifest.outputs
+        _, h, w = chw.shape
+        d, stride = spec.divisor, out.landmark_stride
+        tile = spec.tile
+        th, tw = min(tile, _ceil_to(h, d)), min(tile, _ceil_to(w, d))
+        ys, xs = tile_origins(h, th, spec.tile_overlap), tile_origins(w, tw, spec.tile_overlap)
+        ph, pw = max(h, th), max(w, tw)
+        if (ph, pw) != (h, w):
+            pad = ((0, 0), (0, ph - h), (0, pw - w))
+            chw = np.pad(chw, pad, mode="reflect") if ph - h < h and pw - w < w else np.pad(chw, pad, mode="edge")
+        seg = np.zeros((len(out.classes), ph, pw), np.float32)
+        heat = np.zeros((len(out.landmark_kinds), ph // stride, pw // stride), np.float32)
+        wseg = np.zeros((ph, pw), np.float32)
+        wheat = np.zeros((ph // stride, pw // stride), np.float32)
+        ov = spec.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
+        win = np.outer(_ramp(th, ov), _ramp(tw, ov))
+        win_h = np.outer(_ramp(th // stride, ov // stride), _ramp(tw // stride, ov // stride))
+        for t in self._tiles(ys, xs):
+            outs = self.engine.run(np.ascontiguousarray(chw[None, :, t.y : t.y + th, t.x : t.x + tw]))
+            seg[:, t.y : t.y + th, t.x : t.x + tw] += outs[out.seg_tensor][0] * win
+            wseg[t.y : t.y + th, t.x : t.x + tw] += win
+            hy, hx = t.y // stride, t.x // stride
+            heat[:, hy : hy + th // stride, hx : hx + tw // stride] += outs[out.landmark_tensor][0] * win_h
+            wheat[hy : hy + th // stride, hx : hx + tw // stride] += win_h
+        seg /= wseg
+        heat /= np.maximum(wheat, 1e-6)
+        return seg[:, :h, :w], heat[:, : -(-h // stride), : -(-w // stride)]
+
+    @staticmethod
+    def _tiles(ys: list[int], xs: list[int]) -> Iterator[Tile]:
+        for y in ys:
+            for x in xs:
+                yield Tile(y, x)
+
+    # --- the whole thing -------------------------------------------------------------
+    def __call__(self, image: np.ndarray) -> Prediction:
+        t0 = time.perf_counter()
+        rgb = as_rgb8(image)
+        h, w = rgb.shape[:2]
+        dish, box = self.locate(rgb)
+        chw, frame = self.to_model_input(rgb, box)
+        t1 = time.perf_counter()
+        seg_logits, heat_logits = self.infer(chw)
+        t2 = time.perf_counter()
+        pred = self.decode(seg_logits, heat_logits, frame, box, (h, w), dish)
+        t3 = time.perf_counter()
+        pred.timing_ms = {
+            "preprocess": (t1 - t0) * 1e3,
+            "engine": (t2 - t1) * 1e3,
+            "postprocess": (t3 - t2) * 1e3,
+            "total": (t3 - t0) * 1e3,
+        }
+        return pred
+
+    def decode(
+        self,
+        seg_logits: np.ndarray,
+        heat_logits: np.ndarray,
+        frame: Frame,
+        box: tuple[int, int, int, int],
+        shape: tuple[int, int],
+        dish: DishRegion | None,
+    ) -> Prediction:
+        cal, out = self.manifest.calibration, self.manifest.outputs
+        h, w = shape
+        x0, y0, x1, y1 = box
+        temps = np.array(cal.seg_temperature, np.float32).reshape(-1, 1, 1)
+        probs = _sigmoid(seg_logits / temps)
+
+        # Masks at input resolution: threshold the logits resized to the crop
+        # (bilinear on logits keeps thin roots' edges sub-pixel accurate).
+        masks: dict[str, np.ndarray] = {}
+        for c, name in enumerate(out.classes):
+            thr = cal.mask_thresholds[c]
+            logit_thr = float(np.log(thr / (1 - thr)))
+            full = np.zeros((h, w), bool)
+            up = cv2.resize(seg_logits[c] / temps[c, 0, 0], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            full[y0:y1, x0:x1] = up > logit_thr
+            masks[name] = full
+        # Per-pixel certainty: how sure the least sure class is, 0-255.
+        least = np.min(np.maximum(probs, 1 - probs), axis=0)
+        conf = np.full((h, w), 255, np.uint8)
+        conf[y0:y1, x0:x1] = cv2.resize(
+            np.round((least - 0.5) * 2 * 255).astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR
+        )
+        class_conf = {}
+        for c, name in enumerate(out.classes):
+            positive = probs[c] > cal.mask_thresholds[c]
+            # Expected share of the predicted pixels that are right; with nothing
+            # predicted, how sure the model is that nothing is there.
+            class_conf[name] = float(probs[c][positive].mean()) if positive.any() else float(1 - probs[c].max())
+
+        ppm = self.px_per_mm_override or (dish.px_per_mm(self.dish_mm) if dish is not None else None)
+        found: list[Located] = []
+        stride = out.landmark_stride
+        ktemps = cal.landmark_temperature
+        radius_cells = cal.nms_radius_px * frame.scale / stride
+        for k, kind in enumerate(out.landmark_kinds):
+            heat = _sigmoid(heat_logits[k] / ktemps[k])
+            for p in find_peaks(heat, cal.landmark_threshold, radius_cells):
+                x, y = frame.to_image(grid_to_model(p.u, stride), grid_to_model(p.v, stride))
+                found.append(Located(kind, float(x), float(y), p.score))
+        ordered = assign_plants(found, cal.plants)
+        origin = (dish.x0, dish.y0) if dish is not None else (0, 0)
+        landmarks = [
+            Landmark(
+                lm.kind,
+                lm.plant,
+                lm.x,
+                lm.y,
+                lm.confidence,
+                (lm.x - origin[0]) / ppm if ppm else None,
+                (lm.y - origin[1]) / ppm if ppm else None,
+            )
+            for lm in ordered
+        ]
+        # Every plant the dish should hold is reported: one not found is flagged, not left out.
+        n_plants = max([lm.plant + 1 for lm in ordered if lm.plant is not None] + [cal.plants])
+        plants = []
+        for i in range(n_plants):
+            tip = next((lm for lm in ordered if lm.plant == i and lm.kind == PRIMARY), None)
+            conf_i = tip.confidence if tip else 0.0
+            plants.append(PlantCertainty(i, conf_i, conf_i < cal.low_confidence, tip is not None))
+        return Prediction(
+            w,
+            h,
+            out.classes,
+            masks,
+            conf,
+            landmarks,
+            class_conf,
+            plants,
+            cal.low_confidence,
+            self.model_info,
+            dish,
+            ppm,
+            probs=probs,
+            crop=box,
+        )
+
+
+def _ceil_to(n: int, d: int) -> int:
+    return -(-n // d) * d
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)

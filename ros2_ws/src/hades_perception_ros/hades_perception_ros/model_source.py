@@ -1,0 +1,113 @@
+"""Where the node's model comes from: a store channel (through the local cache), or
+the bundle folder in model_bundle_path; and how a bundle becomes a pipeline on this
+node's engine settings. No publishers here: the node calls this while configuring.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hades_perception.contract.bundle import load_manifest, open_bundle
+from hades_perception.contract.signing import Ed25519PublicKey, load_trusted_keys, verify_bundle
+from hades_perception.inference.loading import load_pipeline
+from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.tensorrt_engine import local_engine_key
+from hades_perception.models.cache import ModelCache
+from hades_perception.models.follower import ModelFollower
+from hades_perception.models.store import ModelStore
+from hades_perception.serving.slot import Attempt, ServingSlot
+from hades_perception.serving.worker import InferenceWorker
+
+log = logging.getLogger("hades_perception.node")
+Param = Callable[[str], Any]  # the node's parameter values by name
+
+
+def bundle_loader(p: Param, following: bool) -> Callable[[Path], Pipeline]:
+    """bundle folder (already verified) -> pipeline, on the engine the parameters ask for.
+    engine_file_path applies only while no store is followed (one file, one version)."""
+    engine_key, why = local_engine_key()  # which prebuilt TensorRT engine this machine could use
+    log.info("prebuilt TensorRT engines: %s", engine_key or f"none ({why})")
+    engine_file = p("engine_file_path")
+
+    def load(bundle: Path) -> Pipeline:
+        return load_pipeline(
+            bundle,
+            providers=tuple(p("execution_providers")),
+            threads=p("intra_op_threads") or None,
+            engine_key=engine_key,
+            engine_file=Path(engine_file).expanduser() if engine_file and not following else None,
+            force_engine_update=p("force_engine_update"),
+            verified=True,
+            px_per_mm=p("px_per_mm") or None,
+            dish_mm=p("dish_mm"),
+        )
+
+    return load
+
+
+def cache(p: Param) -> ModelCache:
+    folder = p("cache_dir")
+    if not folder:
+        data = os.environ.get("HADES_DATA_DIR")
+        folder = str(Path(data) / "model-cache") if data else "~/.cache/hades_perception"
+    return ModelCache(Path(folder).expanduser())
+
+
+def follower(
+    p: Param,
+    slot: ServingSlot,
+    store: ModelStore | None,
+    model: str,
+    channel: str,
+    cache: ModelCache,
+    trusted: dict[str, Ed25519PublicKey] | None,
+) -> ModelFollower:
+    return ModelFollower(
+        store,
+        cache,
+        model,
+        channel,
+        slot,
+        trusted=trusted,
+        poll_period=p("poll_period"),
+        latency_budget_ms=p("latency_budget_ms") or None,
+    )
+
+
+def start_serving(p: Param, worker: InferenceWorker[Any]) -> tuple[ServingSlot, ModelFollower | None]:
+    """A slot serving the channel's version when a store is set (from the cache without
+    a network), else, or when that fails, the bundle folder in model_bundle_path; and
+    the follower of that channel (not started). Raises when nothing can be served."""
+    trusted = load_trusted_keys(Path(p("trusted_keys_dir"))) if p("trusted_keys_dir") else None
+    fallback = Path(p("model_bundle_path")).expanduser()
+    slot = ServingSlot(bundle_loader(p, following=bool(p("store_url"))), worker)
+    follows = None
+    if p("store_url"):
+        model = p("model_name") or load_manifest(fallback).name
+        follows = follower(p, slot, ModelStore.open(p("store_url")), model, p("channel"), cache(p), trusted)
+        attempt = follows.initial()
+        if attempt is not None and attempt.ok:
+            return slot, follows
+        log.warning(
+            "channel %s of %s not servable now (%s); serving %s until it is",
+            p("channel"),
+            model,
+            follows.status.last_error or "never set",
+            fallback,
+        )
+    if trusted:
+        verify_bundle(fallback, trusted)
+    manifest = open_bundle(fallback, verify=True)  # sha256 of every file before it is served
+    slot.install(slot.load(fallback), Attempt(manifest.version, "bundle", ok=True))
+    return slot, follows
+
+
+def start_shadow(p: Param, serving: ModelFollower, worker: InferenceWorker[Any]) -> tuple[ServingSlot, ModelFollower]:
+    """The shadow channel's slot (golden passes in the serving worker's gaps) and follower."""
+    slot = ServingSlot(bundle_loader(p, following=True), worker)
+    channel = p("shadow_channel")
+    return slot, follower(p, slot, serving.store, serving.model, channel, serving.cache, serving.trusted)

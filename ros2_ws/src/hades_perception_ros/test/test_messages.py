@@ -1,0 +1,93 @@
+"""The interface package builds, imports, and its messages cross DDS between two
+real processes (loopback only, this run's own domain)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hades_perception_ros.launching import stop
+
+pytestmark = pytest.mark.ros
+
+
+def test_landmark_array_round_trips_through_cdr_serialisation():
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from hades_perception_msgs.msg import Landmark, LandmarkArray
+
+    msg = LandmarkArray(model_version="2026.11.21-1")
+    msg.header.frame_id = "hades_camera"
+    msg.landmarks = [
+        Landmark(
+            kind="primary_root_tip",
+            plant=2,
+            x=1500.5,
+            y=1400.25,
+            calibrated=True,
+            x_mm=30.1,
+            y_mm=55.0,
+            confidence=0.93,
+        )
+    ]
+    back = deserialize_message(serialize_message(msg), LandmarkArray)
+    assert back.header.frame_id == "hades_camera"
+    assert back.landmarks[0].kind == "primary_root_tip" and back.landmarks[0].plant == 2
+    assert back.landmarks[0].x == pytest.approx(1500.5)
+
+
+# Stopped with SIGTERM, which rclpy turns into a context shutdown: the process then
+# destroys its participant, and Fast DDS removes its shared-memory segment (a killed
+# process leaves 256 MB of it in /dev/shm with this project's profile).
+PUBLISHER = textwrap.dedent("""
+    import time, rclpy
+    from rclpy.executors import ExternalShutdownException
+    from rclpy.qos import QoSProfile, DurabilityPolicy
+    from hades_perception_msgs.msg import ModelInfo
+    rclpy.init()
+    node = rclpy.create_node("model_info_publisher")
+    qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = node.create_publisher(ModelInfo, "/test/model_info", qos)
+    pub.publish(ModelInfo(name="hades", version="v7", class_names=["root", "shoot"]))
+    deadline = time.time() + 30
+    try:
+        while time.time() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except ExternalShutdownException:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+""")
+
+
+def test_latched_model_info_reaches_a_late_subscriber_in_another_process():
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    pub = subprocess.Popen([sys.executable, "-c", PUBLISHER], env=env)
+    try:
+        import rclpy
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+
+        from hades_perception_msgs.msg import ModelInfo
+
+        rclpy.init()
+        try:
+            node = rclpy.create_node("model_info_listener")
+            got: list[ModelInfo] = []
+            qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            node.create_subscription(ModelInfo, "/test/model_info", got.append, qos)
+            import time
+
+            deadline = time.time() + 25
+            while not got and time.time() < deadline:
+                rclpy.spin_once(node, timeout_sec=0.2)
+            assert got, "no ModelInfo arrived from the publisher process"
+            assert got[0].version == "v7" and list(got[0].class_names) == ["root", "shoot"]
+        finally:
+            rclpy.shutdown()
+    finally:
+        stop(pub)
