@@ -24,7 +24,7 @@ from hades_perception.inference.tensorrt_engine import (
     prebuilt_engine,
     tensorrt_available,
 )
-from tests.bundles import SHIPPED, new_version
+from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, new_version
 
 ORIN = engine_key("NVIDIA Jetson AGX Orin", "10.3.0", "fp16")
 H100 = engine_key("NVIDIA H100 80GB HBM3", "10.13.3", "fp16")
@@ -142,3 +142,26 @@ def test_a_missing_engine_file_is_built_from_the_bundles_onnx_and_serves(tiny_bu
     assert engine.is_file() and served.engine.name == "tensorrt:tiny"
     report = check_golden(tiny_bundle, served)
     assert report.ok, report.problems
+
+
+def test_the_int8_variant_is_served_on_request_and_passes_the_golden_check():
+    """precision="int8" serves model.int8.onnx (the shipped bundle has one); the golden
+    sample recorded in fp32 holds for it within tolerance."""
+    pipe = load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), precision="int8")
+    assert pipe.engine.name == "onnxruntime:CPUExecutionProvider:int8"
+    assert check_golden(SHIPPED, pipe, NOT_ABOUT_SPEED_MS).ok
+
+
+def test_int8_on_a_bundle_without_the_variant_serves_fp32_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    bundle = new_version(tmp_path / "no-int8", "9.9.9", variants={})
+    (bundle / "model.int8.onnx").unlink()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"].pop("model.int8.onnx")
+    write_manifest(bundle, manifest)
+    with pytest.raises(BundleError, match="ships no int8 variant"):
+        Pipeline.from_bundle(bundle, ("CPUExecutionProvider",), precision="int8")
+    with caplog.at_level("WARNING"):
+        pipe = load_pipeline(bundle, providers=("CPUExecutionProvider",), precision="int8")
+    assert pipe.engine.name == "onnxruntime:CPUExecutionProvider" and "ships no int8 variant" in caplog.text

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hades_training.config import EXPERIMENT
 from hades_training.provenance import git_state
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 #: training package requires) that the Dockerfile keeps while installing the repository on top.
 DEFAULT_BASE_IMAGE = "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime"
 DEFAULT_DATASTORE = "workspaceblobstore"
-DEFAULT_EXPERIMENT = "hades-perception"
+DEFAULT_EXPERIMENT = EXPERIMENT
 DEFAULT_SPEC_OUT = Path("var/azure/job.yaml")
 #: Whose identity the job uses for identity-based datastores (no keys stored): the compute
 #: cluster's managed identity (the training identity) or the identity of the person submitting.

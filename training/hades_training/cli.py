@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from hades_training.config import EXPERIMENT
+
 
 def _synth(args: argparse.Namespace) -> int:
     from hades_training.synth.generate import generate
@@ -220,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=10, help="number of trials (default 10)")
     p.add_argument("--config", default=None, help="base config YAML")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a base config value")
-    p.add_argument("--study", default="hades-perception", help="study name (default hades-perception)")
+    p.add_argument("--study", default=EXPERIMENT, help=f"study name (default {EXPERIMENT})")
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in $HADES_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.set_defaults(func=_tune)

@@ -21,6 +21,8 @@ import yaml
 from hades_perception.inference.landmarks import REQUIRED_KINDS
 from hades_training.data.sample import HADES_CLASSES
 
+EXPERIMENT = "hades-perception"  # the MLflow experiment and Optuna study, unless told otherwise
+
 
 @dataclass
 class TrainConfig:
@@ -56,7 +58,7 @@ class TrainConfig:
     nms_radius_px: float = 24.0
     plants: int = 5
     # bookkeeping
-    experiment: str = "hades-perception"
+    experiment: str = EXPERIMENT
     val_max_items: int = 8  # full-plate validation each epoch on at most this many items
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -28,9 +28,10 @@ import torch
 from hades_perception.contract.bundle import Manifest, file_entries, write_manifest
 from hades_perception.contract.golden import check_golden, write_golden
 from hades_perception.inference.engine import OnnxRuntimeEngine
+from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_training.calibrate import fit, fit_thresholds
-from hades_training.config import TrainConfig
+from hades_training.config import EXPERIMENT, TrainConfig
 from hades_training.data import DatasetError, open_dataset
 from hades_training.data.sample import Sample
 from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer
@@ -105,7 +106,7 @@ def reference_stats(preds: list[Any], samples: list[Sample]) -> dict[str, Any]:
         for c, m in p.masks.items():
             frac.setdefault(c, []).append(float(m[y0:y1, x0:x1].mean()))
             conf.setdefault(c, []).append(p.class_confidence[c])
-        for kind in {lm.kind for lm in p.landmarks} | {"primary_root_tip", "root_tip", "seed"}:
+        for kind in {lm.kind for lm in p.landmarks} | {PRIMARY, TIP, SEED}:
             counts.setdefault(kind, []).append(sum(lm.kind == kind for lm in p.landmarks))
 
     def ms(v: list[float] | list[int]) -> dict[str, float]:
@@ -342,7 +343,7 @@ def _int8(tmp: Path, pipe: Pipeline, samples: list[Sample], cfg: TrainConfig, fp
         "primary_tip_median_px_fp32": fp32["primary_root_tip"].get("median_px"),
         "latency_s_fp32": float(np.median(t_fp)),
         "latency_s_int8": float(np.median(t_q)),
-        "note": "served only when a node is configured to prefer it",
+        "note": "served by nodes with precision:=int8 (hades_perception_ros), after the golden check",
     }
 
 
@@ -370,7 +371,7 @@ def _log_to_mlflow(ck: dict[str, Any], out: Path, manifest: dict[str, Any]) -> N
 
         from hades_training.tracking import start_tracking
 
-        start_tracking(ck["config"].get("experiment", "hades-perception"))
+        start_tracking(ck["config"].get("experiment", EXPERIMENT))
         with mlflow.start_run(run_id=run_id):
             mlflow.log_artifacts(str(out), artifact_path=f"bundle/{manifest['version']}")
             flat = {}

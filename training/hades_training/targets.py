@@ -11,6 +11,7 @@ import numpy as np
 
 from hades_perception.inference.dish import find_dish
 from hades_perception.inference.geometry import Frame, model_to_grid
+from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_training.data.sample import Sample
 
 
@@ -33,12 +34,12 @@ def landmark_points(sample: Sample, kinds: tuple[str, ...]) -> dict[str, list[tu
     """Ground-truth points per landmark kind, in image px."""
     pts: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
     for p in sample.truth.plants:
-        if "primary_root_tip" in pts and p.primary_root_tip:
-            pts["primary_root_tip"].append(p.primary_root_tip)
-        if "root_tip" in pts:
-            pts["root_tip"].extend(p.root_tips)
-        if "seed" in pts and p.seed:
-            pts["seed"].append(p.seed)
+        if PRIMARY in pts and p.primary_root_tip:
+            pts[PRIMARY].append(p.primary_root_tip)
+        if TIP in pts:
+            pts[TIP].extend(p.root_tips)
+        if SEED in pts and p.seed:
+            pts[SEED].append(p.seed)
     return pts
 
 

@@ -98,6 +98,21 @@ class Manifest:
     calibration: Calibration
 
     @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        """Other model files the bundle ships (e.g. "model.int8.onnx"), with their accuracy cost."""
+        return dict(self.raw.get("variants") or {})
+
+    def model_file(self, precision: str = "fp32") -> str:
+        """The ONNX file for a precision: model.onnx (fp32) or model.<precision>.onnx when
+        the bundle ships that variant. Raises BundleError when it does not."""
+        if precision == "fp32":
+            return "model.onnx"
+        name = f"model.{precision}.onnx"
+        if name not in self.variants:
+            raise BundleError(f"{self.name} {self.version} ships no {precision} variant ({name})")
+        return name
+
+    @property
     def sha256(self) -> str:
         """Checksum of the ONNX model file: what model_info reports."""
         return str(self.raw["files"]["model.onnx"]["sha256"])

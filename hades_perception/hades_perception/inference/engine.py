@@ -51,7 +51,8 @@ class OnnxRuntimeEngine:
         self.input_name = input_name
         self.output_names = [o.name for o in self.session.get_outputs()]
         active = self.session.get_providers()[0]
-        self.name = f"onnxruntime:{active}"
+        variant = Path(model).name.removesuffix(".onnx").partition(".")[2]  # model.int8.onnx -> int8
+        self.name = f"onnxruntime:{active}" + (f":{variant}" if variant else "")
         log.info("ONNX Runtime session on %s (asked for %s)", active, list(providers))
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:

@@ -34,10 +34,13 @@ def load_pipeline(
     verified: bool = False,
     px_per_mm: float | None = None,
     dish_mm: float = DISH_MM,
+    precision: str = "fp32",
 ) -> Pipeline:
     """A pipeline for `bundle`. Every file is checked against the manifest unless the
     caller just did (`verified`). `engine_key` is local_engine_key()'s (None without
-    TensorRT); `engine_file` an explicit engine, used as it is once it exists."""
+    TensorRT); `engine_file` an explicit engine, used as it is once it exists.
+    `precision` "int8" serves the bundle's int8 variant on ONNX Runtime when it ships
+    one (fp32 otherwise, with a warning); the caller's golden check applies to it."""
     manifest = open_bundle(bundle, verify=not verified)
     if engine_file is not None:
         if force_engine_update or not engine_file.exists():
@@ -65,4 +68,9 @@ def load_pipeline(
         log.warning(
             "%s %s: engine %s not used (%s); ONNX Runtime instead", manifest.name, manifest.version, plan.name, why
         )
-    return Pipeline.from_bundle(bundle, providers, threads, verify=False, px_per_mm=px_per_mm, dish_mm=dish_mm)
+    if precision != "fp32" and f"model.{precision}.onnx" not in manifest.variants:
+        log.warning("%s %s ships no %s variant; serving fp32", manifest.name, manifest.version, precision)
+        precision = "fp32"
+    return Pipeline.from_bundle(
+        bundle, providers, threads, verify=False, precision=precision, px_per_mm=px_per_mm, dish_mm=dish_mm
+    )

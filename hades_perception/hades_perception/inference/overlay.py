@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_perception.inference.prediction import Prediction
 
 # Colours (RGB) by class name; classes a model adds get a colour from the fallback palette.
@@ -24,9 +25,9 @@ CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
 _FALLBACK = [(255, 120, 40), (120, 255, 255), (200, 200, 80), (160, 90, 255)]
 LANDMARK_STYLE: dict[str, tuple[tuple[int, int, int], int]] = {
     # kind -> (colour, marker size in px of the picture)
-    "primary_root_tip": ((255, 30, 30), 14),
-    "root_tip": ((255, 150, 30), 8),
-    "seed": ((230, 60, 230), 10),
+    PRIMARY: ((255, 30, 30), 14),
+    TIP: ((255, 150, 30), 8),
+    SEED: ((230, 60, 230), 10),
 }
 
 
@@ -81,7 +82,7 @@ def draw_overlay(
         cv2.drawMarker(canvas, p, colour, cv2.MARKER_CROSS, s, 2, cv2.LINE_AA)
         if m.low_confidence:
             cv2.circle(canvas, p, s, (255, 255, 255), 1, cv2.LINE_AA)
-        if m.kind == "primary_root_tip" and m.plant is not None:
+        if m.kind == PRIMARY and m.plant is not None:
             cv2.putText(
                 canvas,
                 str(m.plant),

@@ -104,11 +104,14 @@ class Pipeline:
         threads: int | None = None,
         *,
         verify: bool = True,
+        precision: str = "fp32",
         **kwargs: float | None,
     ) -> Pipeline:
-        """verify=False only for a bundle its caller has just checked (the model cache)."""
+        """verify=False only for a bundle its caller has just checked (the model cache).
+        precision "int8" runs the bundle's int8 variant (BundleError when it has none)."""
         manifest = open_bundle(bundle, verify=verify)
-        engine = OnnxRuntimeEngine(Path(bundle) / "model.onnx", manifest.input.tensor, providers, threads)
+        model = Path(bundle) / manifest.model_file(precision)
+        engine = OnnxRuntimeEngine(model, manifest.input.tensor, providers, threads)
         return cls(manifest, engine, **kwargs)  # type: ignore[arg-type]
 
     @property

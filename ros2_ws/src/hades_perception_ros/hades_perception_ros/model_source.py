@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hades_perception.contract.bundle import load_manifest, open_bundle
+from hades_perception.contract.bundle import BundleError, load_manifest, open_bundle
+from hades_perception.contract.golden import check_golden
 from hades_perception.contract.signing import Ed25519PublicKey, load_trusted_keys, verify_bundle
 from hades_perception.inference.loading import load_pipeline
 from hades_perception.inference.pipeline import Pipeline
@@ -44,6 +45,7 @@ def bundle_loader(p: Param, following: bool) -> Callable[[Path], Pipeline]:
             verified=True,
             px_per_mm=p("px_per_mm") or None,
             dish_mm=p("dish_mm"),
+            precision=p("precision"),
         )
 
     return load
@@ -102,7 +104,12 @@ def start_serving(p: Param, worker: InferenceWorker[Any]) -> tuple[ServingSlot, 
     if trusted:
         verify_bundle(fallback, trusted)
     manifest = open_bundle(fallback, verify=True)  # sha256 of every file before it is served
-    slot.install(slot.load(fallback), Attempt(manifest.version, "bundle", ok=True))
+    pipeline = slot.load(fallback)
+    if p("precision") != "fp32":  # the golden sample was recorded in fp32: a variant must match it
+        report = check_golden(fallback, pipeline, p("latency_budget_ms") or None)
+        if not report.ok:
+            raise BundleError(f"{fallback} ({p('precision')}): golden check failed: " + "; ".join(report.problems))
+    slot.install(pipeline, Attempt(manifest.version, "bundle", ok=True))
     return slot, follows
 
 

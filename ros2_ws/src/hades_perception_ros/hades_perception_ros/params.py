@@ -100,6 +100,13 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "force_engine_update", False, "Rebuild engine_file_path from the bundle's ONNX at start-up, even if it exists"
     ),
+    Param(
+        "precision",
+        "fp32",
+        "ONNX Runtime model: fp32 (model.onnx), or int8, the bundle's int8 variant (model.int8.onnx, its accuracy "
+        "cost in the manifest) when it ships one, else fp32 with a warning; it must pass the golden check",
+        choices=("fp32", "int8"),
+    ),
     Param("intra_op_threads", 0, "ONNX Runtime threads; 0: all cores", range=(0, 256)),
     # calibration
     Param(
