@@ -20,6 +20,7 @@ setup(
     ],
     # hades_perception (the core) and rosbags come from pip; rclpy and the messages from ROS 2.
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # colcon test runs pytest on test/ when it sees this
     zip_safe=True,
     maintainer="Hades Perception maintainers",
     maintainer_email="hades-perception@example.org",
