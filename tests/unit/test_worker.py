@@ -194,3 +194,38 @@ def test_closing_releases_a_caller_whose_job_never_ran() -> None:
     assert "never" not in r.ran
     with pytest.raises(RuntimeError, match="closed"):
         w.run_when_idle(lambda: "late")
+
+
+def test_latencies_and_counters_can_be_read_while_the_worker_writes_them():
+    """Diagnostics read on the executor's thread while frames finish on the worker's:
+    iterating a deque another thread appends to raises, so the window is locked."""
+    from hades_perception.serving.worker import LatencyWindow
+
+    window, stop, errors = LatencyWindow(size=50), threading.Event(), []
+
+    def write() -> None:
+        while not stop.is_set():
+            window.add(1.0)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        for _ in range(2000):
+            window.percentiles()
+            window.rate_hz()
+    except RuntimeError as exc:  # "deque mutated during iteration" before the lock
+        errors.append(exc)
+    finally:
+        stop.set()
+        writer.join()
+    assert errors == [] and window.percentiles()["p50"] == 1.0
+
+    worker: InferenceWorker[int] = InferenceWorker(lambda _i: None, size=4)
+    try:
+        for i in range(20):
+            worker.submit(i)
+        assert worker.idle(10)
+        s = worker.snapshot()
+        assert s.received == 20 and s.processed + s.dropped == 20 and s is not worker.stats
+    finally:
+        worker.close()

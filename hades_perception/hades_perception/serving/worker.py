@@ -14,6 +14,7 @@ job run in a gap delays at most the one frame that arrives during it.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -50,20 +51,25 @@ class _Job:
 
 
 class LatencyWindow:
-    """The last N latencies (ms) for percentiles; bounded memory."""
+    """The last N latencies (ms) for percentiles; bounded memory. Written by the worker
+    thread, read by another (diagnostics): a lock, since iterating a deque that another
+    thread appends to raises."""
 
     def __init__(self, size: int = 500) -> None:
+        self._lock = threading.Lock()
         self._values: collections.deque[float] = collections.deque(maxlen=size)
         self._times: collections.deque[float] = collections.deque(maxlen=size)
 
     def add(self, ms: float) -> None:
-        self._values.append(ms)
-        self._times.append(time.monotonic())
+        with self._lock:
+            self._values.append(ms)
+            self._times.append(time.monotonic())
 
     def percentiles(self) -> dict[str, float]:
-        if not self._values:
+        with self._lock:
+            v = np.fromiter(self._values, float)
+        if not v.size:
             return {}
-        v = np.fromiter(self._values, float)
         return {
             "p50": float(np.percentile(v, 50)),
             "p90": float(np.percentile(v, 90)),
@@ -73,7 +79,8 @@ class LatencyWindow:
 
     def rate_hz(self, horizon_s: float = 10.0) -> float:
         now = time.monotonic()
-        recent = [t for t in self._times if now - t <= horizon_s]
+        with self._lock:
+            recent = [t for t in self._times if now - t <= horizon_s]
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
@@ -181,11 +188,13 @@ class InferenceWorker(Generic[T]):
             t_in, item = got
             try:
                 self.handle(item)
-                self.stats.processed += 1
                 self.latency.add((time.monotonic() - t_in) * 1e3)
+                with self._cv:
+                    self.stats.processed += 1
             except Exception as exc:
-                self.stats.errors += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                with self._cv:
+                    self.stats.errors += 1
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if self.on_error is not None:
                     self.on_error(item, exc)
                 else:
@@ -194,6 +203,11 @@ class InferenceWorker(Generic[T]):
                 with self._cv:
                     self._busy = False
                     self._cv.notify_all()
+
+    def snapshot(self) -> Stats:
+        """A copy of the counters, consistent with each other (for another thread to read)."""
+        with self._cv:
+            return dataclasses.replace(self.stats)
 
     def idle(self, timeout: float = 10.0) -> bool:
         """Wait until nothing is queued or running (for shutdown and tests)."""

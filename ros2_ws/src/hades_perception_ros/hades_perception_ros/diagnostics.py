@@ -75,7 +75,7 @@ def _status(level: bytes, name: str, message: str, ns: str, values: dict[str, st
 def serving_status(
     name: str, ns: str, slot: ServingSlot, worker: InferenceWorker[Any], frames: FrameLog
 ) -> DiagnosticStatus:
-    s = worker.stats
+    s = worker.snapshot()
     m = slot.pipeline.manifest
     stages, problem = frames.snapshot()
     level, message = DiagnosticStatus.OK, "serving"
