@@ -1,20 +1,23 @@
-"""From landmark heatmaps to landmarks per plant.
+"""Landmarks: heatmap peaks, and the landmarks of the plants the structure step found.
 
-Peaks of each calibrated heatmap above the manifest's threshold become
-candidate landmarks (refined to sub-cell precision). Seeds define the plants,
-numbered left to right; each plant gets at most one primary root tip, chosen by
-an assignment that keeps tips below and near their seed; other root tips go to
-the nearest plant. No scipy here: the node stays lean, and five plants make a
-brute-force assignment trivial.
+Peaks of each calibrated heatmap above the manifest's threshold are candidates
+(refined to sub-cell precision). With a root class, landmarks come from the plant
+structure (plants.py, `landmarks_of`): each plant's primary root tip and lateral tips
+lie on its root, and a seed peak counts only near a plant's base. `assign_plants` is
+the older way, for models without a root class: seeds define the plants and tips are
+assigned to them (brute force: five plants make it trivial).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from hades_perception.inference.plants import ATTACH_MM, Plant
 
 PRIMARY, TIP, SEED = "primary_root_tip", "root_tip", "seed"
 # The kinds whose meaning this module relies on; a model must predict all three.
@@ -60,6 +63,26 @@ class Located:
     y: float
     confidence: float
     plant: int | None = None
+
+
+def landmarks_of(plants: list[Plant], seed_peaks: list[Located], px_per_mm: float) -> list[Located]:
+    """Primary root tips by plant, then lateral tips by plant, then seeds: a seed peak
+    belongs to the plant whose base is nearest, within ATTACH_MM; others are dropped
+    (condensation and debris far from any plant)."""
+    primaries = [
+        Located(PRIMARY, p.primary_root_tip[0], p.primary_root_tip[1], p.confidence, p.plant)
+        for p in plants
+        if p.primary_root_tip is not None
+    ]
+    tips = [Located(TIP, x, y, c, p.plant) for p in plants for x, y, c in p.lateral_tips]
+    seeds: list[Located] = []
+    reach = ATTACH_MM * px_per_mm
+    for s in sorted(seed_peaks, key=lambda s: -s.confidence):
+        near = [(math.dist((s.x, s.y), p.base), p.plant) for p in plants if p.base is not None]
+        d, plant = min(near, default=(math.inf, -1))
+        if d <= reach and plant not in {x.plant for x in seeds}:
+            seeds.append(Located(SEED, s.x, s.y, s.confidence, plant))
+    return primaries + tips + sorted(seeds, key=lambda s: s.plant if s.plant is not None else -1)
 
 
 def assign_plants(found: list[Located], plants: int) -> list[Located]:

@@ -23,8 +23,18 @@ from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
 from hades_perception.inference.dish import DISH_MM, DishRegion, find_dish
 from hades_perception.inference.engine import DEFAULT_PROVIDERS, Engine, OnnxRuntimeEngine
 from hades_perception.inference.geometry import Frame, grid_to_model
-from hades_perception.inference.landmarks import PRIMARY, REQUIRED_KINDS, Located, assign_plants, find_peaks
-from hades_perception.inference.prediction import Landmark, PlantCertainty, Prediction
+from hades_perception.inference.landmarks import (
+    PRIMARY,
+    REQUIRED_KINDS,
+    SEED,
+    TIP,
+    Located,
+    assign_plants,
+    find_peaks,
+    landmarks_of,
+)
+from hades_perception.inference.plants import NOMINAL_PX_PER_MM, Evidence, Plant, find_plants
+from hades_perception.inference.prediction import Landmark, Prediction
 
 MAX_PIXELS = 64_000_000  # refuse frames larger than this (about 2.5x a 12000x9000 mono image would need)
 
@@ -178,6 +188,35 @@ class Pipeline:
             for x in xs:
                 yield Tile(y, x)
 
+    def _evidence(
+        self, probs: np.ndarray, heats: dict[str, np.ndarray], frame: Frame, found: list[Located]
+    ) -> Evidence:
+        """The class probabilities and tip heatmaps the plant-structure step reads."""
+        classes, thr = self.manifest.outputs.classes, self.manifest.calibration.mask_thresholds
+
+        def cls(name: str) -> tuple[np.ndarray | None, float]:
+            return (probs[classes.index(name)], thr[classes.index(name)]) if name in classes else (None, 1.0)
+
+        root, root_thr = cls("root")
+        occluded, _ = cls("occluded_root")
+        assert root is not None
+        shoot, shoot_thr = cls("shoot")
+        seed, seed_thr = cls("seed")
+        return Evidence(
+            np.maximum(root, occluded) if occluded is not None else root,
+            root_thr,
+            shoot,
+            shoot_thr,
+            seed,
+            seed_thr,
+            heats.get(PRIMARY),
+            heats.get(TIP),
+            self.manifest.outputs.landmark_stride,
+            np.array(
+                [(*(float(v) for v in frame.to_model(lm.x, lm.y)), lm.confidence) for lm in found if lm.kind == PRIMARY]
+            ).reshape(-1, 3),
+        )
+
     # --- the whole thing -------------------------------------------------------------
     def __call__(self, image: np.ndarray) -> Prediction:
         t0 = time.perf_counter()
@@ -237,16 +276,29 @@ class Pipeline:
             class_conf[name] = float(probs[c][positive].mean()) if positive.any() else float(1 - probs[c].max())
 
         ppm = self.px_per_mm_override or (dish.px_per_mm(self.dish_mm) if dish is not None else None)
-        found: list[Located] = []
         stride = out.landmark_stride
-        ktemps = cal.landmark_temperature
+        heats = {
+            kind: _sigmoid(heat_logits[k] / cal.landmark_temperature[k]) for k, kind in enumerate(out.landmark_kinds)
+        }
         radius_cells = cal.nms_radius_px * frame.scale / stride
-        for k, kind in enumerate(out.landmark_kinds):
-            heat = _sigmoid(heat_logits[k] / ktemps[k])
+        found: list[Located] = []
+        for kind, heat in heats.items():
             for p in find_peaks(heat, cal.landmark_threshold, radius_cells):
                 x, y = frame.to_image(grid_to_model(p.u, stride), grid_to_model(p.v, stride))
                 found.append(Located(kind, float(x), float(y), p.score))
-        ordered = assign_plants(found, cal.plants)
+        if "root" in out.classes:
+            plants = find_plants(
+                self._evidence(probs, heats, frame, found),
+                frame,
+                cal.plants,
+                ppm,
+                cal.low_confidence,
+                (float(dish.x0), float(dish.x1)) if dish is not None else None,
+            )
+            ordered = landmarks_of(plants, [lm for lm in found if lm.kind == SEED], ppm or NOMINAL_PX_PER_MM)
+        else:  # a model without a root class: plants from its landmark peaks alone
+            ordered = assign_plants(found, cal.plants)
+            plants = _plants_from_peaks(ordered, cal.plants, cal.low_confidence)
         origin = (dish.x0, dish.y0) if dish is not None else (0, 0)
         landmarks = [
             Landmark(
@@ -260,13 +312,6 @@ class Pipeline:
             )
             for lm in ordered
         ]
-        # Every plant the dish should hold is reported: one not found is flagged, not left out.
-        n_plants = max([lm.plant + 1 for lm in ordered if lm.plant is not None] + [cal.plants])
-        plants = []
-        for i in range(n_plants):
-            tip = next((lm for lm in ordered if lm.plant == i and lm.kind == PRIMARY), None)
-            conf_i = tip.confidence if tip else 0.0
-            plants.append(PlantCertainty(i, conf_i, conf_i < cal.low_confidence, tip is not None))
         return Prediction(
             w,
             h,
@@ -282,7 +327,27 @@ class Pipeline:
             ppm,
             probs=probs,
             crop=box,
+            peaks=[Landmark(lm.kind, None, lm.x, lm.y, lm.confidence) for lm in found],
         )
+
+
+def _plants_from_peaks(ordered: list[Located], n: int, low_confidence: float) -> list[Plant]:
+    """Plants for a model without a root class: its primary-tip peaks, one per plant."""
+    n_plants = max([lm.plant + 1 for lm in ordered if lm.plant is not None] + [n])
+    plants = []
+    for i in range(n_plants):
+        tip = next((lm for lm in ordered if lm.plant == i and lm.kind == PRIMARY), None)
+        conf = tip.confidence if tip else 0.0
+        plants.append(
+            Plant(
+                i,
+                conf,
+                conf < low_confidence,
+                primary_root_tip=(tip.x, tip.y) if tip else None,
+                reason="" if tip else "no primary root tip",
+            )
+        )
+    return plants
 
 
 def _ceil_to(n: int, d: int) -> int:

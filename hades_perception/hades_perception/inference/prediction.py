@@ -3,6 +3,9 @@
 JSON (other tools read it):
   {"image": {"width", "height"}, "model": {"name", "version", "sha256"},
    "landmarks": [{"kind", "plant", "x", "y", "x_mm", "y_mm", "confidence"}],
+   "plants": [{"plant", "base", "primary_root_tip", "primary_root_length_px",
+               "primary_root_length_mm", "total_root_length_px", "lateral_root_count",
+               "shoot_area_px", "confidence", "low_confidence", "reason"}],
    "certainty": {"per_class": {...}, "per_plant": [...], "low_confidence": [...]},
    "timing_ms": {...}}
 Landmark order: primary root tips by plant, then other root tips, then seeds;
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hades_perception.inference.dish import DishRegion
+from hades_perception.inference.plants import Plant
 
 
 @dataclass
@@ -45,14 +49,6 @@ class Landmark:
 
 
 @dataclass
-class PlantCertainty:
-    plant: int
-    confidence: float  # of the plant's primary root tip (0 when none was found)
-    low_confidence: bool
-    has_primary_tip: bool
-
-
-@dataclass
 class Prediction:
     width: int
     height: int
@@ -61,7 +57,7 @@ class Prediction:
     confidence_map: np.ndarray  # (H, W) uint8, 255 = certain; per pixel, of the least certain class
     landmarks: list[Landmark]
     class_confidence: dict[str, float]
-    plants: list[PlantCertainty]
+    plants: list[Plant]  # every plant the dish should hold, numbered left to right
     low_confidence_threshold: float
     model: dict[str, str]
     dish: DishRegion | None
@@ -71,6 +67,9 @@ class Prediction:
     probs: np.ndarray | None = None  # (C, h, w) float32
     crop: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the region probs cover
     timing_ms: dict[str, float] = field(default_factory=dict)
+    # Every heatmap peak above threshold, by kind, before the plant structure picks landmarks
+    # from them: what the model computed (the golden check compares these).
+    peaks: list[Landmark] = field(default_factory=list)
 
     @property
     def low_confidence(self) -> list[dict[str, Any]]:
@@ -78,7 +77,7 @@ class Prediction:
         out: list[dict[str, Any]] = [
             {
                 "plant": p.plant,
-                "reason": "no primary root tip" if not p.has_primary_tip else "low confidence",
+                "reason": p.reason or ("no primary root tip" if not p.has_primary_tip else "low confidence"),
                 "confidence": round(p.confidence, 4),
             }
             for p in self.plants
@@ -96,6 +95,7 @@ class Prediction:
             "image": {"width": self.width, "height": self.height},
             "model": dict(self.model),
             "landmarks": [lm.to_dict() for lm in self.landmarks],
+            "plants": [p.to_dict() for p in self.plants],
             "certainty": {
                 "per_class": {k: round(float(v), 4) for k, v in self.class_confidence.items()},
                 "per_plant": [

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from hades_perception.inference.dish import DishRegion
-from hades_perception.inference.landmarks import PRIMARY
-from hades_perception.inference.prediction import Landmark, PlantCertainty, Prediction
+from hades_perception.inference.plants import Plant
+from hades_perception.inference.prediction import Landmark, Prediction
 
 JSON_SUFFIX = ".json"
 MASK_SUFFIX = "_mask.png"
@@ -66,15 +66,7 @@ def read_prediction(json_path: Path) -> Prediction:
             for lm in d["landmarks"]
         ],
         class_confidence=dict(cert["per_class"]),
-        plants=[
-            PlantCertainty(
-                p["plant"],
-                p["confidence"],
-                p["low_confidence"],
-                any(lm["kind"] == PRIMARY and lm["plant"] == p["plant"] for lm in d["landmarks"]),
-            )
-            for p in cert["per_plant"]
-        ],
+        plants=[_plant(p) for p in d.get("plants") or cert["per_plant"]],
         low_confidence_threshold=cert["low_confidence_threshold"],
         model=dict(d["model"]),
         dish=DishRegion(*dish) if dish else None,
@@ -86,3 +78,24 @@ def read_prediction(json_path: Path) -> Prediction:
 def read_predictions(folder: Path) -> dict[str, Prediction]:
     """Every prediction in `folder`, by image stem."""
     return {p.stem: read_prediction(p) for p in sorted(folder.glob(f"*{JSON_SUFFIX}"))}
+
+
+def _plant(d: dict) -> Plant:
+    """A plant from the JSON's "plants" list (or, in files from before it, "per_plant")."""
+
+    def pt(v: list[float] | None) -> tuple[float, float] | None:
+        return None if v is None else (float(v[0]), float(v[1]))
+
+    return Plant(
+        d["plant"],
+        d["confidence"],
+        d["low_confidence"],
+        base=pt(d.get("base")),
+        primary_root_tip=pt(d.get("primary_root_tip")),
+        primary_root_length_px=d.get("primary_root_length_px"),
+        primary_root_length_mm=d.get("primary_root_length_mm"),
+        total_root_length_px=d.get("total_root_length_px") or 0.0,
+        lateral_root_count=d.get("lateral_root_count") or 0,
+        shoot_area_px=d.get("shoot_area_px") or 0.0,
+        reason=d.get("reason") or "",
+    )
