@@ -1,7 +1,8 @@
 """`hades-perception`: the serving side's command line.
 
-predict <image or folder> --model <bundle> --out DIR
-    per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size) and DIR/<stem>.json
+predict <image or folder> --model <bundle> --out DIR [--rsml] [--overlay]
+    per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size), DIR/<stem>.json
+    (landmarks, plants with traits, certainty) and with --rsml DIR/<stem>.rsml
 Where the ROS 2 package (hades_perception_ros) is installed, it adds its commands:
 run (the node, as the launch file starts it), bag make, replay.
 """
@@ -62,6 +63,10 @@ def _predict(args: argparse.Namespace) -> int:
             failed += 1
             continue
         write_prediction(out, path.stem, pred)
+        if args.rsml:
+            from hades_perception.inference.rsml import write_rsml
+
+            write_rsml(out / f"{path.stem}.rsml", pred.plants, path.stem)
         if args.overlay:
             from hades_perception.inference.overlay import prediction_picture
             from hades_perception.inference.pipeline import as_rgb8
@@ -98,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write <stem>_overlay.png: masks and landmarks beside the certainty map",
     )
+    p.add_argument("--rsml", action="store_true", help="also write <stem>.rsml: each plant's roots as polylines")
     p.set_defaults(func=_predict)
 
     try:  # run, bag and replay need ROS 2: present where the ROS package is installed

@@ -45,7 +45,7 @@ NOMINAL_PX_PER_MM = 21.0  # Hades sets measure 19-23 px/mm; used when the dish g
 ROOT_LOW = 0.2  # hysteresis: a pixel this probable is root when it connects to a sure one
 ATTACH_MM = 4.0  # a root starts within this of its shoot (the hypocotyl is often unsegmented)
 GAP_MM = 3.0  # the longest gap in a root that is bridged
-GAP_SUPPORT = 0.08  # mean root probability along a gap for it to be bridged
+GAP_SUPPORT = 0.01  # mean root probability over a gap's unsure pixels for it to be bridged (bare agar: ~0)
 MIN_ROOT_MM = 1.0  # a root system shorter than this is not a plant's
 LATERAL_MIN_MM = 1.0  # a branch shorter than this is a skeleton spur or a root hair, not a lateral
 TIP_EVIDENCE_MM = 1.0  # a tip-detector peak this close to an end point confirms it
@@ -157,7 +157,7 @@ def find_plants(
     pred = np.full(len(coords), -9999)
     if graph is not None and starts:
         starts = _in_row(starts, ppm_model, n_plants)
-        graph = _bridge(graph, coords, ev.root, starts, ppm_model)
+        graph = _bridge(graph, coords, ev.root, ev.root_threshold, starts, ppm_model)
         dist, pred, owner = _own(graph, starts)
         kept = _plausible(starts, ppm_model, n_plants)
         if len(kept) < len(starts):  # what the dropped ones held goes to the others
@@ -247,15 +247,21 @@ def _starts_without_shoots(coords: np.ndarray, shape: tuple[int, int], ppm: floa
     return starts
 
 
-def _bridge(graph: csr_matrix, coords: np.ndarray, root_p: np.ndarray, starts: list[_Start], ppm: float) -> csr_matrix:
+def _bridge(
+    graph: csr_matrix, coords: np.ndarray, root_p: np.ndarray, sure: float, starts: list[_Start], ppm: float
+) -> csr_matrix:
     """Join pieces of broken roots: from the top of each piece no start reaches, an edge
     to the nearest skeleton pixel above it within GAP_MM that a start reaches, when the
-    root probability along the gap supports it. Pieces join top to bottom."""
+    root probability along the gap supports it and, for gaps over a millimetre, the gap
+    goes on in the direction the root was growing (continuity of direction: a fibre
+    beside a root end is not its continuation). Pieces join top to bottom."""
     gap = GAP_MM * ppm
-    extra_rows, extra_cols, extra_w = [], [], []
+    extra_rows: list[int] = []
+    extra_cols: list[int] = []
+    extra_w: list[float] = []
     g = graph
     for _ in range(8):  # a few rounds: each may join the next piece below
-        dist = dijkstra(g, indices=[s.node for s in starts], min_only=True)
+        dist, pred, _ = dijkstra(g, indices=[s.node for s in starts], min_only=True, return_predecessors=True)
         reached = np.isfinite(dist)
         if reached.all():
             break
@@ -270,7 +276,9 @@ def _bridge(graph: csr_matrix, coords: np.ndarray, root_p: np.ndarray, starts: l
                 continue
             d = np.hypot(coords[cand, 0] - tx, coords[cand, 1] - ty)
             j = int(np.argmin(d))
-            if d[j] > gap or not _supported(root_p, coords[cand[j]], coords[top]):
+            if d[j] > gap or not _supported(root_p, coords[cand[j]], coords[top], sure):
+                continue
+            if d[j] > ppm and not _continues(coords, pred, int(cand[j]), coords[top], int(ppm)):
                 continue
             extra_rows += [int(cand[j]), int(top)]
             extra_cols += [int(top), int(cand[j])]
@@ -283,11 +291,28 @@ def _bridge(graph: csr_matrix, coords: np.ndarray, root_p: np.ndarray, starts: l
     return g
 
 
-def _supported(root_p: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+def _continues(coords: np.ndarray, pred: np.ndarray, end: int, to: np.ndarray, back: int) -> bool:
+    """Whether the step from skeleton node `end` to `to` is within 60 degrees of the
+    direction the root arrives at `end` in (from `back` nodes up its path)."""
+    node = end
+    for _ in range(back):
+        if pred[node] < 0:
+            break
+        node = int(pred[node])
+    arrive, step = coords[end] - coords[node], to - coords[end]
+    norm = float(np.linalg.norm(arrive) * np.linalg.norm(step))
+    return norm == 0 or float(arrive @ step) / norm >= 0.5
+
+
+def _supported(root_p: np.ndarray, a: np.ndarray, b: np.ndarray, sure: float) -> bool:
+    """The gap between two root ends: its pixels that are not sure root have a mean root
+    probability of GAP_SUPPORT or more (a faint stretch, not bare agar)."""
     n = max(2, int(math.dist(a, b)) + 1)
     xs = np.clip(np.round(np.linspace(a[0], b[0], n)).astype(int), 0, root_p.shape[1] - 1)
     ys = np.clip(np.round(np.linspace(a[1], b[1], n)).astype(int), 0, root_p.shape[0] - 1)
-    return float(root_p[ys, xs].mean()) >= GAP_SUPPORT
+    values = root_p[ys, xs]
+    gap = values[values < sure]
+    return not gap.size or float(gap.mean()) >= GAP_SUPPORT
 
 
 def _tree_length(dist: np.ndarray, pred: np.ndarray, mine: np.ndarray) -> float:

@@ -1,0 +1,208 @@
+"""The plant-structure step, on probability maps drawn by hand (no model): plants are
+found from shoots and the roots below them, seeds optional; every primary tip lies on
+its plant's root; numbering is left to right in the dish's slots; what is not a plant
+(debris, condensation, a fibre far below) gives no landmark; bad input gives a result
+for every expected plant with a reason, never an exception."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from hades_perception.inference.geometry import Frame
+from hades_perception.inference.plants import Evidence, Plant, find_plants
+
+W, H = 1400, 1000  # model px, scale 1 (one model px = one image px here)
+PPM = 10.0  # px per mm
+SLOTS = [300, 500, 700, 900, 1100]  # a row of five across a dish spanning x 100..1300 (0.2 of its width apart)
+ROW_Y = 150
+
+
+def blank() -> dict[str, np.ndarray]:
+    return {k: np.zeros((H, W), np.float32) for k in ("root", "shoot", "seed")}
+
+
+def shoot(maps: dict[str, np.ndarray], x: float, y: float = ROW_Y, r: int = 22) -> None:
+    cv2.circle(maps["shoot"], (int(x), int(y)), r, 0.95, -1)
+
+
+def root(maps: dict[str, np.ndarray], points: list[tuple[float, float]], p: float = 0.95, width: int = 3) -> None:
+    pts = np.array(points, np.int32).reshape(-1, 1, 2)
+    cv2.polylines(maps["root"], [pts], False, p, width)
+
+
+def plant_at(maps: dict[str, np.ndarray], x: float, length: float = 500.0, drift: float = 40.0) -> tuple[float, float]:
+    """A shoot at (x, ROW_Y) and a primary root from just below it, `length` px deep
+    (longer along its curve: see curve_length); returns its tip."""
+    shoot(maps, x)
+    root(maps, curve(x, length, drift))
+    return curve(x, length, drift)[-1]
+
+
+def curve(x: float, length: float, drift: float) -> list[tuple[float, float]]:
+    return [(x + drift * math.sin(t / 80.0), ROW_Y + 30 + t) for t in np.arange(0, length, 5.0)]
+
+
+def curve_length(x: float, length: float, drift: float = 40.0) -> float:
+    pts = np.array(curve(x, length, drift))
+    return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
+
+
+def run(maps: dict[str, np.ndarray], n: int = 5, peaks: list[tuple[float, float]] | None = None) -> list[Plant]:
+    heat = np.zeros((H // 4, W // 4), np.float32)
+    for x, y in peaks or []:
+        heat[int(y) // 4, int(x) // 4] = 0.9
+    ev = Evidence(
+        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, heat, heat, 4,
+        np.array([(x, y, 0.9) for x, y in peaks or []]).reshape(-1, 3),
+    )  # fmt: skip
+    return find_plants(ev, Frame(0, 0, 1.0), n, PPM, 0.5, dish_span=(100.0, 1300.0))
+
+
+def near(a: tuple[float, float] | None, b: tuple[float, float], px: float = 3.0) -> bool:
+    return a is not None and math.dist(a, b) <= px
+
+
+class TestAPlateOfFive:
+    def test_each_plant_gets_its_primary_tip_and_length_numbered_left_to_right(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300 + 80 * i) for i, x in enumerate(SLOTS)]
+        plants = run(maps, peaks=tips)
+        assert [p.plant for p in plants] == [0, 1, 2, 3, 4]
+        for p, tip, length in zip(plants, tips, [300 + 80 * i for i in range(5)], strict=True):
+            assert near(p.primary_root_tip, tip), (p.plant, p.primary_root_tip, tip)
+            assert p.primary_root_length_px == pytest.approx(curve_length(0, length), rel=0.04)
+            assert p.primary_root_length_px is not None
+            assert p.primary_root_length_mm == pytest.approx(p.primary_root_length_px / PPM)
+            assert not p.low_confidence and p.reason == ""
+            assert p.base is not None and p.base[1] < ROW_Y + 60  # just below the shoot
+            assert p.shoot_area_px > 1000
+
+    def test_seeds_are_optional_evidence_plants_come_from_shoots_and_roots(self):
+        maps = blank()
+        for x in SLOTS:
+            plant_at(maps, x)
+        assert not maps["seed"].any()
+        assert all(p.has_primary_tip for p in run(maps))
+
+    def test_every_primary_tip_lies_on_its_plants_root(self):
+        maps = blank()
+        for x in SLOTS:
+            plant_at(maps, x)
+        roots = cv2.dilate((maps["root"] > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        for p in run(maps):
+            assert p.primary_root_tip is not None
+            x, y = (round(v) for v in p.primary_root_tip)
+            assert roots[y, x]
+
+    def test_without_the_tip_detectors_confirmation_a_tip_is_flagged_with_a_reason(self):
+        maps = blank()
+        for x in SLOTS:
+            plant_at(maps, x)
+        plants = run(maps, peaks=[])
+        assert all(p.has_primary_tip and p.low_confidence and "tip detector" in p.reason for p in plants)
+
+
+class TestWhatIsNotAPlant:
+    def test_a_fibre_far_below_the_plants_gives_no_landmark(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300) for x in SLOTS]
+        root(maps, [(200, 850), (1200, 900)])  # a long fibre across the bottom
+        plants = run(maps, peaks=tips)
+        assert all(near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True))
+        assert all(p.lateral_root_count == 0 for p in plants)
+
+    def test_condensation_segmented_as_shoot_without_roots_is_not_a_plant(self):
+        maps = blank()
+        tips = [plant_at(maps, x) for x in SLOTS[:3]]
+        for x in (900, 1100, 1250):
+            shoot(maps, x, ROW_Y - 60, r=30)  # drops at the top of the dish
+        plants = run(maps, peaks=tips)
+        assert [p.has_primary_tip for p in plants] == [True, True, True, False, False]
+        assert plants[3].reason == plants[4].reason == "no plant found at this position"
+
+    def test_a_speck_on_a_root_far_below_the_row_does_not_steal_the_roots_lower_part(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=600) for x in SLOTS]
+        shoot(maps, SLOTS[2] + 40 * math.sin(400 / 80.0), ROW_Y + 30 + 400, r=14)  # a blob on plant 2's root
+        plants = run(maps, peaks=tips)
+        assert near(plants[2].primary_root_tip, tips[2])
+        assert plants[2].primary_root_length_px == pytest.approx(600, rel=0.06)
+
+
+class TestNumbering:
+    def test_with_plants_missing_the_others_keep_their_slots(self):
+        maps = blank()
+        tips = {i: plant_at(maps, SLOTS[i]) for i in (0, 2, 4)}
+        plants = run(maps, peaks=list(tips.values()))
+        assert len(plants) == 5
+        for i in range(5):
+            if i in tips:
+                assert near(plants[i].primary_root_tip, tips[i])
+            else:
+                assert plants[i].low_confidence and not plants[i].has_primary_tip and plants[i].reason
+
+    def test_more_root_systems_than_plants_keeps_the_longest(self):
+        maps = blank()
+        xs = [180, 340, 500, 660, 820, 980, 1140]
+        tips = [plant_at(maps, x, length=200 if i in (1, 5) else 500) for i, x in enumerate(xs)]
+        plants = run(maps, peaks=tips)
+        kept = [t for i, t in enumerate(tips) if i not in (1, 5)]
+        assert [near(p.primary_root_tip, t) for p, t in zip(plants, kept, strict=True)] == [True] * 5
+
+
+class TestRoots:
+    def test_a_faint_gap_the_probabilities_support_is_bridged_bare_agar_is_not(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[1]
+        root(maps, [(x, ROW_Y + 330), (x, ROW_Y + 345)], p=0.15)  # a faint stretch
+        root(maps, [(x, ROW_Y + 345), (x, ROW_Y + 600)])  # the root goes on below it
+        x = SLOTS[3]
+        root(maps, [(x, ROW_Y + 345), (x, ROW_Y + 600)])  # 15 px of bare agar above this piece
+        x = SLOTS[4]
+        root(maps, [(x + 12, ROW_Y + 335), (x + 40, ROW_Y + 600)], p=0.15)  # beside the end, across its direction
+        plants = run(maps, peaks=[*tips, (SLOTS[1], ROW_Y + 600)])
+        assert plants[1].primary_root_length_px == pytest.approx(570, rel=0.05)
+        assert near(plants[1].primary_root_tip, (SLOTS[1], ROW_Y + 600), 4)
+        assert plants[3].primary_root_length_px == pytest.approx(300, rel=0.06)
+        assert plants[4].primary_root_length_px == pytest.approx(300, rel=0.06)
+
+    def test_laterals_longer_than_a_millimetre_are_counted_spurs_are_not(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x = SLOTS[0]
+        root(maps, [(x, ROW_Y + 200), (x + 60, ROW_Y + 260)])  # a lateral, 8 mm
+        root(maps, [(x, ROW_Y + 350), (x - 50, ROW_Y + 420)])  # another
+        root(maps, [(x, ROW_Y + 120), (x + 5, ROW_Y + 124)])  # a spur, under 1 mm
+        plants = run(maps, peaks=tips)
+        assert plants[0].lateral_root_count == 2
+        assert len(plants[0].lateral_paths) == 2 and len(plants[0].lateral_tips) == 2
+        assert plants[0].total_root_length_px == pytest.approx(500 + 85 + 86, rel=0.08)
+        assert near(plants[0].primary_root_tip, tips[0])
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("case", ["empty dish", "only agar and drops", "one plant"])
+    def test_every_expected_plant_is_reported_with_a_reason(self, case: str):
+        maps = blank()
+        if case == "only agar and drops":
+            for x in range(150, 1300, 160):
+                shoot(maps, x, 80, r=25)
+        if case == "one plant":
+            plant_at(maps, SLOTS[2])
+        plants = run(maps)
+        assert [p.plant for p in plants] == [0, 1, 2, 3, 4]
+        missing = [p for p in plants if not p.has_primary_tip]
+        assert len(missing) == (4 if case == "one plant" else 5)
+        assert all(p.low_confidence and p.reason for p in missing)
+
+    def test_another_plant_count_from_the_manifest(self):
+        maps = blank()
+        for x in SLOTS:
+            plant_at(maps, x)
+        assert len(run(maps, n=3)) == 3
+        assert len(run(maps, n=8)) == 8
