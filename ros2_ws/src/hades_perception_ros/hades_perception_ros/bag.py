@@ -19,11 +19,17 @@ import numpy as np
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from hades_perception.inference.plants import Plant
 from hades_perception.inference.prediction import Landmark, Prediction
 
 IMAGE_T, COMPRESSED_T, STRING_T = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "std_msgs/msg/String"
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)  # message definitions unchanged in Kilted
+# The project's types a replay records; an install without one was built from older .msg files.
+PROJECT_TYPES = tuple(
+    f"hades_perception_msgs/msg/{t}"
+    for t in ("SegmentationMasks", "LandmarkArray", "Certainty", "PlantArray", "ModelInfo", "Agreement")
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,9 @@ class BagFrame:
 
 
 def register_project_types() -> None:
-    """Teach the typestore hades_perception_msgs, from the installed .msg files."""
-    if "hades_perception_msgs/msg/Certainty" in TYPESTORE.types:
+    """Teach the typestore hades_perception_msgs, from the installed .msg files (every
+    one in the first share/hades_perception_msgs/msg on AMENT_PREFIX_PATH)."""
+    if all(t in TYPESTORE.types for t in PROJECT_TYPES):
         return
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         folder = Path(prefix) / "share" / "hades_perception_msgs" / "msg"
@@ -46,6 +53,12 @@ def register_project_types() -> None:
             for f in sorted(folder.glob("*.msg")):
                 types.update(get_types_from_msg(f.read_text(), f"hades_perception_msgs/msg/{f.stem}"))
             TYPESTORE.register(types)
+            missing = [t for t in PROJECT_TYPES if t not in TYPESTORE.types]
+            if missing:
+                raise RuntimeError(
+                    f"{folder} lacks {', '.join(missing)}: the workspace was built from older "
+                    "message files; rebuild it (bash scripts/setup.sh)"
+                )
             return
     raise RuntimeError(
         "hades_perception_msgs is not on AMENT_PREFIX_PATH: source scripts/env.sh "
@@ -174,12 +187,52 @@ class BagRecorder:
         self.writer.close()
 
 
+def plant_from_msg(msg: Any) -> Plant:
+    """A hades_perception_msgs/Plant (rclpy's or rosbags') as the core's Plant, without
+    the paths and lateral tips, which the message does not carry."""
+    return Plant(
+        int(msg.plant),
+        float(msg.confidence),
+        bool(msg.low_confidence),
+        base=(float(msg.base_x), float(msg.base_y)) if msg.has_base else None,
+        primary_root_tip=(float(msg.primary_root_tip_x), float(msg.primary_root_tip_y))
+        if msg.has_primary_root_tip
+        else None,
+        primary_root_length_px=float(msg.primary_root_length_px) if msg.has_primary_root_length else None,
+        primary_root_length_mm=float(msg.primary_root_length_mm) if msg.calibrated else None,
+        total_root_length_px=float(msg.total_root_length_px),
+        lateral_root_count=int(msg.lateral_root_count),
+        shoot_area_px=float(msg.shoot_area_px),
+        reason=str(msg.reason),
+    )
+
+
+def _plants(plants: Any, cert: Any) -> list[Plant]:
+    """From the plants message; from a recording without one, the per-plant
+    confidence and flags of `certainty` alone."""
+    if plants is not None:
+        return [plant_from_msg(p) for p in plants.plants]
+    if cert is None:
+        return []
+    return [
+        Plant(i, float(c), bool(low))
+        for i, (c, low) in enumerate(zip(cert.plant_confidence, cert.plant_low_confidence, strict=True))
+    ]
+
+
 def read_predictions(recording: Path, ns: str) -> dict[int, Prediction]:
     """A node's recorded outputs (`replay --record`), rebuilt as Predictions keyed by
     the header stamp of the frame they answer: masks and confidence from `masks`,
-    landmarks from `landmarks`, per-class confidence and threshold from `certainty`."""
+    landmarks from `landmarks`, per-class confidence and threshold from `certainty`,
+    plants and their traits from `plants` (from `certainty`'s per-plant confidence
+    in a recording made before the plants topic)."""
     register_project_types()
-    topics = {f"{ns}/masks": "masks", f"{ns}/landmarks": "landmarks", f"{ns}/certainty": "certainty"}
+    topics = {
+        f"{ns}/masks": "masks",
+        f"{ns}/landmarks": "landmarks",
+        f"{ns}/certainty": "certainty",
+        f"{ns}/plants": "plants",
+    }
     got: dict[str, dict[int, Any]] = {name: {} for name in topics.values()}
     with Reader(recording) as reader:
         for conn, _, raw in reader.messages(connections=[c for c in reader.connections if c.topic in topics]):
@@ -205,7 +258,7 @@ def read_predictions(recording: Path, ns: str) -> dict[int, Prediction]:
                 for lm in got["landmarks"][stamp].landmarks
             ],
             dict(zip(cert.class_names, cert.class_confidence, strict=True)) if cert else {},
-            [],
+            _plants(got["plants"].get(stamp), cert),
             float(cert.low_confidence_threshold) if cert else 0.5,
             {"version": m.model_version},
             None,

@@ -1,7 +1,7 @@
 """Prediction -> ROS messages, and the publishers of one model's results.
 
 Every output carries the input frame's header and the model version. What a robot
-acts on (landmarks, certainty: small) goes out first; the masks message (five
+acts on (landmarks, certainty, plants: small) goes out first; the masks message (five
 full-size images, 63 MB at 4202x3006) and the viewing images are built only while
 someone subscribes, like image_transport's lazy publishers.
 """
@@ -20,8 +20,17 @@ from std_msgs.msg import Header
 
 from hades_perception.inference.overlay import class_colour
 from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.plants import Plant as FoundPlant
 from hades_perception.inference.prediction import Prediction
-from hades_perception_msgs.msg import Certainty, Landmark, LandmarkArray, ModelInfo, SegmentationMasks
+from hades_perception_msgs.msg import (
+    Certainty,
+    Landmark,
+    LandmarkArray,
+    ModelInfo,
+    Plant,
+    PlantArray,
+    SegmentationMasks,
+)
 
 # model_info: a late subscriber gets the last one.
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
@@ -40,6 +49,30 @@ def colour_image(header: Header, pred: Prediction) -> Image:
     for i, (c, mask) in enumerate(pred.masks.items()):
         rgb[mask] = class_colour(c, i)
     return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
+
+
+def plant_msg(p: FoundPlant) -> Plant:
+    """One plant's traits; a position or length the core has not found is flagged
+    absent (has_*, calibrated false) and left 0."""
+    return Plant(
+        plant=int(p.plant),
+        has_base=p.base is not None,
+        base_x=float(p.base[0]) if p.base is not None else 0.0,
+        base_y=float(p.base[1]) if p.base is not None else 0.0,
+        has_primary_root_tip=p.primary_root_tip is not None,
+        primary_root_tip_x=float(p.primary_root_tip[0]) if p.primary_root_tip is not None else 0.0,
+        primary_root_tip_y=float(p.primary_root_tip[1]) if p.primary_root_tip is not None else 0.0,
+        has_primary_root_length=p.primary_root_length_px is not None,
+        primary_root_length_px=float(p.primary_root_length_px or 0.0),
+        calibrated=p.primary_root_length_mm is not None,
+        primary_root_length_mm=float(p.primary_root_length_mm or 0.0),
+        total_root_length_px=float(p.total_root_length_px),
+        lateral_root_count=int(p.lateral_root_count),
+        shoot_area_px=float(p.shoot_area_px),
+        confidence=float(p.confidence),
+        low_confidence=bool(p.low_confidence),
+        reason=p.reason,
+    )
 
 
 def model_info(pipeline: Pipeline, loaded_at: float, stamp: Time, store: str, channel: str, pinned: str) -> ModelInfo:
@@ -88,6 +121,7 @@ class Outputs:
         self.masks = node.create_publisher(SegmentationMasks, prefix + "masks", qos)
         self.landmarks = node.create_publisher(LandmarkArray, prefix + "landmarks", qos)
         self.certainty = node.create_publisher(Certainty, prefix + "certainty", qos)
+        self.plants = node.create_publisher(PlantArray, prefix + "plants", qos)
 
     def publish(
         self, header: Header, pred: Prediction, name: str, version: str, images: FrameImages | None = None
@@ -124,6 +158,9 @@ class Outputs:
                 low_confidence=any(p.low_confidence for p in pred.plants),
             )
         )
+        self.plants.publish(
+            PlantArray(header=header, model_version=version, plants=[plant_msg(p) for p in pred.plants])
+        )
         if not self.masks.get_subscription_count():
             return
         images = images or FrameImages(header, pred)
@@ -138,7 +175,7 @@ class Outputs:
         )
 
     def destroy(self) -> None:
-        for pub in (self.masks, self.landmarks, self.certainty):
+        for pub in (self.masks, self.landmarks, self.certainty, self.plants):
             self.node.destroy_publisher(pub)
 
 

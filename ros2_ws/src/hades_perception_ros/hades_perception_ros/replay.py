@@ -36,6 +36,7 @@ OUTPUTS = {  # relative to the node's namespace -> type name in the bag
     "masks": "hades_perception_msgs/msg/SegmentationMasks",
     "landmarks": "hades_perception_msgs/msg/LandmarkArray",
     "certainty": "hades_perception_msgs/msg/Certainty",
+    "plants": "hades_perception_msgs/msg/PlantArray",
     "model_info": "hades_perception_msgs/msg/ModelInfo",
 }
 
@@ -90,12 +91,13 @@ class Replayer(Node):
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
-        from hades_perception_msgs.msg import LandmarkArray, ModelInfo, SegmentationMasks
+        from hades_perception_msgs.msg import LandmarkArray, ModelInfo, PlantArray, SegmentationMasks
 
         types = {
             "masks": SegmentationMasks,
             "landmarks": LandmarkArray,
             "certainty": Certainty,
+            "plants": PlantArray,
             "model_info": ModelInfo,
         }
         for name, t in types.items():

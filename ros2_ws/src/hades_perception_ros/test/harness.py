@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-OUTPUTS = ("masks", "landmarks", "certainty")
+OUTPUTS = ("masks", "landmarks", "certainty", "plants")
 
 
 def image_msg(rgb: np.ndarray, stamp: int, encoding: str = "rgb8", frame_id: str = "hades_camera") -> Any:
@@ -39,7 +39,14 @@ class Probe:
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CompressedImage, Image
 
-        from hades_perception_msgs.msg import Agreement, Certainty, LandmarkArray, ModelInfo, SegmentationMasks
+        from hades_perception_msgs.msg import (
+            Agreement,
+            Certainty,
+            LandmarkArray,
+            ModelInfo,
+            PlantArray,
+            SegmentationMasks,
+        )
 
         self.ns = ns
         rclpy.init()
@@ -59,6 +66,7 @@ class Probe:
             ("masks", SegmentationMasks),
             ("landmarks", LandmarkArray),
             ("certainty", Certainty),
+            ("plants", PlantArray),
         ]
         if shadow:
             topics += [(f"shadow/{n}", t) for n, t in topics] + [("shadow/agreement", Agreement)]

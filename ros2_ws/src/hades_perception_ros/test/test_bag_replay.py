@@ -1,6 +1,7 @@
 """Bags end to end: `bag make` writes rosbag2 (mcap and sqlite3), `replay` plays one
 into the node (its own process) and records every output to a new bag, the report
-counts frames, and the outputs come back as prediction files named by source image."""
+counts frames, and the outputs come back as prediction files named by source image,
+plants and their traits included."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 from rosbags.rosbag2 import Reader
 
+from hades_perception.inference.plants import Plant
 from hades_perception.inference.prediction_files import read_predictions
-from hades_perception_ros.bag import TYPESTORE, make_bag, read_frames, register_project_types
+from hades_perception_ros.bag import TYPESTORE, make_bag, plant_from_msg, read_frames, register_project_types
 from hades_perception_ros.launching import start_node
 
 pytestmark = pytest.mark.ros
@@ -36,6 +38,34 @@ def test_bag_make_writes_every_image_with_its_source_and_reads_back(plates_dir: 
     assert (msg.height, msg.width, msg.encoding, msg.header.frame_id) == (752, 1050, "rgb8", "hades_camera")
     with pytest.raises(FileExistsError):
         make_bag(images, tmp_path / "b")
+
+
+def test_a_plant_goes_through_its_message_and_a_bag_unchanged():
+    """messages.plant_msg (rclpy, CDR) read back by rosbags as bag.read_predictions does:
+    every trait a robot gets, absent ones (None) included."""
+    from rclpy.serialization import serialize_message
+
+    from hades_perception_ros.messages import plant_msg
+
+    register_project_types()
+    found = Plant(
+        2,
+        0.8125,
+        False,
+        base=(410.5, 120.25),
+        primary_root_tip=(415.75, 610.5),
+        primary_root_length_px=512.5,
+        primary_root_length_mm=24.25,
+        total_root_length_px=700.0,
+        lateral_root_count=3,
+        shoot_area_px=1234.5,
+    )
+    tip_only = Plant(0, 0.25, True, primary_root_tip=(10.0, 20.0), reason="low confidence")
+    missing = Plant(4, 0.0, True, reason="no plant found at this position")
+    for p in (found, tip_only, missing):
+        raw = serialize_message(plant_msg(p))
+        back = plant_from_msg(TYPESTORE.deserialize_cdr(raw, "hades_perception_msgs/msg/Plant"))
+        assert back.to_dict() == p.to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +122,29 @@ def test_replay_plays_into_the_node_records_outputs_and_writes_them_as_predictio
     assert set(preds) == {p.stem for p in (plates_dir / "images").glob("*.png")}
     assert all(p.model["version"] == "0.0.1-test" and p.masks["root"].shape == (752, 1050) for p in preds.values())
     register_project_types()
-    sent = {f.stamp_ns for f in read_frames(bag)}
+    frames = list(read_frames(bag))
+    sent = {f.stamp_ns for f in frames}
     with Reader(tmp_path / "out.bag") as rec:
         topics = {c.topic for c in rec.connections}
-        assert {f"{NS}/masks", f"{NS}/landmarks", f"{NS}/certainty", f"{NS}/model_info"} <= topics
-        conns = [c for c in rec.connections if c.topic == f"{NS}/certainty"]
-        stamps = set()
+        assert {f"{NS}/masks", f"{NS}/landmarks", f"{NS}/certainty", f"{NS}/plants", f"{NS}/model_info"} <= topics
+        stamps: dict[str, set[int]] = {"certainty": set(), "plants": set()}
+        plants: dict[int, Any] = {}
+        conns = [c for c in rec.connections if c.topic in (f"{NS}/certainty", f"{NS}/plants")]
         for conn, _, raw in rec.messages(connections=conns):
             m: Any = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-            stamps.add(m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec)
-    assert stamps == sent  # every output pairs with the frame it came from
+            stamp = m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
+            stamps[conn.topic.rsplit("/", 1)[1]].add(stamp)
+            if conn.topic.endswith("/plants"):
+                assert m.model_version == "0.0.1-test"
+                plants[stamp] = m
+    assert stamps["certainty"] == stamps["plants"] == sent  # every output pairs with the frame it came from
+    # The prediction files' plants are the recorded ones: five, in order, with their traits.
+    for f in frames:
+        assert f.source is not None
+        written = json.loads((tmp_path / "predictions" / f"{f.source}.json").read_text())["plants"]
+        assert [p["plant"] for p in written] == [0, 1, 2, 3, 4]
+        assert written == [plant_from_msg(p).to_dict() for p in plants[f.stamp_ns].plants]
+        assert [p.to_dict() for p in preds[f.source].plants] == written
     assert len(list((tmp_path / "pics").glob("*.png"))) == 2
 
 

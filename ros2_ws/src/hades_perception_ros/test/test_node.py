@@ -1,7 +1,8 @@
 """The perception node in its own process, talking over DDS (loopback only, this
 run's own domain) with a real publisher and subscriber in the test process.
 
-Covers: outputs carry the input header and model version; bad frames (unknown
+Covers: outputs carry the input header and model version; the plants message holds
+every expected plant in order, agreeing with landmarks and certainty; bad frames (unknown
 encoding, step/size mismatch, truncated data, zero size, a 12000x9000 frame, a
 corrupt compressed image) each give a diagnostic and a log line while the node
 stays up and processes the next good frame; a burst at 10x the sustainable rate
@@ -79,10 +80,42 @@ def test_outputs_carry_the_input_header_and_the_model_version(probe: Probe, plat
     cert = probe.wait("certainty", lambda m: m.header.stamp.sec == 1001)
     masks = probe.wait("masks", lambda m: m.header.stamp.sec == 1001)
     marks = probe.wait("landmarks", lambda m: m.header.stamp.sec == 1001)
-    for msg in (cert, masks, marks):
+    plants = probe.wait("plants", lambda m: m.header.stamp.sec == 1001)
+    for msg in (cert, masks, marks, plants):
         assert msg.header.frame_id == "hades_camera" and msg.model_version == info.version
     assert [(im.height, im.width, im.encoding) for im in masks.masks] == [(752, 1050, "mono8")] * 4
     assert masks.confidence.height == 752 and len(cert.plant_confidence) == 5
+
+
+def test_the_plants_message_holds_every_plant_in_order_and_agrees_with_landmarks_and_certainty(
+    probe: Probe, plate: np.ndarray
+):
+    info = probe.wait("model_info")
+    probe.image_pub.publish(image_msg(plate, 1010))
+    cert = probe.wait("certainty", lambda m: m.header.stamp.sec == 1010)
+    marks = probe.wait("landmarks", lambda m: m.header.stamp.sec == 1010)
+    msg = probe.wait("plants", lambda m: m.header.stamp.sec == 1010)
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id) == (1010, 0, "hades_camera")
+    assert msg.model_version == info.version
+    assert [p.plant for p in msg.plants] == [0, 1, 2, 3, 4]  # one per expected plant, left to right
+    tips = {lm.plant: lm for lm in marks.landmarks if lm.kind == "primary_root_tip"}
+    assert set(tips) == {p.plant for p in msg.plants if p.has_primary_root_tip}
+    for p in msg.plants:
+        assert list(cert.plant_confidence)[p.plant] == pytest.approx(p.confidence)
+        assert list(cert.plant_low_confidence)[p.plant] == p.low_confidence
+        assert p.total_root_length_px >= 0 and p.lateral_root_count >= 0 and p.shoot_area_px >= 0
+        if p.has_primary_root_tip:  # the same point as the landmark (float32 there)
+            tip = tips[p.plant]
+            assert (tip.x, tip.y) == pytest.approx((p.primary_root_tip_x, p.primary_root_tip_y), abs=1e-3)
+            assert tip.confidence == pytest.approx(p.confidence)
+            if p.has_primary_root_length:
+                assert p.primary_root_length_px > 0 and p.calibrated == tip.calibrated
+        else:  # not found: flagged, with the reason, and nothing measured
+            assert p.low_confidence and p.reason
+            assert not (p.has_primary_root_length or p.calibrated)
+            assert p.primary_root_tip_x == p.primary_root_tip_y == 0.0
+        if p.calibrated:
+            assert p.has_primary_root_length and p.primary_root_length_mm > 0
 
 
 def test_the_viewing_topics_carry_the_images_of_the_masks_message_with_the_same_stamp(probe: Probe, plate: np.ndarray):
