@@ -51,7 +51,7 @@ LATERAL_MIN_MM = 1.0  # a branch shorter than this is a skeleton spur or a root 
 TIP_EVIDENCE_MM = 1.0  # a tip-detector peak this close to an end point confirms it
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
 MIN_SEED_MM2 = 0.05
-ROW_BAND_MM = 12.0  # plants sit in a row: a rootless shoot this far from it is not a plant
+ROW_BAND_MM = 6.0  # plants sit in a row: a root start farther than this above or below it is not a plant's
 SLOT_SPACING = 0.205  # of the dish width between neighbouring plants (five in a row, ~575 px of 2800)
 
 
@@ -156,9 +156,14 @@ def find_plants(
     dist = np.full(len(coords), np.inf)
     pred = np.full(len(coords), -9999)
     if graph is not None and starts:
-        starts = _in_row(starts, ppm_model, n_plants)
+        starts, row_y = _in_row(starts, ppm_model, n_plants)
         graph = _bridge(graph, coords, ev.root, ev.root_threshold, starts, ppm_model)
         dist, pred, owner = _own(graph, starts)
+        if row_y is not None:  # root systems that start in the row with no shoot found above them
+            more = _rootless_starts(graph, coords, owner, row_y, ppm_model)
+            if more:
+                starts = starts + more
+                dist, pred, owner = _own(graph, starts)
         kept = _plausible(starts, ppm_model, n_plants)
         if len(kept) < len(starts):  # what the dropped ones held goes to the others
             starts = kept
@@ -321,14 +326,30 @@ def _tree_length(dist: np.ndarray, pred: np.ndarray, mine: np.ndarray) -> float:
     return float((dist[idx] - dist[pred[idx]]).sum())
 
 
-def _in_row(starts: list[_Start], ppm: float, n: int) -> list[_Start]:
+def _in_row(starts: list[_Start], ppm: float, n: int) -> tuple[list[_Start], float | None]:
     """Plants sit in a row: a start far above or below the row of the largest shoots is
     a speck on a root or debris, not a plant (it would steal the lower part of a root)."""
     if not any(s.shoot_area for s in starts):
-        return starts  # started from seeds or root tops alone: no shoots to find the row by
+        return starts, None  # started from seeds or root tops alone: no shoots to find the row by
     biggest = sorted(starts, key=lambda s: -s.shoot_area)[: max(1, n)]
     row_y = float(np.median([s.y for s in biggest]))
-    return [s for s in starts if abs(s.y - row_y) <= ROW_BAND_MM * ppm]
+    return [s for s in starts if abs(s.y - row_y) <= ROW_BAND_MM * ppm], row_y
+
+
+def _rootless_starts(
+    graph: csr_matrix, coords: np.ndarray, owner: np.ndarray, row_y: float, ppm: float
+) -> list[_Start]:
+    """Root systems no start reaches whose top lies in the row, 3 mm or longer: plants
+    whose shoot was not segmented (a young or pale one), started at the root's top."""
+    _, comp = connected_components(graph, directed=False)
+    out = []
+    for c in np.unique(comp[owner < 0]):
+        members = np.nonzero(comp == c)[0]
+        top = int(members[np.argmin(coords[members, 1])])
+        if abs(coords[top, 1] - row_y) > ROW_BAND_MM * ppm or len(members) < 3 * MIN_ROOT_MM * ppm:
+            continue
+        out.append(_Start(top, float(coords[top, 0]), float(coords[top, 1])))
+    return out
 
 
 def _own(graph: csr_matrix, starts: list[_Start]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
