@@ -151,7 +151,7 @@ def find_plants(
         graph, nodes = pixel_graph(skel, connectivity=2)
         ys, xs = np.unravel_index(nodes, skel.shape)
         coords = np.stack([xs, ys], axis=1).astype(np.float64)
-        starts = _starts(ev, coords, skel.shape, ppm_model)
+        starts = _starts(ev, graph, coords, skel.shape, ppm_model)
     owner = np.full(len(coords), -1)
     dist = np.full(len(coords), np.inf)
     pred = np.full(len(coords), -9999)
@@ -205,7 +205,7 @@ def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list
     return out
 
 
-def _starts(ev: Evidence, coords: np.ndarray, shape: tuple[int, int], ppm: float) -> list[_Start]:
+def _starts(ev: Evidence, graph: csr_matrix, coords: np.ndarray, shape: tuple[int, int], ppm: float) -> list[_Start]:
     """Where root systems start: per shoot region (else seed region) the nearest
     skeleton pixel within ATTACH_MM, preferring pixels below it."""
     shoots = _regions(ev.shoot, ev.shoot_threshold, MIN_SHOOT_MM2 * ppm**2)
@@ -213,6 +213,11 @@ def _starts(ev: Evidence, coords: np.ndarray, shape: tuple[int, int], ppm: float
     reach = ATTACH_MM * ppm
     starts: list[_Start] = []
     used: set[int] = set()
+    # A root starts in a piece of skeleton long enough to be a root: a speck of root
+    # between shoot and root (a hypocotyl fragment) would start a plant with no root.
+    _, comp = connected_components(graph, directed=False)
+    sizes = np.bincount(comp)
+    substantial = sizes[comp] >= MIN_ROOT_MM * ppm
     anchors: list[tuple[Point, float, Point | None]] = [(sh["bottom"], sh["area"], None) for sh in shoots]
     # Seeds count where no shoot is near them (young seedlings; seeds under a shoot are its own).
     for sd in seeds:
@@ -221,6 +226,7 @@ def _starts(ev: Evidence, coords: np.ndarray, shape: tuple[int, int], ppm: float
     for (ax, ay), area, seed in anchors:
         d = np.hypot(coords[:, 0] - ax, coords[:, 1] - ay)
         d = d + np.where(coords[:, 1] < ay - reach / 4, reach, 0.0)  # roots grow down from the shoot
+        d = d + np.where(substantial, 0.0, reach / 2)
         j = int(np.argmin(d)) if len(d) else -1
         if j < 0 or d[j] > reach or j in used:
             continue
