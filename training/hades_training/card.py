@@ -84,6 +84,10 @@ def render_card(manifest: dict[str, Any], test: dict[str, Any], extra: dict[str,
         f"{_f(tips.get('p95_px'), 1)} px / {_f(tips.get('p95_mm'), 2)} mm (a missed tip counts as infinitely far, "
         f"so n/a when 5 % or more are missed); missed {tips.get('missing')} of {tips.get('count')}",
         f"- primary root length sMAPE {_f(test.get('primary_root_length_smape_pct'), 1)} %",
+        f"- primary tips within 1 mm with the right plant number "
+        f"{_f((test.get('plants') or {}).get('primary_tip_right_plant_within_1mm'))}; of the plants that are not, "
+        f"flagged low-confidence {_f((test.get('plants') or {}).get('misses_flagged_low_confidence'))}; lateral "
+        f"count error {_f((test.get('plants') or {}).get('lateral_count_mae'), 2)}",
         f"- primary tip confidence ECE {_f(cal.get('primary_tip_ece'), 4)}",
         f"- engine {test.get('engine')}, median {_f(test.get('timing_ms_median', {}).get('total'), 0)} ms per "
         "plate on the evaluating machine",

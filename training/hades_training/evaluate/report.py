@@ -99,6 +99,7 @@ def render_markdown(s: dict[str, Any], pictures: list[Path]) -> str:
     ]
     for c, v in s["segmentation"].items():
         lines.append(f"| {c} | {_f(v['iou'])} | {_f(v['f1'])} | {_f(v['precision'])} | {_f(v['recall'])} |")
+    pl = s.get("plants") or {}
     lines += [
         "",
         "## Primary root tips",
@@ -108,6 +109,14 @@ def render_markdown(s: dict[str, Any], pictures: list[Path]) -> str:
         f"95th percentile {_f(tips['p95_px'], 1)} px / {_f(tips['p95_mm'], 2)} mm",
         f"- within 1 mm: {_f(tips.get('within_1mm'))}; within {tips['radius']}: {_f(tips['within_radius'])}",
         f"- primary root length sMAPE: {_f(s['primary_root_length_smape_pct'], 1)} %",
+        "",
+        "## Plants (plant i against true plant i, numbered left to right)",
+        "",
+        f"- plants: {pl.get('plants')}; primary tip within 1 mm with the right plant number: "
+        f"{_f(pl.get('primary_tip_right_plant_within_1mm'))}",
+        f"- of the {pl.get('misses')} that are not, flagged low-confidence: "
+        f"{_f(pl.get('misses_flagged_low_confidence'))}",
+        f"- lateral root count, mean absolute error: {_f(pl.get('lateral_count_mae'), 2)}",
         "",
         "## Landmark detection (within 1 mm, or 20 px uncalibrated)",
         "",
@@ -160,5 +169,10 @@ def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> None:
                 flat[f"tip_{k}"] = summary["primary_root_tip"][k]
         if summary["calibration"]["pixel_ece"] is not None:
             flat["pixel_ece"] = summary["calibration"]["pixel_ece"]
+        for k, v in (summary.get("plants") or {}).items():
+            if isinstance(v, float):
+                flat[f"plants_{k}"] = v
+        if summary.get("primary_root_length_smape_pct") is not None:
+            flat["primary_root_length_smape_pct"] = summary["primary_root_length_smape_pct"]
         mlflow.log_metrics(flat)
         mlflow.log_artifacts(str(out), artifact_path="evaluation")

@@ -16,7 +16,6 @@ import numpy as np
 
 from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_perception.inference.prediction import Prediction
-from hades_training.data.landmarks_from_masks import derive_plants
 from hades_training.data.sample import Sample
 from hades_training.evaluate.metrics import CalibrationBins, SegCounts, error_summary, match_points, smape
 
@@ -37,6 +36,10 @@ class Scorer:
         self.detection = {k: [0, 0, 0] for k in (PRIMARY, TIP, SEED)}  # tp, fp, fn
         self.lengths_pred: list[float] = []
         self.lengths_true: list[float] = []
+        # Per plant, by its number: what a robot acts on (plant i's tip must be plant i's).
+        self.plant_hits: list[bool] = []  # primary tip within 1 mm (20 px) of the same-numbered true plant's
+        self.plant_flagged: list[bool] = []  # that plant reported low_confidence
+        self.lateral_errors: list[int] = []  # |predicted - true| lateral root count
         self.calibration, self.lengths = calibration, lengths
         self.images: list[dict[str, Any]] = []
 
@@ -81,10 +84,25 @@ class Scorer:
         self.tip_hits += [e is not None and e <= radius for e in errors]
         fig["primary_tip_error_px"] = [None if e is None else round(e, 1) for e in errors]
 
+        self._add_plants(pred, sample, radius)
         if self.lengths:
             self._add_lengths(pred, sample)
         self.images.append(fig)
         return fig
+
+    def _add_plants(self, pred: Prediction, sample: Sample, radius: float) -> None:
+        """Plant i against true plant i (both numbered left to right)."""
+        truth = sorted(sample.truth.plants, key=lambda p: p.index)
+        by_number = {p.plant: p for p in pred.plants}
+        for i, t in enumerate(truth):
+            if t.primary_root_tip is None:
+                continue
+            p = by_number.get(i)
+            tip = p.primary_root_tip if p is not None else None
+            self.plant_hits.append(tip is not None and math.dist(tip, t.primary_root_tip) <= radius)
+            self.plant_flagged.append(p is None or p.low_confidence)
+            if p is not None and t.root_tips is not None:
+                self.lateral_errors.append(abs(p.lateral_root_count - len(t.root_tips)))
 
     def _add_pixel_calibration(self, pred: Prediction, sample: Sample) -> None:
         if pred.probs is None or pred.crop is None:
@@ -98,12 +116,11 @@ class Scorer:
             self.pixel_bins[name].add(np.maximum(p, 1 - p), (p > 0.5) == gt)
 
     def _add_lengths(self, pred: Prediction, sample: Sample) -> None:
-        derived = derive_plants(
-            pred.masks["root"].astype(np.uint8), pred.masks.get("seed"), None, pred.masks.get("occluded_root")
-        )
+        """Primary root lengths the plant structure measured, against the true plant whose
+        tip is nearest (within PRIMARY_MATCH_MM); a true root with none is length 0."""
         have = [
             (p.primary_root_tip, p.primary_root_length_px)
-            for p in derived
+            for p in pred.plants
             if p.primary_root_tip and p.primary_root_length_px
         ]
         ppm = sample.truth.px_per_mm
@@ -147,8 +164,22 @@ class Scorer:
                 "primary_tip_ece": self.landmark_bins.ece(),
             },
             "primary_root_length_smape_pct": smape(self.lengths_pred, self.lengths_true) if self.lengths_true else None,
+            "plants": self._plant_summary(),
         }
         return _finite(out)
+
+    def _plant_summary(self) -> dict[str, Any]:
+        """Per plant, by number: tips within 1 mm (20 px uncalibrated) of the same-numbered
+        true plant's; of the plants that are not, the share flagged low_confidence; the
+        lateral root count's mean absolute error."""
+        misses = [f for hit, f in zip(self.plant_hits, self.plant_flagged, strict=True) if not hit]
+        return {
+            "plants": len(self.plant_hits),
+            "primary_tip_right_plant_within_1mm": float(np.mean(self.plant_hits)) if self.plant_hits else None,
+            "misses": len(misses),
+            "misses_flagged_low_confidence": float(np.mean(misses)) if misses else None,
+            "lateral_count_mae": float(np.mean(self.lateral_errors)) if self.lateral_errors else None,
+        }
 
     def pixel_bins_all(self) -> CalibrationBins:
         merged = CalibrationBins()
