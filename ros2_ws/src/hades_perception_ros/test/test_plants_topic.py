@@ -26,7 +26,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
     if not (SHIPPED / "manifest.json").is_file():
         pytest.skip(f"{SHIPPED}: the shipped model is not beside this package")
     folder = tmp_path_factory.mktemp("node")
-    params = {"model_bundle_path": str(SHIPPED), "execution_providers": ["CPUExecutionProvider"]}
+    params: dict[str, object] = {"model_bundle_path": str(SHIPPED), "execution_providers": ["CPUExecutionProvider"]}
     proc = start_node(params, folder, NS, CAMERA, log=folder / "node.log")
     p = Probe(NS, CAMERA)
     p.wait("model_info", timeout=90)
