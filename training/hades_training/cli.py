@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--difficulty",
         default="normal",
-        help="appearance: a preset (easy, normal, hard, drift_blur, drift_dark, drift_noise, "
+        help="appearance: a preset (easy, normal, hard, realistic, drift_blur, drift_dark, drift_noise, "
         "drift_condensation, drift_illumination) or a number 0-1 (easy..hard)",
     )
     p.add_argument("--width", type=int, default=4202, help="image width (default: Hades 4202)")

@@ -35,6 +35,8 @@ def keep_loadable(
 
 
 def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB. 8-bit grey (single-channel) images, as some Hades sets and the
+    synthetic `realistic` preset ship them, come back with three equal channels."""
     if not path.is_file():
         raise DatasetError(path, "image file is missing")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -2,7 +2,9 @@
 
 Drift studies need to move the image distribution one knob at a time (blur,
 contrast, illumination, noise, condensation) while the plants stay the same,
-so appearance is a value of its own, separate from plant geometry.
+so appearance is a value of its own, separate from plant geometry. The
+`realistic` preset is the exception: it also changes the plants, the dish and
+the image format (see realistic.py).
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ class Appearance:
     noise_sigma: float = 2.0  # sensor noise, grey levels
     condensation: float = 0.3  # 0 none ... 1 heavily fogged lid
     dust: float = 0.3  # 0 none ... 1 dirty
+    # What real Hades plates show (synth/realistic.py): young and old seedlings, hidden
+    # seeds, large drops with bright rims, scratches, fibres, debris, the mould mark,
+    # 19-23 px/mm, cropped frames and 8-bit grey PNGs. The knobs above are then the
+    # centres of a per-plate domain randomisation rather than fixed values.
+    realistic: bool = False
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | bool]:
         return asdict(self)
 
 
@@ -55,11 +62,24 @@ PRESETS: dict[str, Appearance] = {
     "drift_noise": Appearance(noise_sigma=8.0),
     "drift_condensation": Appearance(condensation=1.0),
     "drift_illumination": Appearance(vignetting=0.30, illumination_gradient=0.20),
+    # What goes wrong on real plates; every plate draws its own conditions around these.
+    "realistic": Appearance(
+        blur_sigma=0.9,
+        contrast=0.95,
+        vignetting=0.12,
+        illumination_gradient=0.05,
+        band_strength=0.07,
+        noise_sigma=2.5,
+        condensation=0.5,
+        dust=0.5,
+        realistic=True,
+    ),
 }
 
 
 def appearance_for(difficulty: str | float) -> Appearance:
-    """A preset by name, or a number in [0, 1] interpolating easy (0), normal (0.5), hard (1)."""
+    """A preset by name, or a number in [0, 1] interpolating easy (0), normal (0.5), hard (1).
+    Numbers interpolate the clean presets' knobs only (never `realistic`)."""
     if isinstance(difficulty, str):
         if difficulty in PRESETS:
             return PRESETS[difficulty]
@@ -76,5 +96,9 @@ def appearance_for(difficulty: str | float) -> Appearance:
         if difficulty <= 0.5
         else (PRESETS["normal"], PRESETS["hard"], difficulty * 2 - 1)
     )
-    values = {f.name: (1 - t) * getattr(lo, f.name) + t * getattr(hi, f.name) for f in fields(Appearance)}
+    values = {
+        f.name: (1 - t) * getattr(lo, f.name) + t * getattr(hi, f.name)
+        for f in fields(Appearance)
+        if isinstance(getattr(lo, f.name), float)
+    }
     return Appearance(**values)

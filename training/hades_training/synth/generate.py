@@ -1,7 +1,7 @@
 """Writes synthetic Hades plates in the Hades dataset layout, with exact ground truth.
 
 Layout (read by hades_training.data.hades_folder and other tools):
-  DIR/images/<stem>.png
+  DIR/images/<stem>.png                                        RGB; 8-bit grey in some `realistic` sets
   DIR/masks/<stem>_{root,shoot,seed,occluded_root}_mask.tif   uint8 0/1, image size
   DIR/landmarks/<stem>.json
   DIR/synth.json                                                how the set was made
@@ -25,6 +25,7 @@ import numpy as np
 
 from hades_training.synth.appearance import Appearance, appearance_for
 from hades_training.synth.plants import Dish, Seedling, make_seedlings
+from hades_training.synth.realistic import Layout, layout, plate_set, render_realistic
 from hades_training.synth.render import CLASSES, HEIGHT, WIDTH, make_dish, render_plate
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ PLATES_PER_EXPERIMENT = 4  # plates of one synthetic "experiment" share a split
 @dataclass(frozen=True)
 class Plate:
     stem: str
-    image: np.ndarray  # (H, W, 3) uint8 RGB
+    image: np.ndarray  # (H, W, 3) uint8 RGB, or (H, W) uint8 grey (some `realistic` sets)
     masks: dict[str, np.ndarray]  # class -> (H, W) uint8 0/1
     landmarks: dict[str, Any]
 
@@ -71,6 +72,8 @@ def make_plate(
     seed: int, index: int, look: Appearance, prefix: str = "synth", width: int = WIDTH, height: int = HEIGHT
 ) -> Plate:
     """One plate, fully determined by (seed, index, look, size)."""
+    if look.realistic:
+        return make_realistic_plate(seed, index, look, prefix, width, height)
     rng = np.random.default_rng([seed, index])
     dish = make_dish(rng, width, height)
     seedlings = make_seedlings(rng, dish)
@@ -80,13 +83,47 @@ def make_plate(
     return Plate(stem, image, masks, plate_landmarks(dish, seedlings, width, height))
 
 
+def realistic_layout(
+    seed: int, index: int, look: Appearance, width: int = WIDTH, height: int = HEIGHT
+) -> tuple[Layout, np.random.Generator]:
+    """What a `realistic` plate will show (set, conditions, dish, crop, seedlings),
+    without drawing it, and the plate's random stream positioned to draw it."""
+    rng = np.random.default_rng([seed, index])
+    return layout(rng, plate_set(seed, index // PLATES_PER_EXPERIMENT), look, width, height), rng
+
+
+def make_realistic_plate(
+    seed: int, index: int, look: Appearance, prefix: str = "synth", width: int = WIDTH, height: int = HEIGHT
+) -> Plate:
+    """A plate of the `realistic` preset (synth/realistic.py). `width` x `height` is the
+    camera frame; the image is that frame or, for cropped sets, the dish cut out of it,
+    with masks and landmarks in the image's own pixels."""
+    lay, rng = realistic_layout(seed, index, look, width, height)
+    grey, masks, ring = render_realistic(rng, lay)
+    image = grey if lay.set.grey else np.repeat(grey[:, :, None], 3, axis=2)
+    out_w, out_h = lay.size
+    landmarks = plate_landmarks(lay.dish, lay.seedlings, out_w, out_h)
+    for entry, s in zip(landmarks["plants"], lay.seedlings, strict=True):
+        entry["stage"] = s.stage
+        entry["seed_visible"] = s.seed_cover == "visible"
+    landmarks["realistic"] = {
+        "frame": [width, height],
+        "crop_px": list(lay.crop) if lay.crop else None,  # (x0, y0, x1, y1) in the frame
+        "channels": 1 if lay.set.grey else 3,
+        "stage": lay.set.stage,
+        "condensation": lay.drops,
+        "mould_mark": ring,
+        "appearance": {k: round(v, 4) for k, v in lay.look.to_dict().items() if not isinstance(v, bool)},
+    }
+    experiment = index // PLATES_PER_EXPERIMENT
+    return Plate(f"{prefix}_s{seed}_exp{experiment:03d}_{index:04d}", image, masks, landmarks)
+
+
 def write_plate(plate: Plate, out: Path) -> None:
-    """Files first, landmarks last: a plate with a landmarks file is complete."""
-    cv2.imwrite(
-        str(out / "images" / f"{plate.stem}.png"),
-        cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR),
-        [cv2.IMWRITE_PNG_COMPRESSION, 3],
-    )
+    """Files first, landmarks last: a plate with a landmarks file is complete.
+    A 2-D image is written as an 8-bit grey (single-channel) PNG."""
+    pixels = plate.image if plate.image.ndim == 2 else cv2.cvtColor(plate.image, cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(out / "images" / f"{plate.stem}.png"), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     for cls in CLASSES:
         cv2.imwrite(str(out / "masks" / f"{plate.stem}_{cls}_mask.tif"), plate.masks[cls])
     tmp = out / "landmarks" / f"{plate.stem}.json.tmp"

@@ -25,6 +25,13 @@ class Root:
     primary: bool
     # Index ranges [start, stop) of points that run under the agar (occluded).
     occluded: list[tuple[int, int]] = field(default_factory=list)
+    # Realistic plates only: how dark each point is drawn (1 = a normal root), root
+    # hairs per px along the upper root, and, for young roots, how many grey levels
+    # darker than the agar the tip is: the renderer then chooses the tip's opacity
+    # and `opacity` (1 -> 0 towards the tip) only shapes the fade.
+    opacity: np.ndarray | None = None
+    hair_density: float = 0.0
+    tip_contrast: float = 0.0
 
     @property
     def tip(self) -> tuple[float, float]:
@@ -51,6 +58,13 @@ class Seedling:
     shoot_centre: tuple[float, float]
     leaves: list[Leaf]
     roots: list[Root]  # primary first
+    # Realistic plates only: "young" or "old"; where the seed sits: "visible" (a dark
+    # seed coat of its own), "hypocotyl" (inside the swollen hypocotyl base) or
+    # "shoot" (under the rosette); and the hypocotyl's width and darkness.
+    stage: str = ""
+    seed_cover: str = "visible"
+    hypocotyl_width: float = 5.0
+    hypocotyl_darkness: float = 0.8
 
     @property
     def primary(self) -> Root:
@@ -229,4 +243,170 @@ def make_seedlings(rng: np.random.Generator, dish: Dish, n: int = 5) -> list[See
         y = row_y + rng.normal(0, 25) * scale
         plant_age = float(np.clip(age + rng.normal(0, 0.12), 0.0, 1.0))
         seedlings.append(make_seedling(rng, i, (x, y), dish, plant_age, float(skews[i]), scale))
+    return seedlings
+
+
+# --- realistic plates ---------------------------------------------------------------
+# ../shared/HADES.md, "What real plates show": young seedlings with 300-600 px primary
+# roots, 2-3 px tips only 5-10 grey levels darker than the agar and fuzzy root hairs;
+# older ones with many laterals and crossing neighbours; seeds inside the hypocotyl
+# base or under the shoot rather than separate dark blobs.
+SEED_COVER_P = {"hypocotyl": 0.5, "shoot": 0.35, "visible": 0.15}
+YOUNG_TIP_CONTRAST = (5.0, 10.0)  # grey levels darker than the agar at a young root's tip
+
+
+def _fading_tip(n: int, fraction: float, tip: float) -> np.ndarray:
+    """Opacity 1 along the root, falling linearly to `tip` over the last `fraction`."""
+    op = np.ones(n)
+    m = max(2, round(fraction * n))
+    op[-m:] = np.linspace(1.0, tip, m)
+    return op
+
+
+def make_realistic_seedling(
+    rng: np.random.Generator,
+    index: int,
+    seed_xy: tuple[float, float],
+    dish: Dish,
+    stage: str,
+    skew: float,
+    scale: float,
+    frame_scale: float,
+) -> Seedling:
+    """One seedling of a realistic plate. `scale` is image px per Hades px of the
+    plant (it follows px/mm), `frame_scale` image px per px of a 4202x3006 frame:
+    young root lengths and tip widths are given in frame pixels, as observed."""
+    sx, sy = seed_xy
+    k, fs = scale, frame_scale
+    young = stage == "young"
+    # Arabidopsis seeds are about 0.5 x 0.3 mm: 10-13 x 6-9 px.
+    seed_axes = (rng.uniform(4.5, 6.5) * k, rng.uniform(3.0, 4.5) * k)
+    cover = str(rng.choice(list(SEED_COVER_P), p=list(SEED_COVER_P.values())))
+    # A seed inside the hypocotyl base lies along the stem, which closes over it.
+    seed_angle = 90 + rng.normal(0, 12) if cover == "hypocotyl" else rng.uniform(0, 180)
+
+    if young:  # two cotyledons, sometimes the first true leaves
+        extent = rng.uniform(22, 48) * k
+        n_leaves = 2 if rng.random() < 0.7 else int(rng.integers(3, 5))
+        hyp_len = rng.uniform(20, 60) * k
+    else:
+        extent = rng.uniform(50, 95) * k
+        n_leaves = int(rng.integers(3, 7))
+        hyp_len = rng.uniform(40, 75) * k
+    if cover == "shoot":  # the rosette sits on the seed
+        hyp_len = rng.uniform(0, 0.6) * seed_axes[0]
+    shoot = (sx + rng.normal(0, 3) * k, sy - hyp_len)
+    base_angle = rng.uniform(0, 2 * np.pi)
+    leaves = []
+    for j in range(n_leaves):
+        a = base_angle + 2 * np.pi * j / n_leaves + rng.normal(0, 0.25)
+        major = extent * rng.uniform(0.45, 0.6)
+        minor = major * rng.uniform(0.45, 0.75)
+        dist = extent - major
+        centre = (shoot[0] + dist * np.cos(a), shoot[1] + dist * np.sin(a))
+        leaves.append(Leaf(centre, (major, minor), float(np.degrees(a))))
+
+    base = np.array([sx, sy + seed_axes[1]])
+    if young:
+        length = rng.uniform(300, 600) * fs
+        base_w, tip_w = rng.uniform(3.5, 5.5) * k, rng.uniform(2.0, 3.0) * fs
+    else:
+        length = rng.uniform(900, 1400) * k
+        base_w, tip_w = rng.uniform(5.0, 8.0) * k, rng.uniform(2.4, 3.4) * fs
+    pts = _grow(
+        rng,
+        base,
+        rng.normal(0, 0.1),
+        length,
+        dish,
+        scale=k,
+        target=skew,
+        pull=0.04,
+        wave_amp=rng.uniform(0.04, 0.22),
+        wave_len=rng.uniform(180, 420) * k,
+        wiggle=0.02,
+    )
+    widths = np.maximum(_taper(len(pts), base_w, tip_w), 1.0)
+    tip_contrast = 0.0
+    if young:  # a thin translucent tip, 5-10 grey levels darker than the agar
+        opacity = _fading_tip(len(pts), rng.uniform(0.25, 0.4), 0.0)
+        tip_contrast = rng.uniform(*YOUNG_TIP_CONTRAST)
+        hairs = rng.uniform(0.3, 0.9)
+    else:
+        opacity = _fading_tip(len(pts), rng.uniform(0.06, 0.15), rng.uniform(0.2, 0.5))
+        hairs = rng.uniform(0.0, 0.4)
+    primary = Root(pts, widths, primary=True, opacity=opacity, hair_density=hairs, tip_contrast=tip_contrast)
+    if rng.random() < 0.3 and len(pts) > 30:
+        start = int(rng.integers(int(0.3 * len(pts)), int(0.7 * len(pts))))
+        stretch = max(3, int(rng.uniform(40, 160) / STEP_PX))  # points, so 40-160 Hades px
+        primary.occluded.append((start, min(len(pts) - 3, start + stretch)))
+    roots = [primary]
+
+    n_lat = int(rng.poisson(0.4)) if young else int(rng.poisson(rng.uniform(6, 13)))
+    n_pts = len(pts)
+    for _ in range(n_lat):
+        j = int(rng.integers(int(0.1 * n_pts), max(int(0.1 * n_pts) + 1, int(0.8 * n_pts))))
+        side = rng.choice([-1.0, 1.0])
+        parent = pts[min(j + 1, n_pts - 1)] - pts[j]
+        angle = float(np.arctan2(parent[0], parent[1])) + side * np.radians(rng.uniform(40, 85))
+        room = (n_pts - j) * STEP_PX * k
+        lat_len = rng.uniform(0.2, 1.0) * min((120.0 if young else 520.0) * k, 0.7 * room)
+        if lat_len < 25 * k:
+            continue
+        lpts = _grow(
+            rng,
+            pts[j].copy(),
+            angle,
+            lat_len,
+            dish,
+            scale=k,
+            target=side * np.radians(rng.uniform(15, 50)),
+            pull=0.03,
+            wave_amp=0.05,
+            wave_len=rng.uniform(120, 300) * k,
+            wiggle=0.03,
+        )
+        if len(lpts) < 6:
+            continue
+        base_lw = min(float(widths[j]) * 0.6, rng.uniform(2.2, 4.0) * k)
+        lat_w = np.maximum(_taper(len(lpts), base_lw, rng.uniform(1.4, 2.2) * fs), 1.0)
+        lat_op = _fading_tip(len(lpts), 0.2, rng.uniform(0.3, 0.6))
+        roots.append(Root(lpts, lat_w, primary=False, opacity=lat_op))
+
+    return Seedling(
+        index,
+        (sx, sy),
+        seed_axes,
+        seed_angle,
+        shoot,
+        leaves,
+        roots,
+        stage=stage,
+        seed_cover=cover,
+        hypocotyl_width=rng.uniform(4.0, 7.0) * k,
+        hypocotyl_darkness=rng.uniform(0.5, 0.75),
+    )
+
+
+def make_realistic_seedlings(
+    rng: np.random.Generator, dish: Dish, stage: str, frame_scale: float, n: int = 5
+) -> list[Seedling]:
+    """Five seedlings in a row, all `stage` ("young" or "old") or, for "mixed", each
+    its own. Old plates have neighbours' roots crossing more often than not."""
+    width = dish.x1 - dish.x0
+    scale = width / 2820
+    spacing = rng.uniform(550, 600) * scale
+    row_y = dish.y0 + rng.uniform(0.09, 0.16) * (dish.y1 - dish.y0)
+    centre_x = (dish.x0 + dish.x1) / 2 + rng.normal(0, 30) * scale
+    stages = [stage] * n if stage != "mixed" else [str(rng.choice(["young", "old"])) for _ in range(n)]
+    skews = rng.normal(0, 0.08, n)
+    n_cross = int(rng.choice([0, 1, 2], p=[0.3, 0.45, 0.25] if "old" in stages else [0.6, 0.35, 0.05]))
+    for crosser in rng.choice(n, size=n_cross, replace=False):
+        towards = -1.0 if crosser == n - 1 else (1.0 if crosser == 0 else rng.choice([-1.0, 1.0]))
+        skews[crosser] = towards * rng.uniform(0.35, 0.6)
+    seedlings = []
+    for i in range(n):
+        x = centre_x + (i - (n - 1) / 2) * spacing + rng.normal(0, 6) * scale
+        y = row_y + rng.normal(0, 25) * scale
+        seedlings.append(make_realistic_seedling(rng, i, (x, y), dish, stages[i], float(skews[i]), scale, frame_scale))
     return seedlings
