@@ -27,6 +27,7 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,9 +185,15 @@ def _root_mask(ev: Evidence) -> np.ndarray:
     return ndi.binary_closing(mask, structure=np.ones((3, 3), bool)) | mask
 
 
-def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list[dict]:
-    """Labelled regions of a probability map above threshold, large enough; per region
-    its area, its bottom centre (where a root leaves a shoot) and centroid (model px)."""
+@dataclass
+class _Region:
+    area: float  # model px
+    bottom: Point  # bottom centre: where a root leaves a shoot
+    centre: Point
+
+
+def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list[_Region]:
+    """Regions of a probability map above threshold, `min_area` or larger (model px)."""
     if prob is None:
         return []
     labels, _ = ndi.label(prob > threshold)
@@ -194,14 +201,12 @@ def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list
     for k, sl in enumerate(ndi.find_objects(labels), start=1):
         if sl is None:
             continue
-        region = labels[sl] == k
-        area = float(region.sum())
-        if area < min_area:
+        ys, xs = np.nonzero(labels[sl] == k)
+        if len(ys) < min_area:
             continue
-        ys, xs = np.nonzero(region)
         ys, xs = ys + sl[0].start, xs + sl[1].start
-        bottom, centre = (float(xs.mean()), float(ys.max())), (float(xs.mean()), float(ys.mean()))
-        out.append({"label": k, "area": area, "bottom": bottom, "centre": centre})
+        cx = float(xs.mean())
+        out.append(_Region(float(len(ys)), (cx, float(ys.max())), (cx, float(ys.mean()))))
     return out
 
 
@@ -218,11 +223,11 @@ def _starts(ev: Evidence, graph: csr_matrix, coords: np.ndarray, shape: tuple[in
     _, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp)
     substantial = sizes[comp] >= MIN_ROOT_MM * ppm
-    anchors: list[tuple[Point, float, Point | None]] = [(sh["bottom"], sh["area"], None) for sh in shoots]
+    anchors: list[tuple[Point, float, Point | None]] = [(sh.bottom, sh.area, None) for sh in shoots]
     # Seeds count where no shoot is near them (young seedlings; seeds under a shoot are its own).
     for sd in seeds:
-        if all(math.dist(sd["centre"], sh["bottom"]) > reach for sh in shoots):
-            anchors.append((sd["centre"], 0.0, sd["centre"]))
+        if all(math.dist(sd.centre, sh.bottom) > reach for sh in shoots):
+            anchors.append((sd.centre, 0.0, sd.centre))
     for (ax, ay), area, seed in anchors:
         d = np.hypot(coords[:, 0] - ax, coords[:, 1] - ay)
         d = d + np.where(coords[:, 1] < ay - reach / 4, reach, 0.0)  # roots grow down from the shoot
@@ -233,29 +238,27 @@ def _starts(ev: Evidence, graph: csr_matrix, coords: np.ndarray, shape: tuple[in
         used.add(j)
         starts.append(_Start(j, float(coords[j, 0]), float(coords[j, 1]), area, seed))
     for st in starts:  # a seed near a shoot-based start is that plant's seed
-        near = [sd["centre"] for sd in seeds if math.dist(sd["centre"], (st.x, st.y)) <= reach]
+        near = [sd.centre for sd in seeds if math.dist(sd.centre, (st.x, st.y)) <= reach]
         st.seed = st.seed or (min(near, key=lambda c: math.dist(c, (st.x, st.y))) if near else None)
     if not starts and len(coords):
-        starts = _starts_without_shoots(coords, shape, ppm)
+        # No shoot and no seed found (a model without those classes, pale seedlings): each
+        # root system that starts in the upper half of the dish stands for a plant.
+        starts = _tops(comp, coords, lambda top: coords[top, 1] < shape[0] / 2)
     return starts
 
 
-def _starts_without_shoots(coords: np.ndarray, shape: tuple[int, int], ppm: float) -> list[_Start]:
-    """No shoot and no seed found (a model without those classes, a plate imaged from
-    below): each root system that starts in the upper half of the dish stands for a
-    plant, started at its top."""
-    del ppm
-    ys, xs = coords[:, 1].astype(int), coords[:, 0].astype(int)
-    grid = np.zeros(shape, bool)
-    grid[ys, xs] = True
-    labels, n = ndi.label(grid, structure=np.ones((3, 3), bool))
-    starts = []
-    for k in range(1, n + 1):
-        members = np.nonzero(labels[ys, xs] == k)[0]
+def _tops(
+    comp: np.ndarray, coords: np.ndarray, keep: Callable[[int], bool], among: np.ndarray | None = None
+) -> list[_Start]:
+    """A start at the top node of each connected piece of skeleton (among `among`
+    nodes, default all) for which keep(top node) holds."""
+    out = []
+    for c in np.unique(comp if among is None else comp[among]):
+        members = np.nonzero(comp == c)[0]
         top = int(members[np.argmin(coords[members, 1])])
-        if coords[top, 1] < shape[0] / 2:
-            starts.append(_Start(top, float(coords[top, 0]), float(coords[top, 1])))
-    return starts
+        if keep(top):
+            out.append(_Start(top, float(coords[top, 0]), float(coords[top, 1])))
+    return out
 
 
 def _bridge(
@@ -348,14 +351,12 @@ def _rootless_starts(
     """Root systems no start reaches whose top lies in the row, 3 mm or longer: plants
     whose shoot was not segmented (a young or pale one), started at the root's top."""
     _, comp = connected_components(graph, directed=False)
-    out = []
-    for c in np.unique(comp[owner < 0]):
-        members = np.nonzero(comp == c)[0]
-        top = int(members[np.argmin(coords[members, 1])])
-        if abs(coords[top, 1] - row_y) > ROW_BAND_MM * ppm or len(members) < 3 * MIN_ROOT_MM * ppm:
-            continue
-        out.append(_Start(top, float(coords[top, 0]), float(coords[top, 1])))
-    return out
+    sizes = np.bincount(comp)
+
+    def in_row(top: int) -> bool:
+        return abs(coords[top, 1] - row_y) <= ROW_BAND_MM * ppm and sizes[comp[top]] >= 3 * MIN_ROOT_MM * ppm
+
+    return _tops(comp, coords, in_row, among=owner < 0)
 
 
 def _own(graph: csr_matrix, starts: list[_Start]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
