@@ -35,7 +35,7 @@ set -e
 if [[ $rc != 0 || ! -f "$RESULTS/pytest.xml" ]]; then
   echo "colcon test failed (exit $rc) or wrote no results" >&2
   status=1
-elif ! colcon test-result --test-result-base "$RESULTS" --verbose; then
+elif ! colcon --log-base "$WS/log" test-result --test-result-base "$RESULTS" --verbose; then
   echo "the ROS package's tests failed (colcon test-result above)" >&2
   status=1
 fi

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from hades_perception.contract.bundle import MANIFEST, open_bundle
+from hades_perception.contract.bundle import MANIFEST, load_manifest, open_bundle
 from hades_perception.models import cli as model_cli
 from hades_perception.models.blobs import ConflictError, NotFoundError, StoreError
 from hades_perception.models.store import ModelStore
 from tests.bundles import SHIPPED, new_version
 
 MODEL = "hades-seedlings"
-V1 = "2026.11.22-3"  # the shipped bundle's own version
-V2, V3, V4 = "2026.11.23-1", "2026.11.24-1", "2026.11.25-1"
+V1 = load_manifest(SHIPPED).version  # the shipped bundle's own version
+V2, V3, V4 = "2030.01.01-1", "2030.01.02-1", "2030.01.03-1"  # newer than any shipped version
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -90,9 +90,8 @@ def test_a_version_whose_manifest_was_never_written_is_not_listed(tmp_path: Path
 def test_numbered_builds_of_a_day_are_listed_in_numeric_order(tmp_path: Path) -> None:
     """Versions list oldest first: build -10 of a day comes after build -3, not before it."""
     store = ModelStore.open(tmp_path / "store")
-    for v in ("2026.11.22-10", "2026.11.22-9"):
+    for v in ("2026.11.22-10", "2026.11.22-9", "2026.11.22-3"):
         store.publish(new_version(tmp_path / v, v))
-    store.publish(SHIPPED)
     assert store.versions(MODEL) == ["2026.11.22-3", "2026.11.22-9", "2026.11.22-10"]
 
 
