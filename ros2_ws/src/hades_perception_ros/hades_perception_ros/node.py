@@ -5,7 +5,7 @@ A managed (lifecycle) node that activates itself unless autostart:=false:
               and start following the channel (and the shadow channel)
   activate    publishers and the camera subscription; deactivate removes them
   cleanup     stop following, free the engines
-Topics (docs/node.md): in image_raw [+ compressed_topic]; out landmarks, certainty,
+Topics (docs/node.md): in image_raw [+ compressed_topic]; out landmarks, certainty, plants,
 masks, masks/<class>, masks/colour, confidence, model_info, /diagnostics, shadow/...;
 service pin_model. Frames go to an InferenceWorker thread, which runs the ServingSlot's
 pipeline, read once per frame, so a swap takes effect between frames. The follower
