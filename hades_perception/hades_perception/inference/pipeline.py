@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.special import expit
 
 from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
 from hades_perception.inference.dish import DISH_MM, DishRegion, find_dish
@@ -355,4 +356,5 @@ def _ceil_to(n: int, d: int) -> int:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))).astype(np.float32)
+    """Logistic function in float32 (scipy's expit: no overflow, no float64 temporaries)."""
+    return expit(np.asarray(x, np.float32))
