@@ -22,6 +22,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -281,7 +282,7 @@ def main(args: list[str] | None = None) -> None:
     except Exception as exc:
         if not rclpy.ok():
             return  # SIGTERM shut the context down during the executor's wait: a normal stop
-        if isinstance(exc, ValueError) or type(exc).__name__ == "ParameterException":
+        if isinstance(exc, ValueError | ParameterException):
             print(f"hades_perception: {exc}", flush=True)  # a bad parameter: that reason alone
             raise SystemExit(2) from None
         raise
