@@ -9,6 +9,7 @@ wide at the base and thinner towards the tip, laterals under 5 px.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,7 +166,31 @@ def make_seedling(
     # Primary root from the lower edge of the seed, downwards.
     base = np.array([sx, sy + seed_axes[1]])
     length = rng.uniform(800, 1300) * (0.85 + 0.15 * age) * k
-    pts = _grow(
+    pts = _grow_primary(rng, base, length, dish, k, skew)
+    widths = _taper(len(pts), rng.uniform(5.0, 8.0) * k, rng.uniform(2.8, 3.6) * k)
+    primary = Root(pts, np.maximum(widths, 1.0), primary=True)
+    if rng.random() < 0.35 and len(pts) > 30:
+        start = int(rng.integers(int(0.3 * len(pts)), int(0.75 * len(pts))))
+        stretch = max(3, int(rng.uniform(40, 160) / STEP_PX))  # points, so 40-160 Hades px
+        primary.occluded.append((start, min(len(pts) - 3, start + stretch)))
+    roots = [primary]
+
+    # Laterals branch off the upper part of the primary at 45-80 degrees, older
+    # (longer) ones nearer the base, and bend down towards a gravitropic set point.
+    n_lat = int(rng.poisson(1.0 + 5.0 * age))
+    for _ in range(n_lat):
+        grown = _lateral(rng, pts, primary.widths, dish, k, k, LATERALS)
+        if grown is not None:
+            roots.append(Root(*grown, primary=False))
+
+    return Seedling(index, (sx, sy), seed_axes, seed_angle, shoot, leaves, roots)
+
+
+def _grow_primary(
+    rng: np.random.Generator, base: np.ndarray, length: float, dish: Dish, k: float, skew: float
+) -> np.ndarray:
+    """A primary root's points from `base`, downwards, wavy, towards `skew`."""
+    return _grow(
         rng,
         base,
         rng.normal(0, 0.1),
@@ -178,48 +203,67 @@ def make_seedling(
         wave_len=rng.uniform(180, 420) * k,
         wiggle=0.02,
     )
-    widths = _taper(len(pts), rng.uniform(5.0, 8.0) * k, rng.uniform(2.8, 3.6) * k)
-    primary = Root(pts, np.maximum(widths, 1.0), primary=True)
-    if rng.random() < 0.35 and len(pts) > 30:
-        start = int(rng.integers(int(0.3 * len(pts)), int(0.75 * len(pts))))
-        stretch = max(3, int(rng.uniform(40, 160) / STEP_PX))  # points, so 40-160 Hades px
-        primary.occluded.append((start, min(len(pts) - 3, start + stretch)))
-    roots = [primary]
 
-    # Laterals branch off the upper part of the primary at 45-80 degrees, older
-    # (longer) ones nearer the base, and bend down towards a gravitropic set point.
-    n_lat = int(rng.poisson(1.0 + 5.0 * age))
+
+@dataclass(frozen=True)
+class LateralSpec:
+    """How laterals branch off a primary root (angles in degrees, lengths in Hades px)."""
+
+    along: tuple[float, float]  # where on the primary they start, as fractions of its points
+    angle: tuple[float, float]  # off the parent's direction
+    length: tuple[float, float]  # fraction of max_len drawn
+    max_len: float
+    room: float  # at most this fraction of the primary below the branch point
+    min_len: float
+    target: tuple[float, float]  # gravitropic set point
+    wiggle: float
+    min_points: int
+    tip_width: tuple[float, float]
+
+
+LATERALS = LateralSpec((0.12, 0.75), (45, 80), (0.25, 1.0), 420.0, 0.6, 30.0, (20, 45), 0.025, 8, (1.4, 2.0))
+YOUNG_LATERALS = LateralSpec((0.1, 0.8), (40, 85), (0.2, 1.0), 120.0, 0.7, 25.0, (15, 50), 0.03, 6, (1.4, 2.2))
+OLD_LATERALS = dataclasses.replace(YOUNG_LATERALS, max_len=520.0)
+
+
+def _lateral(
+    rng: np.random.Generator,
+    pts: np.ndarray,
+    widths: np.ndarray,
+    dish: Dish,
+    k: float,
+    tip_scale: float,
+    spec: LateralSpec,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """One lateral of a primary root (points, widths), or None when it comes out too
+    short. The random draws come in one fixed order, so a seed gives the same plate."""
     n_pts = len(pts)
-    for _ in range(n_lat):
-        j = int(rng.integers(int(0.12 * n_pts), max(int(0.12 * n_pts) + 1, int(0.75 * n_pts))))
-        side = rng.choice([-1.0, 1.0])
-        parent = pts[min(j + 1, n_pts - 1)] - pts[j]
-        parent_angle = float(np.arctan2(parent[0], parent[1]))
-        angle = parent_angle + side * np.radians(rng.uniform(45, 80))
-        room = (n_pts - j) * STEP_PX * k
-        lat_len = rng.uniform(0.25, 1.0) * min(420.0 * k, 0.6 * room)
-        if lat_len < 30 * k:
-            continue
-        lpts = _grow(
-            rng,
-            pts[j].copy(),
-            angle,
-            lat_len,
-            dish,
-            scale=k,
-            target=side * np.radians(rng.uniform(20, 45)),
-            pull=0.03,
-            wave_amp=0.05,
-            wave_len=rng.uniform(120, 300) * k,
-            wiggle=0.025,
-        )
-        if len(lpts) < 8:
-            continue
-        base_w = min(float(primary.widths[j]) * 0.6, rng.uniform(2.2, 4.0) * k)
-        lat_w = np.maximum(_taper(len(lpts), base_w, rng.uniform(1.4, 2.0) * k), 1.0)
-        roots.append(Root(lpts, lat_w, primary=False))
-
-    return Seedling(index, (sx, sy), seed_axes, seed_angle, shoot, leaves, roots)
+    lo = int(spec.along[0] * n_pts)
+    j = int(rng.integers(lo, max(lo + 1, int(spec.along[1] * n_pts))))
+    side = rng.choice([-1.0, 1.0])
+    parent = pts[min(j + 1, n_pts - 1)] - pts[j]
+    angle = float(np.arctan2(parent[0], parent[1])) + side * np.radians(rng.uniform(*spec.angle))
+    room = (n_pts - j) * STEP_PX * k
+    lat_len = rng.uniform(*spec.length) * min(spec.max_len * k, spec.room * room)
+    if lat_len < spec.min_len * k:
+        return None
+    lpts = _grow(
+        rng,
+        pts[j].copy(),
+        angle,
+        lat_len,
+        dish,
+        scale=k,
+        target=side * np.radians(rng.uniform(*spec.target)),
+        pull=0.03,
+        wave_amp=0.05,
+        wave_len=rng.uniform(120, 300) * k,
+        wiggle=spec.wiggle,
+    )
+    if len(lpts) < spec.min_points:
+        return None
+    base_w = min(float(widths[j]) * 0.6, rng.uniform(2.2, 4.0) * k)
+    return lpts, np.maximum(_taper(len(lpts), base_w, rng.uniform(*spec.tip_width) * tip_scale), 1.0)
 
 
 def make_seedlings(rng: np.random.Generator, dish: Dish, n: int = 5) -> list[Seedling]:
@@ -313,19 +357,7 @@ def make_realistic_seedling(
     else:
         length = rng.uniform(900, 1400) * k
         base_w, tip_w = rng.uniform(5.0, 8.0) * k, rng.uniform(2.4, 3.4) * fs
-    pts = _grow(
-        rng,
-        base,
-        rng.normal(0, 0.1),
-        length,
-        dish,
-        scale=k,
-        target=skew,
-        pull=0.04,
-        wave_amp=rng.uniform(0.04, 0.22),
-        wave_len=rng.uniform(180, 420) * k,
-        wiggle=0.02,
-    )
+    pts = _grow_primary(rng, base, length, dish, k, skew)
     widths = np.maximum(_taper(len(pts), base_w, tip_w), 1.0)
     tip_contrast = 0.0
     if young:  # a thin translucent tip, 5-10 grey levels darker than the agar
@@ -343,35 +375,13 @@ def make_realistic_seedling(
     roots = [primary]
 
     n_lat = int(rng.poisson(0.4)) if young else int(rng.poisson(rng.uniform(6, 13)))
-    n_pts = len(pts)
+    spec = YOUNG_LATERALS if young else OLD_LATERALS
     for _ in range(n_lat):
-        j = int(rng.integers(int(0.1 * n_pts), max(int(0.1 * n_pts) + 1, int(0.8 * n_pts))))
-        side = rng.choice([-1.0, 1.0])
-        parent = pts[min(j + 1, n_pts - 1)] - pts[j]
-        angle = float(np.arctan2(parent[0], parent[1])) + side * np.radians(rng.uniform(40, 85))
-        room = (n_pts - j) * STEP_PX * k
-        lat_len = rng.uniform(0.2, 1.0) * min((120.0 if young else 520.0) * k, 0.7 * room)
-        if lat_len < 25 * k:
-            continue
-        lpts = _grow(
-            rng,
-            pts[j].copy(),
-            angle,
-            lat_len,
-            dish,
-            scale=k,
-            target=side * np.radians(rng.uniform(15, 50)),
-            pull=0.03,
-            wave_amp=0.05,
-            wave_len=rng.uniform(120, 300) * k,
-            wiggle=0.03,
-        )
-        if len(lpts) < 6:
-            continue
-        base_lw = min(float(widths[j]) * 0.6, rng.uniform(2.2, 4.0) * k)
-        lat_w = np.maximum(_taper(len(lpts), base_lw, rng.uniform(1.4, 2.2) * fs), 1.0)
-        lat_op = _fading_tip(len(lpts), 0.2, rng.uniform(0.3, 0.6))
-        roots.append(Root(lpts, lat_w, primary=False, opacity=lat_op))
+        grown = _lateral(rng, pts, widths, dish, k, fs, spec)
+        if grown is not None:
+            lpts, lat_w = grown
+            opacity = _fading_tip(len(lpts), 0.2, rng.uniform(0.3, 0.6))
+            roots.append(Root(lpts, lat_w, primary=False, opacity=opacity))
 
     return Seedling(
         index,
