@@ -166,9 +166,9 @@ def find_plants(
                 starts = starts + more
                 dist, pred, owner = _own(graph, starts)
         kept = _plausible(starts, ppm_model, n_plants)
-        if len(kept) < len(starts):  # what the dropped ones held goes to the others
-            starts = kept
-            dist, pred, owner = _own(graph, starts) if starts else (dist, pred, np.full(len(coords), -1))
+        if kept and len(kept) < len(starts):  # what the dropped ones held goes to the others
+            dist, pred, owner = _own(graph, kept)
+        starts = kept
     found = [
         _plant(s, i, coords, graph, dist, pred, owner, ev, frame, ppm_model, px_per_mm, low_confidence)
         for i, s in _numbered(starts, frame, n_plants, dish_span)
