@@ -185,6 +185,22 @@ class TestRoots:
         assert near(plants[0].primary_root_tip, tips[0])
 
 
+class TestDoubt:
+    def test_a_confirmed_tip_with_a_much_longer_unconfirmed_path_beside_it_is_flagged(self):
+        # The detector fires at the end of a branch; the root system goes on much farther
+        # elsewhere, where no peak is: either could be the primary root, so the robot is told.
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        branch_tip = (x + 120, ROW_Y + 330)
+        root(maps, [(x, ROW_Y + 200), branch_tip])
+        plants = run(maps, peaks=[*tips[:2], branch_tip, *tips[3:]])
+        assert near(plants[2].primary_root_tip, branch_tip, 4)
+        assert plants[2].low_confidence and "longer root path" in plants[2].reason
+        assert plants[2].confidence < 0.5
+        assert not any(p.low_confidence for i, p in enumerate(plants) if i != 2)
+
+
 class TestBadInput:
     @pytest.mark.parametrize("case", ["empty dish", "only agar and drops", "one plant"])
     def test_every_expected_plant_is_reported_with_a_reason(self, case: str):

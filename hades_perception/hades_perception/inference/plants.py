@@ -50,6 +50,7 @@ GAP_SUPPORT = 0.01  # mean root probability over a gap's unsure pixels for it to
 MIN_ROOT_MM = 1.0  # a root system shorter than this is not a plant's
 LATERAL_MIN_MM = 1.0  # a branch shorter than this is a skeleton spur or a root hair, not a lateral
 TIP_EVIDENCE_MM = 1.0  # a tip-detector peak this close to an end point confirms it
+ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
 MIN_SEED_MM2 = 0.05
 ROW_BAND_MM = 6.0  # plants sit in a row: a root start farther than this above or below it is not a plant's
@@ -463,10 +464,18 @@ def _plant(
         x, y = img(coords[e])
         plant.lateral_tips.append((x, y, _heat_near(ev.tip_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm)))
     plant.lateral_root_count = len(plant.lateral_paths)
-    plant.confidence = float(peak[2]) if peak is not None else float(heat[list(ends).index(tip)])
+    detector = float(peak[2]) if peak is not None else float(heat[list(ends).index(tip)])
+    # A longer path that the detector does not confirm is the other explanation: the primary
+    # root may go on there (a faint tip the detector missed), and the chosen end a lateral's.
+    share = min(1.0, float(dist[tip]) / longest) ** ALTERNATIVE_POWER
+    plant.confidence = detector * share
     plant.low_confidence = plant.confidence < low_confidence
     if plant.low_confidence:
-        plant.reason = f"the tip detector does not confirm this tip ({plant.confidence:.2f})"
+        plant.reason = (
+            f"the tip detector does not confirm this tip ({detector:.2f})"
+            if detector < low_confidence
+            else f"a longer root path ends elsewhere ({float(dist[tip]) / longest:.0%} of its length)"
+        )
     return plant
 
 
