@@ -105,6 +105,10 @@ def test_export_writes_a_verified_versioned_bundle(tiny_bundle: Path):
     assert {"code_commit", "training_data", "config", "mlflow_run_id"} <= set(raw["lineage"])
     assert raw["metrics"]["dataset"]["split"] == "val" and "segmentation" in raw["metrics"]["values"]
     assert "input" in raw["reference_stats"] and "prediction" in raw["reference_stats"]
+    signals = raw["reference_stats"]["signals"]
+    # Every signal from the validation predictions (2 here); the input ones also from the
+    # training images (4), so drift is judged against more frames than validation has.
+    assert len(signals["area.root"]) == 2 and len(signals["input.p50"]) == 2 + 4
     assert "skipped" in raw["tensorrt"]
     assert all(t > 0 for t in m.calibration.seg_temperature)
     assert sum(f["size"] for f in raw["files"].values()) < 20_000_000

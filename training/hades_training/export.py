@@ -30,9 +30,11 @@ from hades_perception.contract.golden import check_golden, write_golden
 from hades_perception.inference.engine import OnnxRuntimeEngine
 from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
+from hades_perception.monitoring.signals import input_signals
 from hades_training.calibrate import fit, fit_thresholds
 from hades_training.config import EXPERIMENT, TrainConfig
 from hades_training.data import DatasetError, open_dataset
+from hades_training.data.io import read_rgb
 from hades_training.data.sample import Sample
 from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer
 from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
@@ -41,6 +43,7 @@ from hades_training.provenance import dataset_hash, git_commit
 from hades_training.tracking import redact
 
 log = logging.getLogger(__name__)
+REFERENCE_IMAGES = 56  # training images whose input signals join the validation ones in the drift reference
 
 
 def load_checkpoint(path: Path) -> tuple[HadesNet, TrainConfig, dict[str, Any]]:
@@ -125,6 +128,36 @@ def reference_stats(preds: list[Any], samples: list[Sample]) -> dict[str, Any]:
             "landmarks_per_image": {k: ms(v) for k, v in counts.items()},
         },
     }
+
+
+def reference_signals(pipe: Pipeline, preds: list[Any], more_images: list[Path]) -> dict[str, list[float]]:
+    """Per-frame monitoring signals of the reference frames, what drift is judged against
+    (monitoring/drift.py): every signal on the validation predictions, and the input
+    signals (which need no model run) also on up to REFERENCE_IMAGES training images, so
+    that the input side is known from enough frames to tell drift from chance."""
+    out: dict[str, list[float]] = {}
+    for p in preds:
+        for k, v in p.signals.items():
+            out.setdefault(k, []).append(round(float(v), 6))
+    for path in more_images:
+        rgb = as_rgb8(read_rgb(path))
+        dish, box = pipe.locate(rgb)
+        for k, v in input_signals(rgb, box, pipe.manifest.input.scale, dish is not None).items():
+            out.setdefault(k, []).append(round(float(v), 6))
+    return out
+
+
+def _reference_images(data: str, split: str | None) -> list[Path]:
+    """Training images beside the validation split (evenly spaced, at most
+    REFERENCE_IMAGES), or none when the data has no train split."""
+    if split == "train":
+        return []
+    try:
+        items = open_dataset(data, "train", skip_bad=True).items
+    except DatasetError:
+        return []
+    step = max(1, len(items) // REFERENCE_IMAGES)
+    return [item.image for item in items[::step][:REFERENCE_IMAGES]]
 
 
 def _check_classes(cfg: TrainConfig, sample: Sample, data: str) -> None:
@@ -258,7 +291,8 @@ def _build(
             "checkpoint_epoch": ck.get("epoch"),
             "checkpoint_step": ck.get("step"),
         },
-        "reference_stats": reference_stats(preds, samples),
+        "reference_stats": reference_stats(preds, samples)
+        | {"signals": reference_signals(pipe, preds, _reference_images(data, split))},
         "engines": {},
     }
     if int8:

@@ -36,6 +36,7 @@ from hades_perception.inference.landmarks import (
 )
 from hades_perception.inference.plants import NOMINAL_PX_PER_MM, Evidence, Plant, find_plants
 from hades_perception.inference.prediction import Landmark, Prediction
+from hades_perception.monitoring.signals import input_signals, prediction_signals
 
 MAX_PIXELS = 64_000_000  # refuse frames larger than this (about 2.5x a 12000x9000 mono image would need)
 
@@ -230,13 +231,32 @@ class Pipeline:
         t2 = time.perf_counter()
         pred = self.decode(seg_logits, heat_logits, frame, box, (h, w), dish)
         t3 = time.perf_counter()
+        pred.signals = self.signals(rgb, box, dish is not None, pred)
+        t4 = time.perf_counter()
         pred.timing_ms = {
             "preprocess": (t1 - t0) * 1e3,
             "engine": (t2 - t1) * 1e3,
             "postprocess": (t3 - t2) * 1e3,
-            "total": (t3 - t0) * 1e3,
+            "monitoring": (t4 - t3) * 1e3,
+            "total": (t4 - t0) * 1e3,
         }
         return pred
+
+    def signals(
+        self, rgb: np.ndarray, box: tuple[int, int, int, int], dish_found: bool, pred: Prediction
+    ) -> dict[str, float]:
+        """The frame's monitoring signals (monitoring/signals.py)."""
+        out = input_signals(rgb, box, self.manifest.input.scale, dish_found)
+        if pred.probs is not None:
+            out |= prediction_signals(
+                pred.probs,
+                self.manifest.calibration.mask_thresholds,
+                pred.classes,
+                pred.class_confidence,
+                sum(p.primary_root_tip is not None for p in pred.plants),
+                sum(p.low_confidence for p in pred.plants),
+            )
+        return out
 
     def decode(
         self,

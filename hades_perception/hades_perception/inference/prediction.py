@@ -7,7 +7,7 @@ JSON (other tools read it):
                "primary_root_length_mm", "total_root_length_px", "lateral_root_count",
                "shoot_area_px", "confidence", "low_confidence", "reason"}],
    "certainty": {"per_class": {...}, "per_plant": [...], "low_confidence": [...]},
-   "timing_ms": {...}}
+   "monitoring": {"<signal>": value, ...}, "timing_ms": {...}}
 Landmark order: primary root tips by plant, then other root tips, then seeds;
 x/y in input-image px; x_mm/y_mm from the agar's top-left corner, null when uncalibrated.
 """
@@ -70,6 +70,8 @@ class Prediction:
     # Every heatmap peak above threshold, by kind, before the plant structure picks landmarks
     # from them: what the model computed (the golden check compares these).
     peaks: list[Landmark] = field(default_factory=list)
+    # Per-frame monitoring signals (monitoring/signals.py): what drift detection reads.
+    signals: dict[str, float] = field(default_factory=dict)
 
     @property
     def low_confidence(self) -> list[dict[str, Any]]:
@@ -113,5 +115,6 @@ class Prediction:
                 "px_per_mm": None if self.px_per_mm is None else round(self.px_per_mm, 4),
                 "dish_px": None if self.dish is None else [self.dish.x0, self.dish.y0, self.dish.x1, self.dish.y1],
             },
+            "monitoring": {k: round(float(v), 6) for k, v in self.signals.items()},
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},
         }

@@ -1,0 +1,134 @@
+"""Monitoring: every frame carries cheap signals about its input and its prediction; a
+window of them is judged against the bundle's reference, quietly on frames like the
+reference and loudly on frames that moved."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from hades_perception.inference.pipeline import Pipeline
+from hades_perception.monitoring.drift import ERROR, OK, WARN, DriftMonitor, compare, reference_of, worst
+from hades_perception.monitoring.signals import Signal, input_signals, signals_for
+from tests.bundles import SHIPPED
+
+BOX = (0, 0, 1200, 900)
+
+
+def plate(rng: np.random.Generator, *, blur: float = 0.6, noise: float = 2.0, gain: float = 1.0) -> np.ndarray:
+    """Agar with thin dark roots: enough structure for sharpness, on a known noise floor."""
+    img = np.full((900, 1200), 180.0, np.float32)
+    for x in range(100, 1200, 150):
+        cv2.line(img, (x, 100), (x + 40, 850), 120.0, 3)
+    img = cv2.GaussianBlur(img, (0, 0), blur)
+    img = (img - 128) * gain + 128 + rng.normal(0, noise, img.shape)
+    grey = np.clip(img, 0, 255).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+class TestSignals:
+    def test_blur_lowers_sharpness_and_not_the_noise_estimate(self):
+        rng = np.random.default_rng(0)
+        sharp, blurred = input_signals(plate(rng), BOX, 0.5, True), input_signals(plate(rng, blur=2.5), BOX, 0.5, True)
+        assert blurred["input.sharpness"] < 0.7 * sharp["input.sharpness"]
+        assert blurred["input.noise"] == pytest.approx(sharp["input.noise"], rel=0.2)
+
+    def test_the_noise_estimate_follows_sensor_noise(self):
+        rng = np.random.default_rng(1)
+        # At scale 0.5 the signals read every other pixel: noise is measured as it is.
+        low, high = (input_signals(plate(rng, noise=n), BOX, 0.5, True)["input.noise"] for n in (2.0, 8.0))
+        assert low == pytest.approx(2.0, rel=0.35) and high == pytest.approx(8.0, rel=0.2)
+
+    def test_lower_contrast_narrows_the_grey_percentiles(self):
+        rng = np.random.default_rng(2)
+        normal, flat = (input_signals(plate(rng, gain=g), BOX, 0.5, True) for g in (1.0, 0.5))
+        assert flat["input.contrast"] < 0.7 * normal["input.contrast"]
+        assert normal["input.p01"] <= normal["input.p50"] <= normal["input.p99"]
+
+    def test_every_served_frame_carries_every_signal_of_its_model_in_its_json(self):
+        pipe = Pipeline.from_bundle(SHIPPED, ("CPUExecutionProvider",))
+        pred = pipe(plate(np.random.default_rng(3)))
+        names = [s.name for s in signals_for(pipe.manifest.outputs.classes)]
+        assert sorted(pred.signals) == sorted(names)
+        assert pred.to_json()["monitoring"].keys() == pred.signals.keys()
+        assert "monitoring" in pred.timing_ms
+
+
+SIGNALS = (Signal("a", "", 0.1), Signal("b", "", 0.1))
+
+
+def draws(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, list[float]]:
+    return {"a": list(rng.normal(10 + shift, 1, n)), "b": list(rng.normal(0, 1, n))}
+
+
+class TestDriftTests:
+    def test_frames_like_the_reference_do_not_drift(self):
+        rng = np.random.default_rng(4)
+        results = compare(draws(rng, 64), draws(rng, 50), SIGNALS)
+        assert [r.drifted for r in results] == [False, False]
+
+    def test_a_shift_of_three_spreads_is_an_error_named_as_the_worst_signal(self):
+        rng = np.random.default_rng(5)
+        results = compare(draws(rng, 64), draws(rng, 50, shift=3.5), SIGNALS)
+        top = worst(results)
+        assert top is not None and top.name == "a" and top.drifted and top.level == ERROR
+        assert top.value > top.threshold and top.shift == pytest.approx(3.5, abs=0.6)
+        assert top.to_dict()["level"] == "ERROR"
+
+    def test_a_significant_but_small_shift_is_not_drift(self):
+        # 2000 frames make a 0.3-spread shift statistically certain; it still is no alarm.
+        rng = np.random.default_rng(6)
+        results = compare(draws(rng, 2000), draws(rng, 2000, shift=0.3), SIGNALS)
+        a = next(r for r in results if r.name == "a")
+        assert a.value > a.threshold and not a.drifted
+
+    def test_a_reference_that_never_varies_uses_the_signals_smallest_spread(self):
+        results = compare({"a": [1.0] * 20}, {"a": [1.05] * 30}, SIGNALS)
+        assert not results[0].drifted  # 0.05 moved, under the 0.1 floor
+        results = compare({"a": [1.0] * 20}, {"a": [0.0] * 30}, SIGNALS)
+        assert results[0].drifted and results[0].level == ERROR
+
+
+class TestDriftMonitor:
+    def test_it_says_it_is_collecting_until_it_has_enough_frames(self):
+        rng = np.random.default_rng(7)
+        mon = DriftMonitor(draws(rng, 64), SIGNALS, window=50, min_frames=20)
+        for _ in range(19):
+            mon.add({"a": 30.0, "b": 0.0})
+        status = mon.status()
+        assert status.level == OK and "collecting" in status.message
+        mon.add({"a": 30.0, "b": 0.0})
+        assert mon.status().level == ERROR
+
+    def test_no_false_alarm_over_500_reference_frames_checked_every_frame(self):
+        rng = np.random.default_rng(8)
+        mon = DriftMonitor(draws(rng, 64), SIGNALS, window=50)
+        levels = []
+        for _ in range(500):
+            frame = draws(rng, 1)
+            mon.add({k: v[0] for k, v in frame.items()})
+            levels.append(mon.status().level)
+        assert max(levels) == OK
+
+    def test_drift_is_reported_within_a_window_and_clears_when_the_frames_return(self):
+        rng = np.random.default_rng(9)
+        mon = DriftMonitor(draws(rng, 64), SIGNALS, window=50)
+        for _ in range(50):
+            mon.add({"a": float(rng.normal(10, 1)), "b": float(rng.normal(0, 1))})
+        first = None
+        for i in range(50):
+            mon.add({"a": float(rng.normal(12, 1)), "b": float(rng.normal(0, 1))})
+            if first is None and mon.status().level >= WARN:
+                first = i + 1
+        assert first is not None and first <= 50
+        assert "a" in mon.status().message
+        for _ in range(50):
+            mon.add({"a": float(rng.normal(10, 1)), "b": float(rng.normal(0, 1))})
+        assert mon.status().level == OK
+
+    def test_a_bundle_without_reference_signals_is_not_judged(self):
+        mon = DriftMonitor(reference_of({"reference_stats": {"input": {}}}), SIGNALS, min_frames=1)
+        mon.add({"a": 1.0})
+        status = mon.status()
+        assert status.level == OK and "not judged" in status.message
