@@ -3,7 +3,8 @@
 The ROS tests run where torch cannot be imported (a robot), so they cannot train a
 model or draw plates with the training code: they read what this script wrote.
   test/data/bundle/   a tiny exported model (a few training steps: the real format,
-                      not a good model), version 0.0.1-test
+                      not a good model), version 0.0.1-test, with drift reference
+                      signals from 22 plates
   test/data/plates/   two quarter-size synthetic plates (1050x752, seed 8) in the Hades
                       dataset layout, ground truth included
 
@@ -31,7 +32,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        generate(work / "ds", count=4, seed=7, split="train", width=1050, height=752)
+        # 20 training plates: their input signals are the drift reference (with the 2
+        # validation ones), enough frames for a drift test to tell drift from chance.
+        generate(work / "ds", count=20, seed=7, split="train", width=1050, height=752)
         generate(work / "ds", count=2, seed=8, split="val", width=1050, height=752)
         ckpt = train(load_config(None, TINY), str(work / "ds"), work / "run", split="train", val_split="val")
         shutil.rmtree(DATA, ignore_errors=True)

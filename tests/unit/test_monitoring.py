@@ -21,9 +21,9 @@ def plate(rng: np.random.Generator, *, blur: float = 0.6, noise: float = 2.0, ga
     img = np.full((900, 1200), 180.0, np.float32)
     for x in range(100, 1200, 150):
         cv2.line(img, (x, 100), (x + 40, 850), 120.0, 3)
-    img = cv2.GaussianBlur(img, (0, 0), blur)
-    img = (img - 128) * gain + 128 + rng.normal(0, noise, img.shape)
-    grey = np.clip(img, 0, 255).astype(np.uint8)
+    blurred = cv2.GaussianBlur(img, (0, 0), blur).astype(np.float64)
+    noisy = (blurred - 128) * gain + 128 + rng.normal(0, noise, img.shape)
+    grey = np.clip(noisy, 0, 255).astype(np.uint8)
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 

@@ -135,6 +135,15 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from hades_training.monitor import monitor, summary_line
+
+    doc = monitor(Path(args.reference), Path(args.current), Path(args.out))
+    print(summary_line(doc))
+    print(f"report: {Path(args.out) / 'drift.html'}; verdict: {Path(args.out) / 'drift.json'}")
+    return 0
+
+
 def _card(args: argparse.Namespace) -> int:
     from hades_training.card import write_card
 
@@ -226,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite in $HADES_DATA_DIR)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.set_defaults(func=_tune)
+
+    p = sub.add_parser("monitor", help="drift of recent frames against a bundle's reference (drift.json, drift.html)")
+    p.add_argument("--reference", required=True, help="model bundle folder (its reference_stats.signals)")
+    p.add_argument(
+        "--current", required=True, help="folder of images, folder of predict JSONs, or a recorded outputs bag"
+    )
+    p.add_argument("--out", required=True, help="report folder")
+    p.set_defaults(func=_monitor)
 
     p = sub.add_parser("card", help="write a model card from a bundle and a test evaluation")
     p.add_argument("--model", required=True, help="model bundle folder")

@@ -138,12 +138,12 @@ def reference_signals(pipe: Pipeline, preds: list[Any], more_images: list[Path])
     out: dict[str, list[float]] = {}
     for p in preds:
         for k, v in p.signals.items():
-            out.setdefault(k, []).append(round(float(v), 6))
+            out.setdefault(k, []).append(float(f"{v:.7g}"))
     for path in more_images:
         rgb = as_rgb8(read_rgb(path))
         dish, box = pipe.locate(rgb)
         for k, v in input_signals(rgb, box, pipe.manifest.input.scale, dish is not None).items():
-            out.setdefault(k, []).append(round(float(v), 6))
+            out.setdefault(k, []).append(float(f"{v:.7g}"))
     return out
 
 

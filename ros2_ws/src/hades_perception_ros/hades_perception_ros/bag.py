@@ -28,7 +28,7 @@ TYPESTORE = get_typestore(Stores.ROS2_JAZZY)  # message definitions unchanged in
 # The project's types a replay records; an install without one was built from older .msg files.
 PROJECT_TYPES = tuple(
     f"hades_perception_msgs/msg/{t}"
-    for t in ("SegmentationMasks", "LandmarkArray", "Certainty", "PlantArray", "ModelInfo", "Agreement")
+    for t in ("SegmentationMasks", "LandmarkArray", "Certainty", "PlantArray", "Monitoring", "ModelInfo", "Agreement")
 )
 
 
@@ -225,13 +225,14 @@ def read_predictions(recording: Path, ns: str) -> dict[int, Prediction]:
     the header stamp of the frame they answer: masks and confidence from `masks`,
     landmarks from `landmarks`, per-class confidence and threshold from `certainty`,
     plants and their traits from `plants` (from `certainty`'s per-plant confidence
-    in a recording made before the plants topic)."""
+    in a recording made before the plants topic), monitoring signals from `monitoring`."""
     register_project_types()
     topics = {
         f"{ns}/masks": "masks",
         f"{ns}/landmarks": "landmarks",
         f"{ns}/certainty": "certainty",
         f"{ns}/plants": "plants",
+        f"{ns}/monitoring": "monitoring",
     }
     got: dict[str, dict[int, Any]] = {name: {} for name in topics.values()}
     with Reader(recording) as reader:
@@ -264,4 +265,25 @@ def read_predictions(recording: Path, ns: str) -> dict[int, Prediction]:
             None,
             None,
         )
+        if stamp in got["monitoring"]:
+            mon = got["monitoring"][stamp]
+            out[stamp].signals = {str(k): float(v) for k, v in zip(mon.names, mon.values, strict=True)}
+    return out
+
+
+def read_monitoring(recording: Path, ns: str | None = None) -> list[dict[str, float]]:
+    """The per-frame monitoring signals a recording holds (`<ns>/monitoring`, or every
+    topic ending in /monitoring of the Monitoring type when ns is None), in bag order."""
+    register_project_types()
+    msgtype = "hades_perception_msgs/msg/Monitoring"
+    out = []
+    with Reader(recording) as reader:
+        conns = [
+            c
+            for c in reader.connections
+            if c.msgtype == msgtype and (c.topic == f"{ns}/monitoring" if ns else c.topic.endswith("/monitoring"))
+        ]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg: Any = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+            out.append({str(k): float(v) for k, v in zip(msg.names, msg.values, strict=True)})
     return out

@@ -15,6 +15,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from hades_perception.models.follower import ModelFollower
+from hades_perception.monitoring.drift import LEVEL_NAMES, DriftStatus
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 
@@ -39,18 +40,22 @@ class FrameLog:
 
     def add_frame(
         self, received: float, transport_s: float, marks: tuple[float, float, float, float], timing_ms: dict[str, float]
-    ) -> None:
+    ) -> dict[str, float]:
         """One served frame: `received` (monotonic) at the callback, header stamp to
         callback in s (kept only when both clocks agree), and the monotonic marks before
-        decoding, after decoding, after inference and after publishing."""
+        decoding, after decoding, after inference and after publishing. Returns the
+        frame's stage times (ms), for the metrics endpoint."""
         t0, t1, t2, t3 = marks
         stages = {"transport": transport_s * 1e3} if 0 <= transport_s < 60 else {}
         stages["queue"] = (t0 - received) * 1e3
         stages["conversion"] = (t1 - t0) * 1e3
-        stages.update({k: timing_ms[k] for k in ("preprocess", "engine", "postprocess")})
+        stages.update(
+            {k: timing_ms[k] for k in ("preprocess", "engine", "postprocess", "monitoring") if k in timing_ms}
+        )
         stages["publish"] = (t3 - t2) * 1e3
         stages["total"] = (t3 - received) * 1e3
         self.add(stages)
+        return stages
 
     def problem(self, text: str) -> None:
         with self._lock:
@@ -129,6 +134,17 @@ def store_status(name: str, ns: str, role: str, follower: ModelFollower) -> Diag
     return _status(level, f"{name}: {role}", message, ns, values)
 
 
+def drift_status(name: str, ns: str, drift: DriftStatus) -> DiagnosticStatus:
+    """The drift verdict over the recent frames, with every drifted signal's test."""
+    values = {"frames": str(drift.frames), "signals_tested": str(len(drift.results))}
+    for r in drift.results:
+        if r.drifted:
+            level = LEVEL_NAMES[r.level]
+            test = f"KS D {r.value:.2f} > {r.threshold:.2f}"
+            values[r.name] = f"{level}: median {r.shift:+.4g} ({r.effect:.1f} spreads), {test}"
+    return _status(bytes([drift.level]), f"{name}: drift", drift.message, ns, values)
+
+
 def statuses(
     name: str,
     ns: str,
@@ -136,8 +152,11 @@ def statuses(
     worker: InferenceWorker[Any],
     frames: FrameLog,
     followed: dict[str, ModelFollower | None],
+    drift: DriftStatus | None = None,
 ) -> list[DiagnosticStatus]:
-    """The node's /diagnostics: serving, then one status per followed channel (by role)."""
+    """The node's /diagnostics: serving, drift, then one status per followed channel (by role)."""
     out = [serving_status(name, ns, slot, worker, frames)]
+    if drift is not None:
+        out.append(drift_status(name, ns, drift))
     out += [store_status(name, ns, role, f) for role, f in followed.items() if f is not None]
     return out

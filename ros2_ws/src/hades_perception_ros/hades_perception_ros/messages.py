@@ -27,6 +27,7 @@ from hades_perception_msgs.msg import (
     Landmark,
     LandmarkArray,
     ModelInfo,
+    Monitoring,
     Plant,
     PlantArray,
     SegmentationMasks,
@@ -122,10 +123,18 @@ class Outputs:
         self.landmarks = node.create_publisher(LandmarkArray, prefix + "landmarks", qos)
         self.certainty = node.create_publisher(Certainty, prefix + "certainty", qos)
         self.plants = node.create_publisher(PlantArray, prefix + "plants", qos)
+        self.monitoring = node.create_publisher(Monitoring, prefix + "monitoring", qos)
 
     def publish(
-        self, header: Header, pred: Prediction, name: str, version: str, images: FrameImages | None = None
+        self,
+        header: Header,
+        pred: Prediction,
+        name: str,
+        version: str,
+        images: FrameImages | None = None,
+        drift: tuple[int, str] = (0, ""),
     ) -> None:
+        """`drift`: the node's latest drift level (0-2) and message, carried on monitoring."""
         self.landmarks.publish(
             LandmarkArray(
                 header=header,
@@ -161,6 +170,17 @@ class Outputs:
         self.plants.publish(
             PlantArray(header=header, model_version=version, plants=[plant_msg(p) for p in pred.plants])
         )
+        self.monitoring.publish(
+            Monitoring(
+                header=header,
+                model_name=name,
+                model_version=version,
+                names=list(pred.signals),
+                values=[float(v) for v in pred.signals.values()],
+                drift_level=drift[0],
+                drift_message=drift[1],
+            )
+        )
         if not self.masks.get_subscription_count():
             return
         images = images or FrameImages(header, pred)
@@ -175,7 +195,7 @@ class Outputs:
         )
 
     def destroy(self) -> None:
-        for pub in (self.masks, self.landmarks, self.certainty, self.plants):
+        for pub in (self.masks, self.landmarks, self.certainty, self.plants, self.monitoring):
             self.node.destroy_publisher(pub)
 
 

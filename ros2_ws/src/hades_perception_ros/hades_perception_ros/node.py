@@ -6,7 +6,7 @@ A managed (lifecycle) node that activates itself unless autostart:=false:
   activate    publishers and the camera subscription; deactivate removes them
   cleanup     stop following, free the engines
 Topics (docs/node.md): in image_raw [+ compressed_topic]; out landmarks, certainty, plants,
-masks, masks/<class>, masks/colour, confidence, model_info, /diagnostics, shadow/...;
+monitoring, masks, masks/<class>, masks/colour, confidence, model_info, /diagnostics, shadow/...;
 service pin_model. Frames go to an InferenceWorker thread, which runs the ServingSlot's
 pipeline, read once per frame, so a swap takes effect between frames. The follower
 talks to the slot; a guard condition brings each swap to the executor's thread.
@@ -37,6 +37,7 @@ from hades_perception.serving.worker import InferenceWorker
 from hades_perception_msgs.msg import ModelInfo
 from hades_perception_msgs.srv import PinModel
 from hades_perception_ros import diagnostics, model_source, params
+from hades_perception_ros.frame_monitoring import FrameMonitoring
 from hades_perception_ros.image_codec import decode_message
 from hades_perception_ros.log_bridge import route_core_logs
 from hades_perception_ros.messages import LATCHED, FrameImages, Outputs, ViewingOutputs, model_info
@@ -64,6 +65,7 @@ class PerceptionNode(LifecycleNode):
     pub_model_info: Any = None
     pub_diagnostics: Any = None
     _timer: Any = None
+    monitoring: FrameMonitoring | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hades_perception", **kwargs)
@@ -85,6 +87,7 @@ class PerceptionNode(LifecycleNode):
         FAILURE: nothing can be served (the reason is logged), back to unconfigured."""
         try:
             self._max_pixels = self.p("max_image_pixels")  # read here: frames run on another thread
+            self.monitoring = FrameMonitoring(self.p("drift_window"), self.p("drift_min_frames"))
             self.worker = InferenceWorker(
                 self._process, size=self.p("queue_size"), policy=self.p("queue_policy"), on_error=self._frame_failed
             )
@@ -98,6 +101,12 @@ class PerceptionNode(LifecycleNode):
                 follower.start()
             if self.follower is not None:
                 self.follower.start()
+            if self.p("metrics_port"):
+                host, port = self.p("metrics_host"), self.p("metrics_port")
+                port = self.monitoring.start_metrics(
+                    self.get_fully_qualified_name(), self.worker, self.slot, host, port
+                )
+                self.get_logger().info(f"Prometheus metrics on http://{host}:{port}/metrics")
         except Exception as exc:
             self.get_logger().error(f"cannot configure: {type(exc).__name__}: {exc}")
             self._release()
@@ -163,12 +172,15 @@ class PerceptionNode(LifecycleNode):
         return self.on_cleanup(state)
 
     def _release(self) -> None:
+        if self.monitoring is not None:
+            self.monitoring.close()
         for part in (self.follower, self.shadow, self.worker):
             if isinstance(part, ModelFollower):
                 part.stop(timeout=5.0)
             elif part is not None:
                 part.close()
         self.follower = self.shadow = self.worker = self.slot = None
+        self.monitoring = None
 
     # --- frames in, results out (the worker's thread) -----------------------------------
     def _on_frame(self, msg: Image | CompressedImage) -> None:
@@ -177,8 +189,8 @@ class PerceptionNode(LifecycleNode):
             self.worker.submit(Frame(msg, time.monotonic(), time.time()))
 
     def _process(self, frame: Frame) -> None:
-        slot, outputs, viewing = self.slot, self.outputs, self.viewing
-        if slot is None or outputs is None or viewing is None:
+        slot, outputs, viewing, monitoring = self.slot, self.outputs, self.viewing, self.monitoring
+        if slot is None or outputs is None or viewing is None or monitoring is None:
             return  # deactivated while the frame waited
         pipeline = slot.pipeline  # once: a swap during this frame takes effect at the next
         t0 = time.monotonic()
@@ -188,13 +200,14 @@ class PerceptionNode(LifecycleNode):
         t2 = time.monotonic()
         header, m = frame.msg.header, pipeline.manifest
         images = FrameImages(header, pred)
-        outputs.publish(header, pred, m.name, m.version, images)
+        outputs.publish(header, pred, m.name, m.version, images, monitoring.verdict)
         viewing.publish(header, pred, images)
         if self.shadow is not None:
             self.shadow.submit(ShadowFrame(header, image, pred, m.version))
         t3 = time.monotonic()
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        self.frames.add_frame(frame.received, frame.received_wall - stamp, (t0, t1, t2, t3), pred.timing_ms)
+        stages = self.frames.add_frame(frame.received, frame.received_wall - stamp, (t0, t1, t2, t3), pred.timing_ms)
+        monitoring.add(pipeline, pred.signals, stages)
 
     def _frame_failed(self, frame: Frame, exc: Exception) -> None:
         kind = "bad input" if isinstance(exc, InputError) else "inference failed"
@@ -232,8 +245,9 @@ class PerceptionNode(LifecycleNode):
         if self.pub_diagnostics is None or self.slot is None or self.worker is None:
             return
         followed = {"model store": self.follower, "shadow model store": self.shadow.follower if self.shadow else None}
+        drift = self.monitoring.judge() if self.monitoring is not None else None
         status = diagnostics.statuses(
-            self.get_fully_qualified_name(), self.get_namespace(), self.slot, self.worker, self.frames, followed
+            self.get_fully_qualified_name(), self.get_namespace(), self.slot, self.worker, self.frames, followed, drift
         )
         arr = DiagnosticArray(status=status)
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -126,6 +126,21 @@ PARAMS: tuple[Param, ...] = (
     Param("publish_colour_mask", True, "Publish an rgb8 overlay of all classes for viewing"),
     Param("max_image_pixels", MAX_PIXELS, "Frames larger than this are refused", range=(1, 2**31 - 1)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", range=(0.1, 60.0), read_only=False),
+    # monitoring
+    Param(
+        "drift_window",
+        50,
+        "Frames whose monitoring signals are judged against the model's reference for drift (/diagnostics)",
+        range=(5, 10000),
+    ),
+    Param("drift_min_frames", 20, "Frames needed before drift is judged at all", range=(2, 10000)),
+    Param(
+        "metrics_port",
+        0,
+        "Port of a Prometheus endpoint (frames, drops, stage latency, model, drift); 0: off",
+        range=(0, 65535),
+    ),
+    Param("metrics_host", "127.0.0.1", "Address the Prometheus endpoint binds to (0.0.0.0 exposes it to the network)"),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}

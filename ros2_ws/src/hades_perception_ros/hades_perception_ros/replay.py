@@ -37,6 +37,7 @@ OUTPUTS = {  # relative to the node's namespace -> type name in the bag
     "landmarks": "hades_perception_msgs/msg/LandmarkArray",
     "certainty": "hades_perception_msgs/msg/Certainty",
     "plants": "hades_perception_msgs/msg/PlantArray",
+    "monitoring": "hades_perception_msgs/msg/Monitoring",
     "model_info": "hades_perception_msgs/msg/ModelInfo",
 }
 
@@ -91,13 +92,14 @@ class Replayer(Node):
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
-        from hades_perception_msgs.msg import LandmarkArray, ModelInfo, PlantArray, SegmentationMasks
+        from hades_perception_msgs.msg import LandmarkArray, ModelInfo, Monitoring, PlantArray, SegmentationMasks
 
         types = {
             "masks": SegmentationMasks,
             "landmarks": LandmarkArray,
             "certainty": Certainty,
             "plants": PlantArray,
+            "monitoring": Monitoring,
             "model_info": ModelInfo,
         }
         for name, t in types.items():

@@ -44,6 +44,7 @@ class Probe:
             Certainty,
             LandmarkArray,
             ModelInfo,
+            Monitoring,
             PlantArray,
             SegmentationMasks,
         )
@@ -67,6 +68,7 @@ class Probe:
             ("landmarks", LandmarkArray),
             ("certainty", Certainty),
             ("plants", PlantArray),
+            ("monitoring", Monitoring),
         ]
         if shadow:
             topics += [(f"shadow/{n}", t) for n, t in topics] + [("shadow/agreement", Agreement)]

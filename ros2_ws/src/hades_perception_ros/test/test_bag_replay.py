@@ -18,7 +18,14 @@ from rosbags.rosbag2 import Reader
 
 from hades_perception.inference.plants import Plant
 from hades_perception.inference.prediction_files import read_predictions
-from hades_perception_ros.bag import TYPESTORE, make_bag, plant_from_msg, read_frames, register_project_types
+from hades_perception_ros.bag import (
+    TYPESTORE,
+    make_bag,
+    plant_from_msg,
+    read_frames,
+    read_monitoring,
+    register_project_types,
+)
 from hades_perception_ros.launching import start_node
 
 pytestmark = pytest.mark.ros
@@ -146,6 +153,14 @@ def test_replay_plays_into_the_node_records_outputs_and_writes_them_as_predictio
         assert written == [plant_from_msg(p).to_dict() for p in plants[f.stamp_ns].plants]
         assert [p.to_dict() for p in preds[f.source].plants] == written
     assert len(list((tmp_path / "pics").glob("*.png"))) == 2
+    # Monitoring signals are recorded per frame and reach the prediction files (hades-train monitor reads either).
+    signals = read_monitoring(tmp_path / "out.bag", NS)
+    assert len(signals) == 2 and all("input.p50" in s and "area.root" in s for s in signals)
+    for f in frames:
+        assert (
+            json.loads((tmp_path / "predictions" / f"{f.source}.json").read_text())["monitoring"].keys()
+            == signals[0].keys()
+        )
 
 
 def test_replay_without_a_node_says_what_to_do(plates_dir: Path, tmp_path: Path):

@@ -1,0 +1,76 @@
+"""The node's monitoring: a drift window per served version, its latest verdict, and the
+optional Prometheus endpoint.
+
+Threads: the worker adds each frame's signals and stage times; the executor judges the
+window once per diagnostics period (the KS tests cost about a millisecond per signal,
+so never per frame) and the verdict it keeps is what the next frames' `monitoring`
+messages and the endpoint report. Pure Python apart from its callers: no rclpy here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hades_perception.inference.pipeline import Pipeline
+from hades_perception.monitoring.drift import LEVEL_NAMES, OK, DriftMonitor, DriftStatus, reference_of, worst
+from hades_perception.monitoring.signals import signals_for
+from hades_perception.serving.slot import ServingSlot
+from hades_perception.serving.worker import InferenceWorker
+
+
+class FrameMonitoring:
+    def __init__(self, window: int, min_frames: int) -> None:
+        self.window, self.min_frames = window, min_frames
+        self._drift: tuple[str, DriftMonitor] | None = None  # (version, its window)
+        self.verdict: tuple[int, str] = (OK, "")  # level, message: carried on `monitoring`
+        self.worst_signal = ""  # the signal that drifted most, while one has
+        self.metrics: Any = None  # monitoring.metrics.Metrics while the endpoint is on
+
+    # --- the worker's thread --------------------------------------------------------------
+    def add(self, pipeline: Pipeline, signals: dict[str, float], stages_ms: dict[str, float]) -> None:
+        """One served frame. A new version brings its own reference, so its window starts empty."""
+        m = pipeline.manifest
+        current = self._drift
+        if current is None or current[0] != m.version:
+            monitor = DriftMonitor(reference_of(m.raw), signals_for(m.outputs.classes), self.window, self.min_frames)
+            current = self._drift = (m.version, monitor)
+        current[1].add(signals)
+        if self.metrics is not None:
+            self.metrics.observe(stages_ms)
+
+    # --- the executor's thread ------------------------------------------------------------
+    def judge(self) -> DriftStatus | None:
+        """Test the window now (None before the first frame) and keep the verdict."""
+        current = self._drift
+        if current is None:
+            return None
+        status = current[1].status()
+        top = worst(status.results)
+        self.verdict = (status.level, status.message)
+        self.worst_signal = top.name if top is not None and top.drifted else ""
+        return status
+
+    def start_metrics(self, node: str, worker: InferenceWorker[Any], slot: ServingSlot, host: str, port: int) -> int:
+        """The Prometheus endpoint (counters, model and drift read when scraped); its port."""
+        try:
+            from hades_perception.monitoring.metrics import Metrics
+        except ImportError as exc:
+            raise ValueError(
+                f"metrics_port needs prometheus-client (pip install hades_perception[metrics]): {exc}"
+            ) from exc
+
+        def model() -> dict[str, str]:
+            p = slot.pipeline
+            return {"name": p.manifest.name, "version": p.manifest.version, "engine": p.engine.name}
+
+        def drift() -> tuple[str, str]:
+            return LEVEL_NAMES[self.verdict[0]], self.worst_signal
+
+        self.metrics = Metrics(node, worker.snapshot, drift, model)
+        return int(self.metrics.start(host, port))
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+        self._drift = None
