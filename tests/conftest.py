@@ -83,3 +83,17 @@ def tiny_bundle(tiny_checkpoint: Path, small_dataset: Path, tmp_path_factory: py
 
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     return export(tiny_checkpoint, out, str(small_dataset), "val", version="0.0.1-test", tensorrt=False, max_items=2)
+
+
+@pytest.fixture(scope="session")
+def monitored_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint exported with 30 quarter-size training plates (seed 21) beside
+    its validation split (seed 22): their input signals are its drift reference."""
+    from hades_training.export import export
+    from hades_training.synth.generate import generate
+
+    data = tmp_path_factory.mktemp("reference")
+    generate(data, count=30, seed=21, split="train", width=1050, height=752)
+    generate(data, count=2, seed=22, split="val", width=1050, height=752)
+    out = tmp_path_factory.mktemp("bundles") / "monitored"
+    return export(tiny_checkpoint, out, str(data), "val", version="0.0.2-test", tensorrt=False, max_items=2)

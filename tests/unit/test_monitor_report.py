@@ -19,17 +19,8 @@ W, H = 1050, 752  # a quarter of a Hades frame
 
 
 @pytest.fixture(scope="module")
-def bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny checkpoint exported with 30 training plates beside its validation split:
-    their input signals are the reference."""
-    from hades_training.export import export
-    from hades_training.synth.generate import generate
-
-    data = tmp_path_factory.mktemp("reference")
-    generate(data, count=30, seed=21, split="train", width=W, height=H)
-    generate(data, count=2, seed=22, split="val", width=W, height=H)
-    out = tmp_path_factory.mktemp("bundles") / "monitored"
-    return export(tiny_checkpoint, out, str(data), "val", version="0.0.2-test", tensorrt=False, max_items=2)
+def bundle(monitored_bundle: Path) -> Path:
+    return monitored_bundle
 
 
 def plates(tmp_path_factory: pytest.TempPathFactory, difficulty: str) -> Path:

@@ -144,6 +144,41 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from hades_training.retrain import Gates, PipelineConfig, run_pipeline
+
+    cfg = PipelineConfig(
+        store=args.store or _default_store(),
+        model=args.model,
+        new_data=Path(args.new_data),
+        gate_data=Path(args.gate_data),
+        gate_split=args.gate_split or None,
+        out=Path(args.out),
+        drift_report=Path(args.drift_report) if args.drift_report else None,
+        schedule=args.schedule,
+        state=Path(args.state) if args.state else None,
+        overrides=args.set,
+        sign_key=Path(args.sign) if args.sign else None,
+        gates=Gates(args.iou_margin, args.tip_margin, args.max_pixel_ece),
+        min_items=args.min_items,
+        dry_run=args.dry_run,
+    )
+    decision = run_pipeline(cfg)
+    print(f"decision: {decision['decision']}")
+    for reason in decision["reasons"]:
+        print(f"  - {reason}")
+    for step in decision.get("plan", []):
+        print(f"  would: {step}")
+    print(f"record: {cfg.out / 'decision.json'}")
+    return 1 if decision["decision"] == "error" else 0
+
+
+def _default_store() -> str:
+    from hades_perception.models.cli import default_store
+
+    return default_store()
+
+
 def _card(args: argparse.Namespace) -> int:
     from hades_training.card import write_card
 
@@ -243,6 +278,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="report folder")
     p.set_defaults(func=_monitor)
+
+    p = sub.add_parser(
+        "pipeline",
+        help="gated retraining: new data / drift / schedule -> train, evaluate, gates -> canary (never production)",
+    )
+    p.add_argument("--store", default=None, help="model store URL (default as hades-model: $HADES_MODEL_STORE, ...)")
+    p.add_argument("--model", default="hades-seedlings", help="model name in the store")
+    p.add_argument("--new-data", required=True, help="labelled data (Hades layout: train/ [val/], or flat)")
+    p.add_argument("--gate-data", required=True, help="the fixed gate set every candidate is compared on")
+    p.add_argument("--gate-split", default="test", help="split of the gate set (default test; '' for a flat folder)")
+    p.add_argument("--out", required=True, help="work folder: run, candidate, evaluations, decision.json")
+    p.add_argument("--drift-report", default=None, help="drift.json from hades-train monitor: drift triggers a run")
+    p.add_argument("--schedule", action="store_true", help="a scheduled run: go ahead even without new data or drift")
+    p.add_argument("--state", default=None, help="what data was seen (default OUT/../pipeline-state.json)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the production config")
+    p.add_argument("--sign", default=None, metavar="PREFIX.key", help="sign the candidate with this ed25519 key")
+    p.add_argument("--iou-margin", type=float, default=0.01, help="a class IoU may be this much lower (default 0.01)")
+    p.add_argument("--tip-margin", type=float, default=0.0, help="tips within 1 mm may be this much lower (default 0)")
+    p.add_argument("--max-pixel-ece", type=float, default=0.02, help="per-pixel ECE bound (default 0.02)")
+    p.add_argument("--min-items", type=int, default=2, help="accepted items needed to train (default 2)")
+    p.add_argument("--dry-run", action="store_true", help="trigger and validate, then print the plan; change nothing")
+    p.set_defaults(func=_pipeline)
 
     p = sub.add_parser("card", help="write a model card from a bundle and a test evaluation")
     p.add_argument("--model", required=True, help="model bundle folder")

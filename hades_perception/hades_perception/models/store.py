@@ -192,6 +192,24 @@ class ModelStore:
             raise NotFoundError(f"{model} {version} is not published in {self.describe()}") from exc
         return dict(json.loads(data))
 
+    # --- records about a version (not part of it: a version's files never change) --------
+    @staticmethod
+    def record_key(model: str, version: str, name: str) -> str:
+        return f"{model}/records/{version}/{name}.json"
+
+    def write_record(self, model: str, version: str, name: str, doc: dict[str, Any]) -> None:
+        """What was decided about a published version (e.g. the retraining pipeline's
+        gate results), for the person who promotes it to read."""
+        self.manifest(model, version)  # only about what is published
+        self.blobs.write(self.record_key(model, version, name), json.dumps(doc, indent=1).encode())
+
+    def record(self, model: str, version: str, name: str) -> dict[str, Any] | None:
+        try:
+            data, _ = self.blobs.read(self.record_key(model, version, name))
+        except NotFoundError:
+            return None
+        return dict(json.loads(data))
+
     def is_signed(self, model: str, version: str) -> bool:
         return self.blobs.exists(self.version_key(model, version, SIGNATURE_FILE))
 
