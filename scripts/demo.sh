@@ -29,7 +29,7 @@ echo "==> 0. $NAME $VERSION in the local model store $STORE"
 hades-model --store "$STORE" publish "$MODEL"
 if ! hades-model --store "$STORE" show "$NAME" production >/dev/null 2>&1; then
   hades-model --store "$STORE" promote "$NAME" "$VERSION" --channel production \
-    --reason "demo store: the shipped default model" --by "scripts/demo.sh"
+    --reason "demo store: the shipped default model" --by "scripts/demo.sh" --yes
 fi
 hades-model --store "$STORE" list "$NAME"
 echo "==> 1. three synthetic Hades plates (4202x3006) into $OUT/plates"

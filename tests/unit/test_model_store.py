@@ -6,6 +6,7 @@ shipped bundle, and a version that loads but computes something else."""
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 from pathlib import Path
@@ -292,9 +293,13 @@ def test_the_cli_publishes_lists_shows_promotes_and_rolls_back(
     assert code == 0 and "nothing uploaded" in out
     code, out, _ = _cli(capsys, *s, "list")
     assert (code, out.split()) == (0, [MODEL])
-    code, out, _ = _cli(capsys, *s, "promote", MODEL, V1, "--channel", "production", "--reason", "first", "--by", "ana")
+    # Production is a person's confirmed decision: without a terminal to ask in, --yes.
+    code, _, err = _cli(capsys, *s, "promote", MODEL, V1, "--channel", "production", "--reason", "first")
+    assert code == 1 and "confirmation" in err and "--yes" in err
+    prod = ("--channel", "production", "--yes")
+    code, out, _ = _cli(capsys, *s, "promote", MODEL, V1, *prod, "--reason", "first", "--by", "ana")
     assert code == 0 and f"None -> {V1}" in out
-    code, out, _ = _cli(capsys, *s, "promote", MODEL, V2, "--channel", "production", "--reason", "newer", "--by", "ben")
+    code, out, _ = _cli(capsys, *s, "promote", MODEL, V2, *prod, "--reason", "newer", "--by", "ben")
     assert code == 0 and f"{V1} -> {V2}" in out and "ben" in out
     code, out, _ = _cli(capsys, *s, "--json", "list", MODEL)
     listing = json.loads(out)
@@ -346,3 +351,36 @@ def test_cli_errors_exit_1_with_a_clear_message(
     assert code == 1 and out == ""
     assert err.startswith(f"hades-model {args[0]}: ") and message in err and "Traceback" not in err
     assert store.pointer(MODEL, "c") is None
+
+
+def test_promoting_to_production_shows_the_gates_drift_and_shadow_records_first(
+    bundles: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = ["--store", str(tmp_path / "store")]
+    assert _cli(capsys, *s, "publish", str(bundles[V1]))[0] == 0
+    store = ModelStore.open(tmp_path / "store")
+    gates = [{"gate": "gate set: IoU root", "value": 0.89, "bound": 0.87, "passed": True}]
+    store.write_record(MODEL, V1, "pipeline", {"decision": "promoted-canary", "production": "earlier", "gates": gates})
+    drift = tmp_path / "drift.json"
+    drift.write_text(json.dumps({"drift_detected": False, "frames": 120, "signals": []}))
+    assert _cli(capsys, *s, "attach", MODEL, V1, "drift", str(drift))[0] == 0
+    shadow = tmp_path / "shadow.json"
+    shadow.write_text(json.dumps({"frames": 500, "mean_iou_root": 0.97}))
+    assert _cli(capsys, *s, "attach", MODEL, V1, "shadow", str(shadow))[0] == 0
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("not-the-version\n"))  # a person who types something else
+    code, out, _ = _cli(capsys, *s, "promote", MODEL, V1, "--channel", "production", "--reason", "canary week ok")
+    assert (
+        code == 1
+        and "not confirmed" in out
+        and ModelStore.open(tmp_path / "store").pointer(MODEL, "production") is None
+    )
+    assert "1/1 gates passed" in out and "gate set: IoU root" in out
+    assert "drift: no drift over 120 frames" in out and "mean_iou_root" in out
+    monkeypatch.setattr("sys.stdin", Terminal(f"{V1}\n"))
+    code, out, _ = _cli(capsys, *s, "promote", MODEL, V1, "--channel", "production", "--reason", "canary week ok")
+    assert code == 0 and f"None -> {V1}" in out

@@ -39,13 +39,12 @@ from hades_perception.contract.golden import check_golden
 from hades_perception.contract.signing import load_private_key
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.models.cache import ModelCache
-from hades_perception.models.store import ModelStore
+from hades_perception.models.store import CANARY, PRODUCTION, ModelStore
 from hades_training.config import EXPERIMENT, TrainConfig, load_config
 from hades_training.data import DatasetError, open_dataset
 
 log = logging.getLogger(__name__)
 ACTOR = "hades-train pipeline"
-CANARY, PRODUCTION = "canary", "production"
 
 
 @dataclass(frozen=True)

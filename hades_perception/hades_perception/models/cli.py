@@ -4,7 +4,10 @@
   publish BUNDLE [--sign PREFIX.key]          upload an exported bundle as an immutable version
   list [MODEL]                                models; or a model's versions and channels
   show MODEL VERSION|CHANNEL                  one version's manifest summary, or a channel's history
-  promote MODEL VERSION --channel C --reason R    move a channel (only ever done by a person)
+  promote MODEL VERSION --channel C --reason R    move a channel (only ever done by a person;
+                                              production shows the evidence and asks, or --yes)
+  attach MODEL VERSION NAME FILE              keep a record about a version (a drift report,
+                                              shadow agreement) for whoever promotes it
   rollback MODEL --channel C --reason R       move a channel back to the version before
   pull MODEL VERSION --cache DIR              fetch and verify into a node's cache (robots without network)
 
@@ -28,7 +31,7 @@ from hades_perception.contract.bundle import BundleError
 from hades_perception.contract.signing import generate_keypair, key_id, load_private_key, load_trusted_keys
 from hades_perception.models.blobs import StoreError
 from hades_perception.models.cache import ModelCache
-from hades_perception.models.store import ModelStore, Pointer
+from hades_perception.models.store import PRODUCTION, ModelStore, Pointer
 
 log = logging.getLogger("hades-model")
 
@@ -124,8 +127,47 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def evidence_text(records: dict[str, dict[str, Any]]) -> list[str]:
+    """What is known about a version before it goes to production, one line per fact."""
+    lines = []
+    pipeline = records.get("pipeline")
+    if pipeline:
+        gates = pipeline.get("gates", [])
+        failed = [g for g in gates if not g.get("passed")]
+        lines.append(
+            f"retraining pipeline: {pipeline.get('decision')} against {pipeline.get('production')}, "
+            f"{len(gates) - len(failed)}/{len(gates)} gates passed"
+        )
+        lines += [
+            f"  {'ok  ' if g['passed'] else 'FAIL'} {g['gate']}: {g['value']} (bound {g['bound']})" for g in gates
+        ]
+    for name, doc in sorted(records.items()):
+        if name == "pipeline":
+            continue
+        if "drift_detected" in doc:
+            drifted = [s["name"] for s in doc.get("signals", []) if s.get("drifted")]
+            verdict = f"drift in {', '.join(drifted)}" if drifted else "no drift"
+            lines.append(f"{name}: {verdict} over {doc.get('frames')} frames")
+        else:
+            lines.append(f"{name}: {json.dumps(doc)[:300]}")
+    return lines or ["no records: no gate results, drift report or shadow agreement is attached to this version"]
+
+
 def _promote(args: argparse.Namespace) -> int:
-    p = _store(args).promote(args.model, args.version, args.channel, args.reason, args.by)
+    store = _store(args)
+    if args.channel == PRODUCTION:
+        store.manifest(args.model, args.version)  # a clear error before any question
+        print(f"promoting {args.model} {args.version} to {PRODUCTION}; what is known about it:")
+        for line in evidence_text(store.records(args.model, args.version)):
+            print(f"  {line}")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise ValueError(f"{PRODUCTION} needs a person's confirmation: run it in a terminal, or pass --yes")
+            answer = input(f"type the version ({args.version}) to promote it to {PRODUCTION}: ").strip()
+            if answer != args.version:
+                print("not confirmed; nothing changed")
+                return 1
+    p = store.promote(args.model, args.version, args.channel, args.reason, args.by)
     print(f"{args.model} {p.channel}: {p.previous} -> {p.version} (by {p.by}: {p.reason})")
     return 0
 
@@ -133,6 +175,15 @@ def _promote(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     p = _store(args).rollback(args.model, args.channel, args.reason, args.by)
     print(f"{args.model} {p.channel} rolled back: {p.previous} -> {p.version} (by {p.by}: {p.reason})")
+    return 0
+
+
+def _attach(args: argparse.Namespace) -> int:
+    doc = json.loads(Path(args.file).read_text())
+    if not isinstance(doc, dict):
+        raise ValueError(f"{args.file}: expected a JSON object")
+    _store(args).write_record(args.model, args.version, args.name, doc)
+    print(f"{args.name} attached to {args.model} {args.version}")
     return 0
 
 
@@ -172,7 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--channel", required=True, help="e.g. canary or production; never implied")
         s.add_argument("--reason", required=True, help="why; recorded in the channel's history")
         s.add_argument("--by", help="who (default: user@host)")
+        if name == "promote":
+            s.add_argument("--yes", action="store_true", help=f"{PRODUCTION}: confirmed already (with --reason)")
         s.set_defaults(func=func)
+    s = sub.add_parser("attach", help="keep a JSON record about a version (drift report, shadow agreement)")
+    s.add_argument("model")
+    s.add_argument("version")
+    s.add_argument("name", help="record name, e.g. drift or shadow")
+    s.add_argument("file", help="a JSON object, e.g. hades-train monitor's drift.json")
+    s.set_defaults(func=_attach)
     s = sub.add_parser("pull", help="fetch and verify a version into a node's cache")
     s.add_argument("model")
     s.add_argument("version")

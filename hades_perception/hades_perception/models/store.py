@@ -35,6 +35,8 @@ from hades_perception.contract.signing import SIGNATURE_FILE, Ed25519PrivateKey,
 from hades_perception.models.blobs import Blobs, ConflictError, NotFoundError, StoreError, open_blobs
 
 log = logging.getLogger(__name__)
+# The channel robots serve from (moved only by a person) and the one candidates go to.
+PRODUCTION, CANARY = "production", "canary"
 HISTORY_KEPT = 100
 
 
@@ -202,6 +204,15 @@ class ModelStore:
         gate results), for the person who promotes it to read."""
         self.manifest(model, version)  # only about what is published
         self.blobs.write(self.record_key(model, version, name), json.dumps(doc, indent=1).encode())
+
+    def records(self, model: str, version: str) -> dict[str, dict[str, Any]]:
+        """Every record about a version, by name (gates, drift reports, shadow agreement)."""
+        prefix = f"{model}/records/{version}/"
+        out = {}
+        for key in self.blobs.list(prefix):
+            if key.endswith(".json"):
+                out[key[len(prefix) : -5]] = dict(json.loads(self.blobs.read(key)[0]))
+        return out
 
     def record(self, model: str, version: str, name: str) -> dict[str, Any] | None:
         try:
