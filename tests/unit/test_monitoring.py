@@ -11,6 +11,7 @@ import pytest
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.monitoring.drift import ERROR, OK, WARN, DriftMonitor, compare, reference_of, worst
 from hades_perception.monitoring.signals import Signal, input_signals, signals_for
+from hades_perception.serving.probation import Probation
 from tests.bundles import SHIPPED
 
 BOX = (0, 0, 1200, 900)
@@ -132,3 +133,40 @@ class TestDriftMonitor:
         mon.add({"a": 1.0})
         status = mon.status()
         assert status.level == OK and "not judged" in status.message
+
+
+class TestProbation:
+    def test_the_version_served_at_start_up_is_not_on_probation(self):
+        p = Probation(frames=10)
+        p.swapped("1.0", "")
+        for _ in range(10):
+            p.frame("1.0", ok=False)
+        assert p.check(ERROR, "drifted") is None
+
+    def test_failed_frames_above_the_rate_mark_a_swap_degraded_once(self):
+        p = Probation(frames=10, max_error_rate=0.2)
+        p.swapped("2.0", "1.0")
+        for ok in (True, True, False, True, False, False):
+            p.frame("2.0", ok=ok)
+        d = p.check(OK)
+        assert d is not None and (d.version, d.previous) == ("2.0", "1.0") and "3 of its first 6" in d.reason
+        assert p.check(OK) is None and p.degraded == d  # reported once; remembered until the next swap
+
+    def test_a_drift_error_during_probation_marks_it_degraded_and_after_it_does_not(self):
+        p = Probation(frames=5)
+        p.swapped("2.0", "1.0")
+        p.frame("2.0", ok=True)
+        assert p.check(WARN, "a little") is None
+        d = p.check(ERROR, "input.p50 moved")
+        assert d is not None and "input.p50 moved" in d.reason
+        p.swapped("3.0", "2.0")
+        for _ in range(5):
+            p.frame("3.0", ok=True)
+        assert p.check(ERROR, "later") is None  # past its probation: drift is the world's, not the swap's
+
+    def test_frames_of_the_version_before_do_not_count(self):
+        p = Probation(frames=10, max_error_rate=0.2)
+        p.swapped("2.0", "1.0")
+        for _ in range(5):
+            p.frame("1.0", ok=False)  # finished after the swap, served by the old pipeline
+        assert p.check(OK) is None

@@ -16,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from hades_perception.models.follower import ModelFollower
 from hades_perception.monitoring.drift import LEVEL_NAMES, DriftStatus
+from hades_perception.serving.probation import Degraded
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 
@@ -145,6 +146,13 @@ def drift_status(name: str, ns: str, drift: DriftStatus) -> DiagnosticStatus:
     return _status(bytes([drift.level]), f"{name}: drift", drift.message, ns, values)
 
 
+def degraded_status(name: str, ns: str, degraded: Degraded, action: str) -> DiagnosticStatus:
+    """A swapped version that failed its probation, and what the node did about it."""
+    values = {"version": degraded.version, "previous": degraded.previous, "reason": degraded.reason, "action": action}
+    message = f"version {degraded.version} degraded: {degraded.reason}; {action}"
+    return _status(DiagnosticStatus.ERROR, f"{name}: model probation", message[:300], ns, values)
+
+
 def statuses(
     name: str,
     ns: str,
@@ -153,10 +161,14 @@ def statuses(
     frames: FrameLog,
     followed: dict[str, ModelFollower | None],
     drift: DriftStatus | None = None,
+    degraded: tuple[Degraded, str] | None = None,
 ) -> list[DiagnosticStatus]:
-    """The node's /diagnostics: serving, drift, then one status per followed channel (by role)."""
+    """The node's /diagnostics: serving, drift, a degraded swap (with the action taken),
+    then one status per followed channel (by role)."""
     out = [serving_status(name, ns, slot, worker, frames)]
     if drift is not None:
         out.append(drift_status(name, ns, drift))
+    if degraded is not None:
+        out.append(degraded_status(name, ns, *degraded))
     out += [store_status(name, ns, role, f) for role, f in followed.items() if f is not None]
     return out

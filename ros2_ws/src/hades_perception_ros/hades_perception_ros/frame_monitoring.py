@@ -1,5 +1,5 @@
-"""The node's monitoring: a drift window per served version, its latest verdict, and the
-optional Prometheus endpoint.
+"""The node's monitoring: a drift window per served version, its latest verdict, the
+probation of a newly swapped version, and the optional Prometheus endpoint.
 
 Threads: the worker adds each frame's signals and stage times; the executor judges the
 window once per diagnostics period (the KS tests cost about a millisecond per signal,
@@ -14,13 +14,15 @@ from typing import Any
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.monitoring.drift import LEVEL_NAMES, OK, DriftMonitor, DriftStatus, reference_of, worst
 from hades_perception.monitoring.signals import signals_for
+from hades_perception.serving.probation import Degraded, Probation
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 
 
 class FrameMonitoring:
-    def __init__(self, window: int, min_frames: int) -> None:
+    def __init__(self, window: int, min_frames: int, probation: Probation | None = None) -> None:
         self.window, self.min_frames = window, min_frames
+        self.probation = probation or Probation()
         self._drift: tuple[str, DriftMonitor] | None = None  # (version, its window)
         self.verdict: tuple[int, str] = (OK, "")  # level, message: carried on `monitoring`
         self.worst_signal = ""  # the signal that drifted most, while one has
@@ -35,20 +37,25 @@ class FrameMonitoring:
             monitor = DriftMonitor(reference_of(m.raw), signals_for(m.outputs.classes), self.window, self.min_frames)
             current = self._drift = (m.version, monitor)
         current[1].add(signals)
+        self.probation.frame(m.version, ok=True)
         if self.metrics is not None:
             self.metrics.observe(stages_ms)
 
+    def failed(self, version: str) -> None:
+        """A frame the model failed on (inference, not bad input)."""
+        self.probation.frame(version, ok=False)
+
     # --- the executor's thread ------------------------------------------------------------
-    def judge(self) -> DriftStatus | None:
-        """Test the window now (None before the first frame) and keep the verdict."""
+    def judge(self) -> tuple[DriftStatus | None, Degraded | None]:
+        """Test the window now and keep the verdict (None before the first frame); and
+        whether the version on probation just turned out degraded (once per swap)."""
         current = self._drift
-        if current is None:
-            return None
-        status = current[1].status()
-        top = worst(status.results)
-        self.verdict = (status.level, status.message)
-        self.worst_signal = top.name if top is not None and top.drifted else ""
-        return status
+        status = current[1].status() if current is not None else None
+        if status is not None:
+            top = worst(status.results)
+            self.verdict = (status.level, status.message)
+            self.worst_signal = top.name if top is not None and top.drifted else ""
+        return status, self.probation.check(*self.verdict)
 
     def start_metrics(self, node: str, worker: InferenceWorker[Any], slot: ServingSlot, host: str, port: int) -> int:
         """The Prometheus endpoint (counters, model and drift read when scraped); its port."""

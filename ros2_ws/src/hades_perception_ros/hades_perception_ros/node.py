@@ -32,6 +32,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from hades_perception.inference.pipeline import InputError
 from hades_perception.models.follower import ModelFollower
+from hades_perception.serving.probation import Degraded, Probation
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 from hades_perception_msgs.msg import ModelInfo
@@ -66,6 +67,7 @@ class PerceptionNode(LifecycleNode):
     pub_diagnostics: Any = None
     _timer: Any = None
     monitoring: FrameMonitoring | None = None
+    _degraded: tuple[Degraded, str] | None = None  # a swapped version that failed probation, and the action
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hades_perception", **kwargs)
@@ -87,12 +89,16 @@ class PerceptionNode(LifecycleNode):
         FAILURE: nothing can be served (the reason is logged), back to unconfigured."""
         try:
             self._max_pixels = self.p("max_image_pixels")  # read here: frames run on another thread
-            self.monitoring = FrameMonitoring(self.p("drift_window"), self.p("drift_min_frames"))
+            probation = Probation(self.p("probation_frames"), self.p("probation_max_error_rate"))
+            self.monitoring = FrameMonitoring(self.p("drift_window"), self.p("drift_min_frames"), probation)
             self.worker = InferenceWorker(
                 self._process, size=self.p("queue_size"), policy=self.p("queue_policy"), on_error=self._frame_failed
             )
             self.slot, self.follower = model_source.start_serving(self.p, self.worker)
             self.slot.add_listener(lambda _new, _old, _attempt: self._model_changed.trigger())
+            self.slot.add_listener(
+                lambda new, old, _attempt: probation.swapped(new.manifest.version, old.manifest.version if old else "")
+            )
             if self.p("shadow_channel"):
                 if self.follower is None:
                     raise ValueError("shadow_channel needs store_url: the candidate comes from the store")
@@ -211,6 +217,8 @@ class PerceptionNode(LifecycleNode):
 
     def _frame_failed(self, frame: Frame, exc: Exception) -> None:
         kind = "bad input" if isinstance(exc, InputError) else "inference failed"
+        if self.monitoring is not None and self.slot is not None and not isinstance(exc, InputError):
+            self.monitoring.failed(self.slot.version)
         self.frames.problem(f"{kind}: {exc}")
         stamp = frame.msg.header.stamp
         self.get_logger().warning(
@@ -245,13 +253,41 @@ class PerceptionNode(LifecycleNode):
         if self.pub_diagnostics is None or self.slot is None or self.worker is None:
             return
         followed = {"model store": self.follower, "shadow model store": self.shadow.follower if self.shadow else None}
-        drift = self.monitoring.judge() if self.monitoring is not None else None
+        drift, newly_degraded = self.monitoring.judge() if self.monitoring is not None else (None, None)
+        if newly_degraded is not None:
+            self._degraded = (newly_degraded, self._on_degraded(newly_degraded))
         status = diagnostics.statuses(
-            self.get_fully_qualified_name(), self.get_namespace(), self.slot, self.worker, self.frames, followed, drift
+            self.get_fully_qualified_name(),
+            self.get_namespace(),
+            self.slot,
+            self.worker,
+            self.frames,
+            followed,
+            drift,
+            self._degraded if self._degraded and self._degraded[0].version == self.slot.version else None,
         )
         arr = DiagnosticArray(status=status)
         arr.header.stamp = self.get_clock().now().to_msg()
         self.pub_diagnostics.publish(arr)
+
+    def _on_degraded(self, d: Degraded) -> str:
+        """Report a degraded swap; fall back to the previous version when allowed. The action taken."""
+        self.get_logger().error(f"model {d.version} degraded after replacing {d.previous}: {d.reason}")
+        follower = self.follower
+        if not self.p("fallback_on_degradation") or follower is None:
+            return "reported only (fallback_on_degradation is off)" if follower else "reported only (no store)"
+        self.get_logger().warning(
+            f"fallback_on_degradation: pinning {d.previous} by itself; release the pin (pin_model with an empty "
+            "version) or roll the channel back once a person has decided"
+        )
+
+        def fall_back() -> None:
+            ok, message = follower.pin_or_release(d.previous)
+            log = self.get_logger().warning if ok else self.get_logger().error
+            log(f"fallback to {d.previous}: {message}")
+
+        threading.Thread(target=fall_back, name="fallback", daemon=True).start()
+        return f"falling back to {d.previous} (pinned by the node)"
 
     async def _on_pin(self, request: PinModel.Request, response: PinModel.Response) -> PinModel.Response:
         """Pins on a thread of its own and awaits it: frames and timers go on meanwhile."""

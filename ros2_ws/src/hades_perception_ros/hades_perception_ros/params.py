@@ -135,6 +135,24 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("drift_min_frames", 20, "Frames needed before drift is judged at all", range=(2, 10000)),
     Param(
+        "probation_frames",
+        50,
+        "Frames a newly swapped version is watched for: inference failures or a drift ERROR in them mark it degraded",
+        range=(1, 100000),
+    ),
+    Param(
+        "probation_max_error_rate",
+        0.2,
+        "Share of failed frames (inference errors, not bad input) that marks a swapped version degraded",
+        range=(0.0, 1.0),
+    ),
+    Param(
+        "fallback_on_degradation",
+        False,
+        "Pin the previous version by itself when a swapped version is degraded (logged; a person releases the pin "
+        "or rolls the channel back); false: report it in /diagnostics only",
+    ),
+    Param(
         "metrics_port",
         0,
         "Port of a Prometheus endpoint (frames, drops, stage latency, model, drift); 0: off",
