@@ -536,4 +536,8 @@ def add_azure_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("train_args", nargs="*", metavar="-- TRAIN_ARGS", help="passed to `hades-train train` as they are")
     p.set_defaults(func=_submit_command)
+
+    from hades_training.azure_pipeline import add_pipeline_parser
+
+    add_pipeline_parser(azure_sub)
     return p
