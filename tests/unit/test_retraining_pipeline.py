@@ -120,7 +120,7 @@ class TestTheLoop:
         images = sorted((bad / "train" / "images").glob("*.png"))
         images[0].write_bytes(images[0].read_bytes()[:100])  # truncated
         mask = next((bad / "train" / "masks").glob(f"{images[1].stem}*"))
-        cv2.imwrite(str(mask), cv2.imread(str(mask))[:10, :10])  # wrong size
+        cv2.imwrite(str(mask), cv2.imread(str(mask))[:10, :10])  # type: ignore[index]  # wrong size
         before = channels(world)
         d = pipeline(world, "run-bad", *WIDE, new="bad")
         assert d["decision"] == "rejected" and "0 item(s) accepted" in d["reasons"][0]

@@ -32,12 +32,13 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from hades_perception.inference.pipeline import InputError
 from hades_perception.models.follower import ModelFollower
+from hades_perception.serving import model_source
 from hades_perception.serving.probation import Degraded, Probation
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 from hades_perception_msgs.msg import ModelInfo
 from hades_perception_msgs.srv import PinModel
-from hades_perception_ros import diagnostics, model_source, params
+from hades_perception_ros import diagnostics, params
 from hades_perception_ros.frame_monitoring import FrameMonitoring
 from hades_perception_ros.image_codec import decode_message
 from hades_perception_ros.log_bridge import route_core_logs

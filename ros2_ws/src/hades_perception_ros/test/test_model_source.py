@@ -13,8 +13,8 @@ import pytest
 from conftest import REPO
 
 from hades_perception.contract.bundle import BundleError, file_entries, write_manifest
+from hades_perception.serving import model_source
 from hades_perception.serving.worker import InferenceWorker
-from hades_perception_ros import model_source
 from hades_perception_ros.params import PARAMS
 
 SHIPPED = REPO / "models" / "hades-seedlings"

@@ -1,6 +1,8 @@
-"""Where the node's model comes from: a store channel (through the local cache), or
-the bundle folder in model_bundle_path; and how a bundle becomes a pipeline on this
-node's engine settings. No publishers here: the node calls this while configuring.
+"""Where a server's model comes from: a store channel (through the local cache), or the
+bundle folder in model_bundle_path; and how a bundle becomes a pipeline on its engine
+settings. The ROS node and the HTTP API both call this while starting, with their own
+settings behind `p(name)` (the node's parameters; the API's settings), so both serve,
+follow and swap models the same way.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from hades_perception.models.store import ModelStore
 from hades_perception.serving.slot import Attempt, ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 
-log = logging.getLogger("hades_perception.node")
-Param = Callable[[str], Any]  # the node's parameter values by name
+log = logging.getLogger(__name__)
+Param = Callable[[str], Any]  # setting values by name (the node's parameter names)
 
 
 def bundle_loader(p: Param, following: bool) -> Callable[[Path], Pipeline]:
