@@ -3,6 +3,12 @@
 predict <image or folder> --model <bundle> --out DIR [--rsml] [--overlay]
     per image: DIR/<stem>_<class>_mask.png (uint8 0/255, image size), DIR/<stem>.json
     (landmarks, plants with traits, certainty) and with --rsml DIR/<stem>.rsml
+serve [--host 127.0.0.1] [--port 8000] [--bundle DIR | --store URL --model NAME --channel C]
+      [--keys FILE] [--max-upload-mb N] [--rate-limit N/min] [--cors-origin URL]
+    the HTTP API (docs/api.md; needs the api extra): predict, models, promote and
+    rollback, Open Inference Protocol v2 health and metadata
+keys create NAME --scopes read,predict,train,promote | keys list | keys revoke NAME [--keys FILE]
+    API keys: printed once at creation, stored as sha256 in $HADES_DATA_DIR/api-keys.json
 Where the ROS 2 package (hades_perception_ros) is installed, it adds its commands:
 run (the node, as the launch file starts it), bag make, replay.
 """
@@ -10,6 +16,7 @@ run (the node, as the launch file starts it), bag make, replay.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -80,6 +87,137 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from hades_perception.api.keys import default_keys_file
+    from hades_perception.api.settings import MODEL_DEFAULTS, ServeSettings, parse_rate
+
+    missing = [m for m in ("fastapi", "uvicorn", "python_multipart", "PIL") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise RuntimeError(
+            f"the API needs the api extra ({', '.join(missing)} missing): pip install 'hades_perception[api]'"
+        )
+    from hades_perception.api.app import serve
+
+    model: dict[str, object] = {
+        "model_bundle_path": args.bundle,
+        "store_url": args.store or "",
+        "model_name": args.model or "",
+        "channel": args.channel,
+        "poll_period": args.poll_period,
+        "cache_dir": args.cache_dir or "",
+        "trusted_keys_dir": args.trusted_keys_dir or "",
+        "latency_budget_ms": args.latency_budget_ms,
+        "execution_providers": args.providers.split(","),
+        "intra_op_threads": args.threads,
+        "precision": args.precision,
+        "px_per_mm": args.px_per_mm or MODEL_DEFAULTS["px_per_mm"],
+    }
+    settings = ServeSettings(
+        host=args.host,
+        port=args.port,
+        keys_file=Path(args.keys) if args.keys else default_keys_file(),
+        max_upload_mb=args.max_upload_mb,
+        rate_per_min=parse_rate(args.rate_limit),
+        cors_origins=tuple(args.cors_origin or ()),
+        model=model,
+    )
+    return serve(settings)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from hades_perception.api.keys import KeyFile, default_keys_file, parse_scopes
+
+    keys = KeyFile(Path(args.keys) if args.keys else default_keys_file())
+    if args.keys_command == "create":
+        scopes = parse_scopes(args.scopes)
+        key = keys.create(args.name, scopes)
+        print(f"created key {args.name!r} (scopes: {','.join(scopes)}) in {keys.path}", file=sys.stderr)
+        print(key)
+        print("store it now: it is not shown again (the file keeps only its sha256)", file=sys.stderr)
+    elif args.keys_command == "list":
+        rows = keys.stored()
+        for k in rows:
+            print(f"{k.name:<24} {','.join(k.scopes):<28} {k.created_at}")
+        if not rows:
+            print(f"no keys in {keys.path}", file=sys.stderr)
+    else:
+        keys.revoke(args.name)
+        print(f"revoked key {args.name!r} in {keys.path}; a running server refuses it from its next request")
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from hades_perception.api.settings import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, DEFAULT_RATE_LIMIT
+    from hades_perception.api.settings import MODEL_DEFAULTS as D
+
+    p = sub.add_parser("serve", help="the HTTP API (FastAPI on uvicorn; docs/api.md)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.add_argument(
+        "--bundle",
+        default=D["model_bundle_path"],
+        help="model bundle folder to serve; with --store, served while the channel cannot be "
+        f"(default {D['model_bundle_path']})",
+    )
+    p.add_argument("--store", help="model store to follow (folder, file://, azure://, https blob URL)")
+    p.add_argument("--model", help="model to follow in the store (default: the bundle's name)")
+    p.add_argument("--channel", default=D["channel"], help=f"store channel to follow (default {D['channel']})")
+    p.add_argument(
+        "--poll-period", type=float, default=D["poll_period"], help="seconds between reads of the channel pointer"
+    )
+    p.add_argument("--cache-dir", help="local cache of store versions (default $HADES_DATA_DIR/model-cache)")
+    p.add_argument("--trusted-keys-dir", help="folder of trusted ed25519 *.pub keys: serve signed bundles only")
+    p.add_argument(
+        "--latency-budget-ms",
+        type=float,
+        default=D["latency_budget_ms"],
+        help="golden-sample latency a new version must meet; 0: 10x its export latency",
+    )
+    p.add_argument(
+        "--providers",
+        default=",".join(D["execution_providers"]),
+        help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, CPU)",
+    )
+    p.add_argument("--threads", type=int, default=D["intra_op_threads"], help="ONNX Runtime threads; 0: all cores")
+    p.add_argument("--precision", default=D["precision"], choices=("fp32", "int8"), help="model variant")
+    p.add_argument("--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish")
+    p.add_argument("--keys", help="API keys file (default $HADES_DATA_DIR/api-keys.json)")
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help=f"largest request body (default {DEFAULT_MAX_UPLOAD_MB:g} MB)",
+    )
+    p.add_argument(
+        "--rate-limit",
+        default=DEFAULT_RATE_LIMIT,
+        help=f"requests per key: N/s, N/min or N/hour, or off (default {DEFAULT_RATE_LIMIT})",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin allowed to call the API (repeatable); default: none, CORS closed",
+    )
+    p.set_defaults(func=_serve)
+
+
+def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from hades_perception.api.keys import SCOPES
+
+    keys_file = argparse.ArgumentParser(add_help=False)
+    keys_file.add_argument("--keys", help="API keys file (default $HADES_DATA_DIR/api-keys.json)")
+    p = sub.add_parser("keys", help="API keys for `serve`: create (printed once), list, revoke")
+    ks = p.add_subparsers(dest="keys_command", required=True)
+    c = ks.add_parser("create", parents=[keys_file], help="create a key; it is printed once")
+    c.add_argument("name", help="who or what uses it (recorded as `by` when it promotes)")
+    c.add_argument("--scopes", required=True, help=f"comma-separated, of {','.join(SCOPES)}")
+    ks.add_parser("list", parents=[keys_file], help="names, scopes and creation times (never keys)")
+    r = ks.add_parser("revoke", parents=[keys_file], help="remove a key; servers refuse it at once")
+    r.add_argument("name")
+    p.set_defaults(func=_keys)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -105,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rsml", action="store_true", help="also write <stem>.rsml: each plant's roots as polylines")
     p.set_defaults(func=_predict)
+    _add_serve(sub)
+    _add_keys(sub)
 
     try:  # run, bag and replay need ROS 2: present where the ROS package is installed
         from hades_perception_ros.cli import add_commands

@@ -31,7 +31,7 @@ from hades_perception.contract.bundle import BundleError
 from hades_perception.contract.signing import generate_keypair, key_id, load_private_key, load_trusted_keys
 from hades_perception.models.blobs import StoreError
 from hades_perception.models.cache import ModelCache
-from hades_perception.models.store import PRODUCTION, ModelStore, Pointer
+from hades_perception.models.store import PRODUCTION, ModelStore, Pointer, version_summary
 
 log = logging.getLogger("hades-model")
 
@@ -113,16 +113,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     m = store.manifest(args.model, args.what)
     signed = store.is_signed(args.model, args.what)
-    summary = {
-        "name": m["name"],
-        "version": m["version"],
-        "created_at": m.get("created_at"),
-        "signed": signed,
-        "classes": m["outputs"]["segmentation"]["classes"],
-        "files": {k: v["size"] for k, v in m["files"].items()},
-        "metrics": m.get("metrics", {}),
-        "lineage": m.get("lineage", {}),
-    }
+    summary = version_summary(m, signed)
     _print(args, m if args.full else summary, json.dumps(summary, indent=1))
     return 0
 

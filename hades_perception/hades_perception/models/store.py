@@ -316,3 +316,19 @@ class ModelStore:
             log.info("%s %s: %s -> %s by %s (%s)", model, channel, new.previous, version, new.by, reason)
             return new
         raise ConflictError(f"{key}: gave up after {attempts} conflicting writes")
+
+
+def version_summary(manifest: dict[str, Any], signed: bool) -> dict[str, Any]:
+    """The manifest facts a person promoting a version reads (`hades-model show`, the API)."""
+    return {
+        "name": manifest["name"],
+        "version": manifest["version"],
+        "created_at": manifest.get("created_at", ""),
+        "signed": signed,
+        "classes": list(manifest["outputs"]["segmentation"]["classes"]),
+        "landmark_kinds": list(manifest["outputs"]["landmarks"]["kinds"]),
+        "plants": manifest.get("calibration", {}).get("plants"),
+        "files": {k: int(v["size"]) for k, v in manifest.get("files", {}).items()},
+        "metrics": manifest.get("metrics", {}),
+        "lineage": manifest.get("lineage", {}),
+    }

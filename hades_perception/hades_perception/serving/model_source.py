@@ -82,10 +82,12 @@ def follower(
     )
 
 
-def start_serving(p: Param, worker: InferenceWorker[Any]) -> tuple[ServingSlot, ModelFollower | None]:
+def start_serving(p: Param, worker: InferenceWorker[Any] | None) -> tuple[ServingSlot, ModelFollower | None]:
     """A slot serving the channel's version when a store is set (from the cache without
     a network), else, or when that fails, the bundle folder in model_bundle_path; and
-    the follower of that channel (not started). Raises when nothing can be served."""
+    the follower of that channel (not started). Raises when nothing can be served.
+    `worker`: whose gaps between frames a new version's golden passes use (the node's);
+    None runs them on the follower's thread (the HTTP API, which has no frame queue)."""
     trusted = load_trusted_keys(Path(p("trusted_keys_dir"))) if p("trusted_keys_dir") else None
     fallback = Path(p("model_bundle_path")).expanduser()
     slot = ServingSlot(bundle_loader(p, following=bool(p("store_url"))), worker)

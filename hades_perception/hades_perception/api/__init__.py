@@ -1,0 +1,18 @@
+"""The HTTP API (`hades-perception serve`): an adapter over the same ServingSlot, model
+source and store client as the ROS node, for consumers that are not ROS nodes (lab
+software, notebooks, people). docs/api.md says how to run and call it.
+
+  settings.py        the server's settings (the node's model parameters, HTTP limits)
+  keys.py            API keys: created, listed, revoked (the CLI), verified (the server)
+  auth.py            bearer key + scope + rate limit, as a FastAPI dependency
+  limits.py          request body size and per-key rate
+  uploads.py         upload -> image: header checks before any decode
+  errors.py          one JSON shape for every error
+  routes_predict.py  POST /v1/predict
+  routes_models.py   /v1/models...: versions, channels, promote, rollback
+  routes_oip.py      Open Inference Protocol v2 health and metadata
+  app.py             the application and the uvicorn server
+
+Needs the `api` extra (FastAPI, uvicorn, python-multipart, Pillow), except keys.py and
+settings.py, which the CLI uses without it.
+"""
