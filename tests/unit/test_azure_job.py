@@ -1,6 +1,10 @@
 """`hades-train azure submit`: the Azure ML command job it builds, read back from the spec that
 `--dry-run` writes. Nothing here contacts Azure: building job objects with azure-ai-ml is offline,
-and every test runs with the Azure client, the credential and outgoing sockets made to fail."""
+and every test runs with the Azure client, the credential and outgoing sockets made to fail, except
+the last, which hands `submit` a fake client.
+
+The fixtures and fakes here (``no_azure``, ``code_snapshot``, ``fake_workspace``) serve the tests of
+`hades-train azure pipeline` too (test_azure_pipeline.py imports them)."""
 
 from __future__ import annotations
 
@@ -50,12 +54,54 @@ def no_azure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
+def code_snapshot(root: Path) -> Path:
+    """A code snapshot root at ``root``: the repository's two packages."""
+    for package in ("hades_perception", "training"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    return root
+
+
+class FakeCredential:
+    """Stands in for DefaultAzureCredential: no workspace can be reached from here."""
+
+
+class FakeMLClient:
+    """Stands in for azure.ai.ml.MLClient and records what `submit` hands it."""
+
+    made: dict[str, Any]
+
+    def __init__(self, **kwargs: Any) -> None:
+        FakeMLClient.made = {"client": kwargs}
+        self.jobs = SimpleNamespace(create_or_update=self._create_job)
+        self.schedules = SimpleNamespace(begin_create_or_update=self._create_schedule)
+
+    def _create_job(self, job: Any, **kwargs: Any) -> SimpleNamespace:
+        self.made["job"], self.made["kwargs"] = job, kwargs
+        return SimpleNamespace(name="calm_leaf_1", studio_url="https://ml.azure.com/runs/calm_leaf_1")
+
+    def _create_schedule(self, schedule: Any, **kwargs: Any) -> SimpleNamespace:
+        self.made["schedule"], self.made["kwargs"] = schedule, kwargs
+        return SimpleNamespace(result=lambda: SimpleNamespace(name=schedule.name))
+
+
+@pytest.fixture
+def fake_workspace(monkeypatch: pytest.MonkeyPatch) -> type[FakeMLClient]:
+    """Past the Azure boundary, with fakes: the workspace from the environment, a recording client."""
+    import azure.ai.ml
+    import azure.identity
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", FakeCredential)
+    monkeypatch.setattr(azure.ai.ml, "MLClient", FakeMLClient)
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "1111-2222")
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg-hades")
+    monkeypatch.setenv("AZUREML_WORKSPACE", "mlw-hades")
+    return FakeMLClient
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A code snapshot root: the repository's two packages and a training config."""
-    root = tmp_path / "repo"
-    for package in ("hades_perception", "training"):
-        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    root = code_snapshot(tmp_path / "repo")
     (root / "training" / "hades_training" / "__pycache__").mkdir()
     (root / "training" / "hades_training" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"\0")
     (root / "configs").mkdir()
@@ -333,40 +379,18 @@ def test_the_cli_requires_compute_data_and_config(capsys: pytest.CaptureFixture[
 
 
 def test_submit_uses_the_workspace_from_the_environment_and_returns_the_studio_url(
-    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo: Path, tmp_path: Path, fake_workspace: type[FakeMLClient]
 ):
     """The one test past the Azure boundary: the client is a recording stand-in, since no
     workspace can be reached from here. It shows what `submit` hands to azure-ai-ml."""
-    import azure.ai.ml
-    import azure.identity
-
-    made: dict[str, Any] = {}
-
-    class Credential:
-        pass
-
-    class Jobs:
-        def create_or_update(self, job: Any, **kwargs: Any) -> SimpleNamespace:
-            made["job"], made["kwargs"] = job, kwargs
-            return SimpleNamespace(name="calm_leaf_1", studio_url="https://ml.azure.com/runs/calm_leaf_1")
-
-    class Client:
-        def __init__(self, **kwargs: Any) -> None:
-            made["client"] = kwargs
-            self.jobs = Jobs()
-
-    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", Credential)
-    monkeypatch.setattr(azure.ai.ml, "MLClient", Client)
-    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "1111-2222")
-    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg-hades")
-    monkeypatch.setenv("AZUREML_WORKSPACE", "mlw-hades")
     args = azure_cli(
         "azure", "submit", "--compute", "gpu", "--data-path", "d", "--config", "configs/train.yaml",
         "--code-dir", str(repo), "--spec-out", str(tmp_path / "job.yaml"),
     )  # fmt: skip
     assert args.func(args) == 0
 
-    assert isinstance(made["client"].pop("credential"), Credential)
+    made = fake_workspace.made
+    assert isinstance(made["client"].pop("credential"), FakeCredential)
     assert made["client"] == {
         "subscription_id": "1111-2222",
         "resource_group_name": "rg-hades",

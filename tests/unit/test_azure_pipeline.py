@@ -1,18 +1,16 @@
 """`hades-train azure pipeline`: the Azure ML pipeline job (and schedule) it builds, read back from the
 specs that `--dry-run` writes; and the systemd timer that runs the same retraining on a workstation.
 Nothing here contacts Azure: every test runs with the Azure client, the credential and outgoing
-sockets made to fail, except the last Azure test, which hands `submit` a fake client."""
+sockets made to fail (``no_azure``, from test_azure_job.py, as the other fixtures and fakes), except
+the last two Azure tests, which hand `submit` a fake client."""
 
 from __future__ import annotations
 
 import configparser
 import logging
 import shlex
-import shutil
-import socket
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,6 +27,8 @@ from hades_training.azure_pipeline import (
 )
 from hades_training.cli import main
 from tests.conftest import REPO
+from tests.unit import test_azure_job
+from tests.unit.test_azure_job import FakeCredential, FakeMLClient, code_snapshot
 
 # azure-ai-ml's schemas use marshmallow features that marshmallow 4 changes; not this project's concern.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
@@ -48,32 +48,15 @@ COMMAND = (
 WEEKLY = "0 3 * * 1"
 RETRAINING = REPO / "deploy" / "retraining"
 
-
-class ContactedAzureError(AssertionError):
-    """Raised by anything that would reach Azure (or the network) in these tests."""
-
-
-@pytest.fixture(autouse=True)
-def no_azure(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Creating an Azure ML client or a credential, or opening a connection, fails the test."""
-    import azure.ai.ml
-    import azure.identity
-
-    def refuse(*_args: Any, **_kwargs: Any) -> None:
-        raise ContactedAzureError("a dry run must not create an Azure client, credential or connection")
-
-    monkeypatch.setattr(azure.ai.ml, "MLClient", refuse)
-    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+# The fixtures shared with test_azure_job.py; pytest finds a module's fixtures by its names.
+no_azure = test_azure_job.no_azure  # autouse: in this module too, no test reaches Azure
+fake_workspace = test_azure_job.fake_workspace
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A code snapshot root: the repository's two packages."""
-    root = tmp_path / "repo"
-    for package in ("hades_perception", "training"):
-        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
-    return root
+    return code_snapshot(tmp_path / "repo")
 
 
 def dry_run(cfg: AzurePipelineConfig, out: Path, cron: str | None = None) -> dict[str, Any]:
@@ -357,43 +340,6 @@ def test_the_cli_requires_compute_data_folders_and_store(capsys: pytest.CaptureF
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert all(flag in err for flag in ("--compute", "--new-data-path", "--gate-data-path", "--store"))
-
-
-class FakeCredential:
-    """Stands in for DefaultAzureCredential: no workspace can be reached from here."""
-
-
-class FakeMLClient:
-    """Stands in for azure.ai.ml.MLClient and records what `submit` hands it."""
-
-    made: dict[str, Any]
-
-    def __init__(self, **kwargs: Any) -> None:
-        FakeMLClient.made = {"client": kwargs}
-        self.jobs = SimpleNamespace(create_or_update=self._create_job)
-        self.schedules = SimpleNamespace(begin_create_or_update=self._create_schedule)
-
-    def _create_job(self, job: Any, **kwargs: Any) -> SimpleNamespace:
-        self.made["job"], self.made["kwargs"] = job, kwargs
-        return SimpleNamespace(name="calm_leaf_1", studio_url="https://ml.azure.com/runs/calm_leaf_1")
-
-    def _create_schedule(self, schedule: Any, **kwargs: Any) -> SimpleNamespace:
-        self.made["schedule"], self.made["kwargs"] = schedule, kwargs
-        return SimpleNamespace(result=lambda: SimpleNamespace(name=schedule.name))
-
-
-@pytest.fixture
-def fake_workspace(monkeypatch: pytest.MonkeyPatch) -> type[FakeMLClient]:
-    """Past the Azure boundary, with fakes: the workspace from the environment, a recording client."""
-    import azure.ai.ml
-    import azure.identity
-
-    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", FakeCredential)
-    monkeypatch.setattr(azure.ai.ml, "MLClient", FakeMLClient)
-    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "1111-2222")
-    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg-hades")
-    monkeypatch.setenv("AZUREML_WORKSPACE", "mlw-hades")
-    return FakeMLClient
 
 
 def cli_args(repo: Path, tmp_path: Path, *extra: str) -> list[str]:

@@ -45,7 +45,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from hades_training.config import EXPERIMENT
 from hades_training.provenance import git_state
@@ -129,8 +129,47 @@ def default_code_dir() -> Path:
     return root if (root / "training" / "pyproject.toml").is_file() else Path.cwd()
 
 
+def check_environment_settings(*, environment: str, experiment_name: str, identity: str) -> None:
+    """Refuse values of the flags ``add_environment_arguments`` adds that no job runs with."""
+    for name, flag, value in (
+        ("experiment_name", "--experiment-name", experiment_name),
+        ("environment", "--environment", environment),
+    ):
+        if not str(value).strip():
+            raise ValueError(f"{name} is empty; give it with {flag}")
+    if identity not in IDENTITIES:
+        raise ValueError(f"identity must be one of {', '.join(IDENTITIES)} (got {identity!r}); give --identity")
+
+
 @dataclass(frozen=True, kw_only=True)
-class AzureJobConfig:
+class AzureWorkspace:
+    """The Azure ML workspace to submit to; a dry run goes without it. Each coordinate's flag falls
+    back to an environment variable (``WORKSPACE_ENV``, ``workspace_coordinates``)."""
+
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+
+    def missing_workspace(self) -> list[str]:
+        """How to give each workspace coordinate that is missing (empty when all are there)."""
+        return [
+            f"--{name.replace('_', '-')} (or {env})"
+            for name, env in WORKSPACE_ENV.items()
+            if not (getattr(self, name) or "").strip()
+        ]
+
+    def require_workspace(self) -> None:
+        """Raise ValueError, saying how to give them, if workspace coordinates are missing."""
+        missing = self.missing_workspace()
+        if missing:
+            raise ValueError(
+                "Azure ML workspace coordinates missing: " + ", ".join(missing) + "; they are needed to submit "
+                "(--dry-run writes the spec without them)"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AzureJobConfig(AzureWorkspace):
     """Everything that decides the Azure ML job. Workspace coordinates are needed only to submit."""
 
     compute: str
@@ -139,9 +178,6 @@ class AzureJobConfig:
     """Folder inside the datastore that holds the training data, e.g. ``hades/2024-05``."""
     config: str
     """Training config file, relative to ``code_dir`` (or absolute, inside it)."""
-    subscription_id: str | None = None
-    resource_group: str | None = None
-    workspace: str | None = None
     datastore: str = DEFAULT_DATASTORE
     instance_count: int = 1
     gpus_per_node: int = 1
@@ -170,15 +206,12 @@ class AzureJobConfig:
             ("data_path", "--data-path"),
             ("config", "--config"),
             ("datastore", "--datastore"),
-            ("experiment_name", "--experiment-name"),
-            ("environment", "--environment"),
         ):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"{name} is empty; give it with {flag}")
-        if self.identity not in IDENTITIES:
-            raise ValueError(
-                f"identity must be one of {', '.join(IDENTITIES)} (got {self.identity!r}); give --identity"
-            )
+        check_environment_settings(
+            environment=self.environment, experiment_name=self.experiment_name, identity=self.identity
+        )
         if "://" in self.data_path or self.data_path.startswith("azureml:"):
             raise ValueError(
                 f"--data-path is a folder inside the datastore, not a URI (got {self.data_path!r}); "
@@ -199,14 +232,6 @@ class AzureJobConfig:
     @property
     def process_count(self) -> int:
         return self.instance_count * self.gpus_per_node
-
-    def missing_workspace(self) -> list[str]:
-        """How to give each workspace coordinate that is missing (empty when all are there)."""
-        return [
-            f"--{name.replace('_', '-')} (or {env})"
-            for name, env in WORKSPACE_ENV.items()
-            if not (getattr(self, name) or "").strip()
-        ]
 
 
 def _config_in_snapshot(cfg: AzureJobConfig) -> str:
@@ -312,13 +337,15 @@ def write_build_context(code_dir: Path, base_image: str, dest: Path) -> Path:
     return dest
 
 
-def _environment(cfg: AzureJobConfig, context_dir: Path) -> str | Environment:
+def _environment(environment: str, code_dir: Path, context_dir: Path) -> str | Environment:
+    """The job's environment: a registered one by its ``azureml:`` name, or one built on the image
+    ``environment`` from a build context written into ``context_dir``."""
     from azure.ai.ml.entities import BuildContext, Environment
 
-    env = cfg.environment.strip()
+    env = environment.strip()
     if is_registered_environment(env):
         return env if env.startswith("azureml:") else f"azureml:{env}"
-    context = write_build_context(cfg.code_dir, env, context_dir)
+    context = write_build_context(code_dir, env, context_dir)
     return Environment(
         build=BuildContext(path=str(context.resolve())),
         description=f"hades-train on {env}",
@@ -356,7 +383,7 @@ def build_command_job(cfg: AzureJobConfig, context_dir: Path | None = None) -> C
             "data": Input(type=AssetTypes.URI_FOLDER, path=cfg.data_uri, mode=InputOutputModes.RO_MOUNT),
         },
         outputs={"model": Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
-        environment=_environment(cfg, context_dir),
+        environment=_environment(cfg.environment, cfg.code_dir, context_dir),
         environment_variables={
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLFLOW_EXPERIMENT_NAME": cfg.experiment_name,
@@ -384,26 +411,46 @@ def refuse_secrets(text: str) -> None:
         )
 
 
-def job_spec_yaml(job: CommandJob) -> str:
-    """The job as azure-ai-ml serialises it (what ``az ml job create -f`` accepts), checked for secrets."""
+def sdk_yaml(entity: Any) -> str:
+    """A job or schedule as azure-ai-ml serialises it (its ``dump``), without its notices; unchecked."""
     buf = io.StringIO()
     with _quiet_sdk_notices():
-        job.dump(buf)
-    text = buf.getvalue()
+        entity.dump(buf)
+    return buf.getvalue()
+
+
+def job_spec_yaml(job: CommandJob) -> str:
+    """The job as azure-ai-ml serialises it (what ``az ml job create -f`` accepts), checked for secrets."""
+    text = sdk_yaml(job)
     refuse_secrets(text)
     return text
 
 
-def _ml_client(cfg: AzureJobConfig) -> MLClient:
+def _ml_client(ws: AzureWorkspace) -> MLClient:
     from azure.ai.ml import MLClient
     from azure.identity import DefaultAzureCredential
 
     return MLClient(
         credential=DefaultAzureCredential(),
-        subscription_id=cfg.subscription_id,
-        resource_group_name=cfg.resource_group,
-        workspace_name=cfg.workspace,
+        subscription_id=ws.subscription_id,
+        resource_group_name=ws.resource_group,
+        workspace_name=ws.workspace,
     )
+
+
+@contextlib.contextmanager
+def build_context_dir(spec_out: Path | None) -> Iterator[Path]:
+    """Where the default environment's Docker build context goes: beside the spec when one is written,
+    else in a temporary folder, removed on leaving."""
+    with tempfile.TemporaryDirectory(prefix="hades-azure-") as tmp:
+        yield (Path(spec_out).parent if spec_out is not None else Path(tmp)) / "environment"
+
+
+def log_submitted(created: Any, what: str, logger: logging.Logger = log) -> str:
+    """The studio URL of what azure-ai-ml created (empty if it gave none), logged with its name."""
+    url = str(getattr(created, "studio_url", "") or "")
+    logger.info("submitted %s %s: %s", what, getattr(created, "name", "?"), url)
+    return url
 
 
 def submit(cfg: AzureJobConfig, dry_run: bool, spec_out: Path | None = None) -> str:
@@ -412,14 +459,8 @@ def submit(cfg: AzureJobConfig, dry_run: bool, spec_out: Path | None = None) -> 
     if dry_run:
         spec_out = Path(spec_out) if spec_out is not None else DEFAULT_SPEC_OUT
     else:
-        missing = cfg.missing_workspace()
-        if missing:
-            raise ValueError(
-                "Azure ML workspace coordinates missing: " + ", ".join(missing) + "; they are needed to submit "
-                "(--dry-run writes the spec without them)"
-            )
-    with tempfile.TemporaryDirectory(prefix="hades-azure-") as tmp:
-        context_dir = Path(spec_out).parent / "environment" if spec_out is not None else Path(tmp) / "environment"
+        cfg.require_workspace()
+    with build_context_dir(spec_out) as context_dir:
         job = build_command_job(cfg, context_dir=context_dir)
         text = job_spec_yaml(job)
         if spec_out is not None:
@@ -437,35 +478,65 @@ def submit(cfg: AzureJobConfig, dry_run: bool, spec_out: Path | None = None) -> 
             cfg.process_count,
         )
         created = _ml_client(cfg).jobs.create_or_update(job, experiment_name=cfg.experiment_name)
-    url = str(getattr(created, "studio_url", "") or "")
-    log.info("submitted job %s: %s", getattr(created, "name", "?"), url)
-    return url
+    return log_submitted(created, "job")
+
+
+class WorkspaceCoordinates(TypedDict):
+    """``AzureWorkspace``'s fields as the command line gives them (``workspace_coordinates``)."""
+
+    subscription_id: str | None
+    resource_group: str | None
+    workspace: str | None
+
+
+def workspace_coordinates(args: argparse.Namespace) -> WorkspaceCoordinates:
+    """The workspace coordinates of parsed arguments (``add_workspace_arguments``), each flag that is
+    not given falling back to its environment variable (``WORKSPACE_ENV``)."""
+
+    def coordinate(name: str) -> str | None:
+        return getattr(args, name, None) or os.environ.get(WORKSPACE_ENV[name]) or None
+
+    return WorkspaceCoordinates(
+        subscription_id=coordinate("subscription_id"),
+        resource_group=coordinate("resource_group"),
+        workspace=coordinate("workspace"),
+    )
+
+
+class EnvironmentSettings(TypedDict):
+    """The config fields of the flags ``add_environment_arguments`` adds (``environment_settings``)."""
+
+    environment: str
+    experiment_name: str
+    code_dir: Path
+    shm_size: str
+    identity: str
+
+
+def environment_settings(args: argparse.Namespace) -> EnvironmentSettings:
+    """The values of the flags ``add_environment_arguments`` adds, by config field."""
+    return EnvironmentSettings(
+        environment=args.environment,
+        experiment_name=args.experiment_name,
+        code_dir=Path(args.code_dir),
+        shm_size=args.shm_size,
+        identity=args.identity,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> AzureJobConfig:
     """Build the job config from parsed `azure submit` arguments (workspace flags fall back to env vars)."""
-
-    def coordinate(name: str) -> str | None:
-        value = getattr(args, name, None)
-        return value if value else os.environ.get(WORKSPACE_ENV[name]) or None
-
     return AzureJobConfig(
-        subscription_id=coordinate("subscription_id"),
-        resource_group=coordinate("resource_group"),
-        workspace=coordinate("workspace"),
+        **workspace_coordinates(args),
+        **environment_settings(args),
         compute=args.compute,
         datastore=args.datastore,
         data_path=args.data_path,
         instance_count=args.instance_count,
         gpus_per_node=args.gpus_per_node,
-        environment=args.environment,
-        experiment_name=args.experiment_name,
         display_name=args.display_name,
-        code_dir=Path(args.code_dir),
         config=args.config,
         extra_args=tuple(_strip_separator(args.train_args)),
-        shm_size=args.shm_size,
-        identity=args.identity,
     )
 
 
@@ -480,6 +551,39 @@ def _submit_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_workspace_arguments(parser: argparse.ArgumentParser) -> None:
+    """The workspace flags, in a group of their own (``workspace_coordinates`` reads them)."""
+    ws = parser.add_argument_group("workspace (needed to submit, not for --dry-run)")
+    ws.add_argument("--subscription-id", default=None, help="Azure subscription id (default: $AZURE_SUBSCRIPTION_ID)")
+    ws.add_argument("--resource-group", default=None, help="resource group (default: $AZURE_RESOURCE_GROUP)")
+    ws.add_argument("--workspace", default=None, help="Azure ML workspace name (default: $AZUREML_WORKSPACE)")
+
+
+def add_environment_arguments(
+    group: argparse._ArgumentGroup,
+    *,
+    experiment_help: str = f"experiment / MLflow experiment (default {DEFAULT_EXPERIMENT})",
+    identity_help: str = "identity that reads identity-based datastores: the cluster's managed identity (default) "
+    "or yours",
+    shm_size_help: str = f"shared memory per node (default {DEFAULT_SHM_SIZE})",
+) -> None:
+    """The flags of where and as whom a job runs, which `azure submit` and `azure pipeline` share:
+    --environment, --experiment-name, --code-dir, --identity, --shm-size (help as `azure submit` words it;
+    ``environment_settings`` reads them, ``check_environment_settings`` checks them)."""
+    group.add_argument(
+        "--environment",
+        default=DEFAULT_BASE_IMAGE,
+        help="registered Azure ML environment (azureml:NAME:VERSION or NAME:VERSION), used as it is, or a "
+        f"Docker image to install the repository on (default {DEFAULT_BASE_IMAGE})",
+    )
+    group.add_argument("--experiment-name", default=DEFAULT_EXPERIMENT, help=experiment_help)
+    group.add_argument(
+        "--code-dir", default=str(default_code_dir()), help="folder uploaded as the code snapshot (the repository root)"
+    )
+    group.add_argument("--identity", choices=IDENTITIES, default="managed", help=identity_help)
+    group.add_argument("--shm-size", default=DEFAULT_SHM_SIZE, help=shm_size_help)
+
+
 def add_azure_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``azure submit`` to the `hades-train` subcommands (``subparsers`` from add_subparsers)."""
     azure = subparsers.add_parser("azure", help="run training as an Azure ML job on a GPU cluster")
@@ -490,10 +594,7 @@ def add_azure_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Submit `hades-train train --data ${{inputs.data}} --out ${{outputs.model}} --config CONFIG "
         "[TRAIN_ARGS]` as an Azure ML command job. Arguments after `--` go to `hades-train train` as they are.",
     )
-    ws = p.add_argument_group("workspace (needed to submit, not for --dry-run)")
-    ws.add_argument("--subscription-id", default=None, help="Azure subscription id (default: $AZURE_SUBSCRIPTION_ID)")
-    ws.add_argument("--resource-group", default=None, help="resource group (default: $AZURE_RESOURCE_GROUP)")
-    ws.add_argument("--workspace", default=None, help="Azure ML workspace name (default: $AZUREML_WORKSPACE)")
+    add_workspace_arguments(p)
     job = p.add_argument_group("job")
     job.add_argument("--compute", required=True, help="GPU compute cluster name")
     job.add_argument(
@@ -503,30 +604,8 @@ def add_azure_parser(subparsers: Any) -> argparse.ArgumentParser:
     job.add_argument("--config", required=True, help="training config file inside --code-dir (relative path)")
     job.add_argument("--instance-count", type=int, default=1, help="number of nodes (default 1)")
     job.add_argument("--gpus-per-node", type=int, default=1, help="GPUs (processes) per node (default 1)")
-    job.add_argument(
-        "--environment",
-        default=DEFAULT_BASE_IMAGE,
-        help="registered Azure ML environment (azureml:NAME:VERSION or NAME:VERSION), used as it is, or a "
-        f"Docker image to install the repository on (default {DEFAULT_BASE_IMAGE})",
-    )
-    job.add_argument(
-        "--experiment-name",
-        default=DEFAULT_EXPERIMENT,
-        help=f"experiment / MLflow experiment (default {DEFAULT_EXPERIMENT})",
-    )
     job.add_argument("--display-name", default=None, help="job display name in the studio")
-    job.add_argument(
-        "--code-dir", default=str(default_code_dir()), help="folder uploaded as the code snapshot (the repository root)"
-    )
-    job.add_argument(
-        "--identity",
-        choices=IDENTITIES,
-        default="managed",
-        help="identity that reads identity-based datastores: the cluster's managed identity (default) or yours",
-    )
-    job.add_argument(
-        "--shm-size", default=DEFAULT_SHM_SIZE, help=f"shared memory per node (default {DEFAULT_SHM_SIZE})"
-    )
+    add_environment_arguments(job)
     p.add_argument("--dry-run", action="store_true", help="write the job spec (YAML) and stop; contacts nothing")
     p.add_argument(
         "--spec-out",

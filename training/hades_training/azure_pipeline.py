@@ -47,14 +47,12 @@ import argparse
 import contextlib
 import io
 import logging
-import os
 import re
 import shlex
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -64,16 +62,21 @@ from hades_training.azure_job import (
     DEFAULT_DATASTORE,
     DEFAULT_EXPERIMENT,
     DEFAULT_SHM_SIZE,
-    IDENTITIES,
-    WORKSPACE_ENV,
-    AzureJobConfig,
+    AzureWorkspace,
     _environment,
     _ml_client,
-    _quiet_sdk_notices,
     _strip_separator,
+    add_environment_arguments,
+    add_workspace_arguments,
+    build_context_dir,
+    check_environment_settings,
     default_code_dir,
+    environment_settings,
     git_tags,
+    log_submitted,
     refuse_secrets,
+    sdk_yaml,
+    workspace_coordinates,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +106,7 @@ _SCHEDULE_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, kw_only=True)
-class AzurePipelineConfig:
+class AzurePipelineConfig(AzureWorkspace):
     """Everything that decides the Azure ML pipeline job. Workspace coordinates are needed only to submit."""
 
     compute: str
@@ -130,9 +133,6 @@ class AzurePipelineConfig:
     shm_size: str = DEFAULT_SHM_SIZE
     identity: str = "managed"
     """``managed``: the cluster's managed identity reads the data; ``user``: the submitter's identity."""
-    subscription_id: str | None = None
-    resource_group: str | None = None
-    workspace: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pipeline_args", tuple(self.pipeline_args))
@@ -144,15 +144,12 @@ class AzurePipelineConfig:
             ("store", "--store"),
             ("model", "--model"),
             ("datastore", "--datastore"),
-            ("experiment_name", "--experiment-name"),
-            ("environment", "--environment"),
         ):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"{name} is empty; give it with {flag}")
-        if self.identity not in IDENTITIES:
-            raise ValueError(
-                f"identity must be one of {', '.join(IDENTITIES)} (got {self.identity!r}); give --identity"
-            )
+        check_environment_settings(
+            environment=self.environment, experiment_name=self.experiment_name, identity=self.identity
+        )
         for name in ("new_data_path", "gate_data_path"):
             value = getattr(self, name)
             if "://" in value or value.startswith("azureml:"):
@@ -202,20 +199,6 @@ class AzurePipelineConfig:
     @property
     def gate_data_uri(self) -> str:
         return self.uri(self.gate_data_path)
-
-    def missing_workspace(self) -> list[str]:
-        """How to give each workspace coordinate that is missing (empty when all are there)."""
-        return [
-            f"--{name.replace('_', '-')} (or {env})"
-            for name, env in WORKSPACE_ENV.items()
-            if not (getattr(self, name) or "").strip()
-        ]
-
-
-def _as_job_config(cfg: AzurePipelineConfig) -> AzureJobConfig:
-    """For azure_job's helpers that read only the fields both configs share with the same meaning:
-    ``environment`` and ``code_dir`` (``_environment``), the workspace coordinates (``_ml_client``)."""
-    return cast(AzureJobConfig, cfg)
 
 
 def check_pipeline_args(cfg: AzurePipelineConfig) -> None:
@@ -297,7 +280,7 @@ def build_pipeline_job(
             "gate_data": Input(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RO_MOUNT),
         },
         outputs={"work": Output(type=AssetTypes.URI_FOLDER, mode=InputOutputModes.RW_MOUNT)},
-        environment=_environment(_as_job_config(cfg), context_dir),
+        environment=_environment(cfg.environment, cfg.code_dir, context_dir),
         environment_variables=env_vars,
         compute=cfg.compute,
         shm_size=cfg.shm_size,
@@ -394,20 +377,14 @@ def _checked(text: str) -> str:
 
 def pipeline_spec_yaml(job: PipelineJob) -> str:
     """The pipeline job as azure-ai-ml serialises it (what ``az ml job create -f`` accepts), checked for secrets."""
-    buf = io.StringIO()
-    with _quiet_sdk_notices():
-        job.dump(buf)
-    return _checked(buf.getvalue())
+    return _checked(sdk_yaml(job))
 
 
 def schedule_spec_yaml(schedule: JobSchedule, job_spec: str) -> str:
     """The schedule as azure-ai-ml serialises it, checked for secrets, with its job given as the file
     ``job_spec`` (relative to the schedule's file): azure-ai-ml dumps the job inline, but loads (and
     ``az ml schedule create -f`` takes) a pipeline job in a schedule only by reference."""
-    buf = io.StringIO()
-    with _quiet_sdk_notices():
-        schedule.dump(buf)
-    spec = yaml.safe_load(_checked(buf.getvalue()))
+    spec = yaml.safe_load(_checked(sdk_yaml(schedule)))
     spec["create_job"] = job_spec
     return _checked(yaml.safe_dump(spec, sort_keys=False))
 
@@ -435,16 +412,10 @@ def submit(
     if dry_run:
         spec_out = Path(spec_out) if spec_out is not None else DEFAULT_SPEC_OUT
     else:
-        missing = cfg.missing_workspace()
-        if missing:
-            raise ValueError(
-                "Azure ML workspace coordinates missing: " + ", ".join(missing) + "; they are needed to submit "
-                "(--dry-run writes the spec without them)"
-            )
+        cfg.require_workspace()
     if cron is not None:
         _check_cron(cron, time_zone)
-    with tempfile.TemporaryDirectory(prefix="hades-azure-") as tmp:
-        context_dir = Path(spec_out).parent / "environment" if spec_out is not None else Path(tmp) / "environment"
+    with build_context_dir(spec_out) as context_dir:
         job = build_pipeline_job(cfg, context_dir=context_dir, scheduled=cron is not None)
         text = pipeline_spec_yaml(job)
         schedule = build_schedule(job, cron, time_zone) if cron is not None else None
@@ -464,7 +435,7 @@ def submit(
         if dry_run:
             assert spec_out is not None
             return str(spec_out)
-        client = _ml_client(_as_job_config(cfg))
+        client = _ml_client(cfg)
         if schedule is not None:
             log.info(
                 "creating schedule %s in Azure ML workspace %s (resource group %s): cron %r %s, compute %s",
@@ -486,22 +457,14 @@ def submit(
             cfg.compute,
         )
         submitted = client.jobs.create_or_update(job, experiment_name=cfg.experiment_name)
-    url = str(getattr(submitted, "studio_url", "") or "")
-    log.info("submitted pipeline job %s: %s", getattr(submitted, "name", "?"), url)
-    return url
+    return log_submitted(submitted, "pipeline job", log)
 
 
 def config_from_args(args: argparse.Namespace) -> AzurePipelineConfig:
     """Build the pipeline config from parsed `azure pipeline` arguments (workspace flags fall back to env vars)."""
-
-    def coordinate(name: str) -> str | None:
-        value = getattr(args, name, None)
-        return value if value else os.environ.get(WORKSPACE_ENV[name]) or None
-
     return AzurePipelineConfig(
-        subscription_id=coordinate("subscription_id"),
-        resource_group=coordinate("resource_group"),
-        workspace=coordinate("workspace"),
+        **workspace_coordinates(args),
+        **environment_settings(args),
         compute=args.compute,
         datastore=args.datastore,
         new_data_path=args.new_data_path,
@@ -510,12 +473,7 @@ def config_from_args(args: argparse.Namespace) -> AzurePipelineConfig:
         store=args.store,
         store_account_url=args.store_account_url,
         model=args.model,
-        environment=args.environment,
-        experiment_name=args.experiment_name,
-        code_dir=Path(args.code_dir),
         pipeline_args=tuple(_strip_separator(args.pipeline_args)),
-        shm_size=args.shm_size,
-        identity=args.identity,
     )
 
 
@@ -546,10 +504,7 @@ def add_pipeline_parser(azure_sub: Any) -> argparse.ArgumentParser:
         "ML pipeline job with one step; with --cron, create a schedule that runs it with --schedule. Arguments "
         "after `--` go to `hades-train pipeline` as they are.",
     )
-    ws = p.add_argument_group("workspace (needed to submit, not for --dry-run)")
-    ws.add_argument("--subscription-id", default=None, help="Azure subscription id (default: $AZURE_SUBSCRIPTION_ID)")
-    ws.add_argument("--resource-group", default=None, help="resource group (default: $AZURE_RESOURCE_GROUP)")
-    ws.add_argument("--workspace", default=None, help="Azure ML workspace name (default: $AZUREML_WORKSPACE)")
+    add_workspace_arguments(p)
     job = p.add_argument_group("job")
     job.add_argument("--compute", required=True, help="GPU compute cluster name")
     job.add_argument(
@@ -572,28 +527,11 @@ def add_pipeline_parser(azure_sub: Any) -> argparse.ArgumentParser:
         "identity)",
     )
     job.add_argument("--model", default=DEFAULT_MODEL, help=f"model name in the store (default {DEFAULT_MODEL})")
-    job.add_argument(
-        "--environment",
-        default=DEFAULT_BASE_IMAGE,
-        help="registered Azure ML environment (azureml:NAME:VERSION or NAME:VERSION), used as it is, or a "
-        f"Docker image to install the repository on (default {DEFAULT_BASE_IMAGE})",
-    )
-    job.add_argument(
-        "--experiment-name",
-        default=DEFAULT_EXPERIMENT,
-        help=f"experiment / MLflow experiment (default {DEFAULT_EXPERIMENT}, the one the pipeline logs to)",
-    )
-    job.add_argument(
-        "--code-dir", default=str(default_code_dir()), help="folder uploaded as the code snapshot (the repository root)"
-    )
-    job.add_argument(
-        "--identity",
-        choices=IDENTITIES,
-        default="managed",
-        help="identity that reads the data and the store: the cluster's managed identity (default) or yours",
-    )
-    job.add_argument(
-        "--shm-size", default=DEFAULT_SHM_SIZE, help=f"shared memory of the step (default {DEFAULT_SHM_SIZE})"
+    add_environment_arguments(
+        job,
+        experiment_help=f"experiment / MLflow experiment (default {DEFAULT_EXPERIMENT}, the one the pipeline logs to)",
+        identity_help="identity that reads the data and the store: the cluster's managed identity (default) or yours",
+        shm_size_help=f"shared memory of the step (default {DEFAULT_SHM_SIZE})",
     )
     sched = p.add_argument_group("schedule")
     sched.add_argument(
