@@ -201,6 +201,17 @@ class TestDoubt:
         assert not any(p.low_confidence for i, p in enumerate(plants) if i != 2)
 
 
+    def test_a_detector_peak_off_the_root_beside_its_end_is_not_the_tip(self):
+        # A condensation drop's rim just past the end of a root fires the tip detector: the
+        # tip stays where the root ends, and without the detector's support there it is flagged.
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        drop = (tips[1][0] - 9, tips[1][1] + 6)  # 1.1 mm from the end, beside the root's line
+        plants = run(maps, peaks=[tips[0], drop, *tips[2:]])
+        assert near(plants[1].primary_root_tip, tips[1], 4), plants[1].primary_root_tip
+        assert plants[1].low_confidence and "does not confirm" in plants[1].reason
+
+
 class TestBadInput:
     @pytest.mark.parametrize("case", ["empty dish", "only agar and drops", "one plant"])
     def test_every_expected_plant_is_reported_with_a_reason(self, case: str):

@@ -448,6 +448,8 @@ def _plant(
     on_primary = set(path.tolist())
     plant.primary_path = [img(coords[i]) for i in path]
     peak = _peak_near(ev.primary_peaks, coords[tip], TIP_EVIDENCE_MM * ppm)
+    if peak is not None and not _on_root(ev.root, peak):
+        peak = None  # a peak off the root (a drop's rim beside the tip) is not this root's tip
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
         plant.primary_path.append(img(peak[:2]))
     plant.primary_root_tip = plant.primary_path[-1]
@@ -464,7 +466,7 @@ def _plant(
         x, y = img(coords[e])
         plant.lateral_tips.append((x, y, _heat_near(ev.tip_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm)))
     plant.lateral_root_count = len(plant.lateral_paths)
-    detector = float(peak[2]) if peak is not None else float(heat[list(ends).index(tip)])
+    detector = float(peak[2]) if peak is not None else _heat_at(ev.primary_heat, coords[tip], ev.stride)
     # A longer path that the detector does not confirm is the other explanation: the primary
     # root may go on there (a faint tip the detector missed), and the chosen end a lateral's.
     share = min(1.0, float(dist[tip]) / longest) ** ALTERNATIVE_POWER
@@ -486,6 +488,19 @@ def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | 
     d = np.hypot(peaks[:, 0] - p[0], peaks[:, 1] - p[1])
     near = np.nonzero(d <= radius)[0]
     return peaks[near[np.argmax(peaks[near, 2])]] if len(near) else None
+
+
+def _on_root(root: np.ndarray, p: np.ndarray, radius: int = 2) -> bool:
+    """Whether model point p lies on root pixels (a faint tip counts: ROOT_LOW)."""
+    x, y = round(float(p[0])), round(float(p[1]))
+    h, w = root.shape
+    window = root[max(0, y - radius) : min(h, y + radius + 1), max(0, x - radius) : min(w, x + radius + 1)]
+    return bool(window.size and window.max() >= ROOT_LOW)
+
+
+def _heat_at(heat: np.ndarray | None, p: np.ndarray, stride: int) -> float:
+    """The tip detector's probability at model point p (its heatmap cell and the next ones)."""
+    return _heat_near(heat, p, stride, stride)
 
 
 def _end_points(graph: csr_matrix, mine: np.ndarray) -> np.ndarray:
