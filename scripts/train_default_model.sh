@@ -34,5 +34,8 @@ echo "training took $(( $(date +%s) - start )) s"
 hades-train export --checkpoint "$RUN/checkpoints/best.pt" --data "$DATA" --split val --out "$BUNDLE" --int8 --force
 hades-train evaluate --model "$BUNDLE" --data "$TEST_NORMAL" --split test --out "$RUN/test-report"
 hades-train evaluate --model "$BUNDLE" --data "$TEST_REALISTIC" --split test --out "$RUN/test-report-realistic"
-hades-train card --model "$BUNDLE" --report "$RUN/test-report/metrics.json" --out "$CARD"
+cp "$RUN/test-report/metrics.json" "$BUNDLE.test-metrics.json"
+cp "$RUN/test-report-realistic/metrics.json" "$BUNDLE.test-metrics-realistic.json"
+hades-train card --model "$BUNDLE" --report "$BUNDLE.test-metrics.json" \
+  --also "realistic=$BUNDLE.test-metrics-realistic.json" --out "$CARD"
 echo "bundle: $BUNDLE; test reports: $RUN/test-report/report.md (normal), $RUN/test-report-realistic/report.md (realistic)"

@@ -200,7 +200,6 @@ class TestDoubt:
         assert plants[2].confidence < 0.5
         assert not any(p.low_confidence for i, p in enumerate(plants) if i != 2)
 
-
     def test_a_detector_peak_off_the_root_beside_its_end_is_not_the_tip(self):
         # A condensation drop's rim just past the end of a root fires the tip detector: the
         # tip stays where the root ends, and without the detector's support there it is flagged.

@@ -11,49 +11,102 @@ from typing import Any
 
 from hades_perception.contract.bundle import open_bundle
 
-TARGETS = {  # from the training issue: what the default model must reach on a synthetic test split
-    "iou_root": 0.80,
-    "iou_shoot": 0.85,
-    "iou_seed": 0.70,
-    "tip_within_1mm": 0.95,
-    "tip_median_px": 8.0,
-    "pixel_ece": 0.03,
+# What the default model must reach on synthetic test splits (issue 11: real plates),
+# by preset: (measure, target, higher is better).
+TARGETS: dict[str, dict[str, float]] = {
+    "normal": {
+        "iou_root": 0.88,
+        "iou_shoot": 0.90,
+        "iou_seed": 0.80,
+        "tips_right_plant": 0.98,
+        "smape_pct": 5.0,
+        "misses_flagged": 0.90,
+        "pixel_ece": 0.02,
+    },
+    "realistic": {"tips_right_plant": 0.95, "smape_pct": 8.0, "misses_flagged": 0.90, "pixel_ece": 0.02},
 }
+LOWER_IS_BETTER = {"smape_pct", "pixel_ece"}
+MEASURES = (  # key, label, how to read it from evaluate's metrics.json
+    ("iou_root", "root IoU", lambda t: t["segmentation"].get("root", {}).get("iou")),
+    ("iou_shoot", "shoot IoU", lambda t: t["segmentation"].get("shoot", {}).get("iou")),
+    ("iou_seed", "seed IoU", lambda t: t["segmentation"].get("seed", {}).get("iou")),
+    ("iou_occluded", "occluded_root IoU", lambda t: t["segmentation"].get("occluded_root", {}).get("iou")),
+    (
+        "tips_right_plant",
+        "primary tips within 1 mm, right plant number",
+        lambda t: (t.get("plants") or {}).get("primary_tip_right_plant_within_1mm"),
+    ),
+    ("tip_median_mm", "primary tip median error (mm)", lambda t: t["primary_root_tip"].get("median_mm")),
+    ("smape_pct", "primary root length sMAPE (%)", lambda t: t.get("primary_root_length_smape_pct")),
+    (
+        "misses_flagged",
+        "misses flagged low-confidence",
+        lambda t: (t.get("plants") or {}).get("misses_flagged_low_confidence"),
+    ),
+    ("lateral_mae", "lateral count MAE", lambda t: (t.get("plants") or {}).get("lateral_count_mae")),
+    ("pixel_ece", "per-pixel ECE", lambda t: t["calibration"].get("pixel_ece")),
+    ("tip_ece", "primary tip confidence ECE", lambda t: t["calibration"].get("primary_tip_ece")),
+)
 
 
 def _f(v: Any, d: int = 3) -> str:
     return "n/a" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))
 
 
-def _ok(value: float | None, target: float, higher: bool = True) -> str:
+def _verdict(key: str, value: float | None, target: float | None) -> str:
+    if target is None:
+        return ""
     if value is None:
         return "n/a"
-    return "met" if (value >= target if higher else value <= target) else "**not met**"
+    met = value <= target if key in LOWER_IS_BETTER else value >= target
+    return "met" if met else "**not met**"
 
 
-def render_card(manifest: dict[str, Any], test: dict[str, Any], extra: dict[str, Any] | None = None) -> str:
-    seg, tips, cal = test["segmentation"], test["primary_root_tip"], test["calibration"]
+def _epoch(index: Any) -> str:
+    """Checkpoints count epochs from 0; people from 1."""
+    return str(index + 1) if isinstance(index, int) else "?"
+
+
+def _split(t: dict[str, Any]) -> str:
+    d = t.get("dataset", {})
+    return f"{t['images']} plates, `{Path(d.get('path', '?')).name}/{d.get('split')}`"
+
+
+def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> str:
+    """The card: what the model is, its data and config from its lineage, and a table of
+    test figures per preset (`tests`: preset name -> evaluate's metrics.json) against
+    the targets of that preset."""
     lin = manifest.get("lineage", {})
     cfg = lin.get("config", {})
-    train_data = (lin.get("training_data") or {}).get("train", {})
-    val = manifest.get("metrics", {})
-    rows = [
-        ("root IoU", seg.get("root", {}).get("iou"), TARGETS["iou_root"], True),
-        ("shoot IoU", seg.get("shoot", {}).get("iou"), TARGETS["iou_shoot"], True),
-        ("seed IoU", seg.get("seed", {}).get("iou"), TARGETS["iou_seed"], True),
-        ("primary tips within 1 mm", tips.get("within_1mm"), TARGETS["tip_within_1mm"], True),
-        ("primary tip median error (px)", tips.get("median_px"), TARGETS["tip_median_px"], False),
-        ("per-pixel ECE", cal.get("pixel_ece"), TARGETS["pixel_ece"], False),
-    ]
+    data = lin.get("training_data") or {}
+    header = "| measure | " + " | ".join(f"{name} ({_split(t)})" for name, t in tests.items()) + " | targets |"
+    rows = [header, "| --- |" + " --- |" * (len(tests) + 1)]
+    for key, label, read in MEASURES:
+        cells, targets = [], []
+        for name, t in tests.items():
+            v = read(t)
+            target = TARGETS.get(name, {}).get(key)
+            verdict = _verdict(key, v, target)
+            cells.append(
+                _f(v, 4 if key.endswith("ece") else (1 if key == "smape_pct" else 3))
+                + (f" ({verdict})" if verdict else "")
+            )
+            if target is not None:
+                targets.append(f"{name} {'<=' if key in LOWER_IS_BETTER else '>='} {target:g}")
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {', '.join(targets)} |")
+    timing = next(iter(tests.values())).get("timing_ms_median", {})
     lines = [
         f"# Model card: {manifest['name']} {manifest['version']}",
+        "",
+        "Written by `hades-train card` from the bundle's manifest and test evaluations; not edited by hand.",
         "",
         "## What it is",
         "",
         "A small U-Net (plain PyTorch, exported to ONNX) that takes a Hades Petri-dish photograph and returns "
         "multi-label masks (" + ", ".join(manifest["outputs"]["segmentation"]["classes"]) + "), landmark "
-        "heatmaps (" + ", ".join(manifest["outputs"]["landmarks"]["kinds"]) + ") and calibrated certainty. "
-        f"It works on the dish crop at scale {manifest['input']['scale']} in tiles of "
+        "heatmaps (" + ", ".join(manifest["outputs"]["landmarks"]["kinds"]) + ") and calibrated certainty; "
+        'the plant-structure step (docs/node.md, "Plants") turns them into five plants with their primary '
+        f"root tips and traits. It works on the dish crop at scale {manifest['input']['scale']} in tiles of "
         f"{manifest['input']['tile']} px.",
         "",
         "## Intended use",
@@ -62,61 +115,53 @@ def render_card(manifest: dict[str, Any], test: dict[str, Any], extra: dict[str,
         "five plants per dish) for a robot that acts on them, skipping plants flagged low-confidence "
         f"(threshold {manifest['calibration']['low_confidence']}).",
         "",
-        "## Training data",
+        "## Training data and config",
         "",
-        f"- {train_data.get('items', '?')} synthetic Hades plates (`hades-train synth`, seed 1), validation "
-        f"{(lin.get('training_data') or {}).get('val', {}).get('items', '?')} plates (seed 2); sha256 "
-        f"`{str(train_data.get('sha256', ''))[:16]}...`",
+        f"- training: {data.get('train', {}).get('items', '?')} plates of `{data.get('train', {}).get('path', '?')}` "
+        f"(sha256 `{str(data.get('train', {}).get('sha256', ''))[:16]}...`); validation "
+        f"{data.get('val', {}).get('items', '?')} plates",
         f"- config: patch {cfg.get('patch')}, batch {cfg.get('batch')}, {cfg.get('epochs')} epochs x "
-        f"{cfg.get('steps_per_epoch')} steps, lr {cfg.get('lr')}, width {cfg.get('width')}",
+        f"{cfg.get('steps_per_epoch')} steps, lr {cfg.get('lr')} ({cfg.get('lr_schedule')}), width "
+        f"{cfg.get('width')}; best checkpoint after epoch {_epoch(lin.get('checkpoint_epoch'))} (validation score)",
         f"- code commit `{lin.get('code_commit')}`, MLflow run `{lin.get('mlflow_run_id')}`",
+        "- drift reference: "
+        + ", ".join(
+            f"{k} {len(v)} frames"
+            for k, v in list((manifest.get("reference_stats") or {}).get("signals", {}).items())[:1]
+        )
+        + " (input signals; prediction signals from the validation plates)",
         "",
-        f"## Test results ({test['images']} synthetic plates, seed 3, never used in training)",
+        "## Test results (synthetic plates from seeds never used in training)",
         "",
-        "| measure | value | target | |",
-        "| --- | --- | --- | --- |",
-    ]
-    lines += [f"| {n} | {_f(v, 4 if t < 0.1 else 3)} | {t} | {_ok(v, t, hi)} |" for n, v, t, hi in rows]
-    lines += [
+        *rows,
         "",
-        f"- occluded_root IoU {_f(seg.get('occluded_root', {}).get('iou'))} (reported, no target)",
-        f"- primary tip error: median {_f(tips.get('median_mm'), 2)} mm, 95th percentile "
-        f"{_f(tips.get('p95_px'), 1)} px / {_f(tips.get('p95_mm'), 2)} mm (a missed tip counts as infinitely far, "
-        f"so n/a when 5 % or more are missed); missed {tips.get('missing')} of {tips.get('count')}",
-        f"- primary root length sMAPE {_f(test.get('primary_root_length_smape_pct'), 1)} %",
-        f"- primary tips within 1 mm with the right plant number "
-        f"{_f((test.get('plants') or {}).get('primary_tip_right_plant_within_1mm'))}; of the plants that are not, "
-        f"flagged low-confidence {_f((test.get('plants') or {}).get('misses_flagged_low_confidence'))}; lateral "
-        f"count error {_f((test.get('plants') or {}).get('lateral_count_mae'), 2)}",
-        f"- primary tip confidence ECE {_f(cal.get('primary_tip_ece'), 4)}",
-        f"- engine {test.get('engine')}, median {_f(test.get('timing_ms_median', {}).get('total'), 0)} ms per "
-        "plate on the evaluating machine",
+        f"Engine {next(iter(tests.values())).get('engine')}: median {_f(timing.get('total'), 0)} ms per plate on "
+        f"the evaluating machine (engine {_f(timing.get('engine'), 0)}, plant structure and the rest "
+        f"{_f(timing.get('postprocess'), 0)}, monitoring signals {_f(timing.get('monitoring'), 1)}). Validation "
+        "figures are in `manifest.json`; per-image figures in the metrics files.",
         "",
-        f"Validation figures (the manifest's metrics, {val.get('dataset', {}).get('items', '?')} plates) are in "
-        "`manifest.json`.",
-        "",
-    ]
-    for title, body in (extra or {}).items():
-        lines += [f"## {title}", "", body, ""]
-    lines += [
         "## Limits",
         "",
-        "- Trained on synthetic plates only. Real Hades images differ in texture, seedling shapes and artefacts; "
-        "expect lower accuracy until it is fine-tuned on annotated real plates (`hades-train train --data` on a "
-        "Hades folder).",
-        "- Roots crossing between neighbouring plants can swap tip ownership; plants are numbered by seeds left "
-        "to right and a missing seed shifts the numbering.",
+        "- Trained and tested on synthetic plates only. Real Hades images differ in texture, seedling shapes and "
+        "artefacts; expect lower accuracy until it is fine-tuned on annotated real plates "
+        "(`hades-train train --data` on a Hades folder).",
+        "- Plants come from shoots and the roots below them, numbered in the dish's slots: a missing plant keeps its "
+        "number. Roots crossing between neighbours are split by shortest path from each plant's start, which can "
+        "give a lateral or the lower part of a root to the wrong plant; such tips are often, not always, flagged.",
+        "- Faint young roots still break into pieces on `realistic` plates and the seed class is weak there "
+        "(seeds hidden under shoots).",
         "- Certainty is calibrated on synthetic validation plates; recalibrate (export) on real validation data.",
         "",
         "## Reproduce",
         "",
-        "`scripts/train_default_model.sh` (synthetic data, training, export, test evaluation, this card).",
+        "`scripts/train_default_model.sh` (synthetic data, training, export, test evaluations, this card).",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_card(bundle: Path, report: Path, out: Path, extra: dict[str, Any] | None = None) -> Path:
+def write_card(bundle: Path, reports: dict[str, Path], out: Path) -> Path:
+    """`reports`: preset name -> evaluate's metrics.json."""
     manifest = open_bundle(bundle).raw
-    test = json.loads(Path(report).read_text())
-    out.write_text(render_card(manifest, test, extra))
+    tests = {name: json.loads(Path(r).read_text()) for name, r in reports.items()}
+    out.write_text(render_card(manifest, tests))
     return out

@@ -182,7 +182,13 @@ def _default_store() -> str:
 def _card(args: argparse.Namespace) -> int:
     from hades_training.card import write_card
 
-    print(f"model card: {write_card(Path(args.model), Path(args.report), Path(args.out))}")
+    reports = {"normal": Path(args.report)}
+    for item in args.also:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--also expects PRESET=metrics.json, got {item!r}")
+        reports[name] = Path(path)
+    print(f"model card: {write_card(Path(args.model), reports, Path(args.out))}")
     return 0
 
 
@@ -304,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("card", help="write a model card from a bundle and a test evaluation")
     p.add_argument("--model", required=True, help="model bundle folder")
     p.add_argument("--report", required=True, help="metrics.json from evaluate on a test split")
+    p.add_argument(
+        "--also", action="append", default=[], metavar="PRESET=metrics.json", help="another test split, e.g. realistic="
+    )
     p.add_argument("--out", required=True, help="where to write the card (Markdown)")
     p.set_defaults(func=_card)
 
