@@ -171,6 +171,25 @@ class TestRoots:
         assert plants[3].primary_root_length_px == pytest.approx(300, rel=0.06)
         assert plants[4].primary_root_length_px == pytest.approx(300, rel=0.06)
 
+    def test_a_faint_young_tip_below_the_masks_thresholds_is_followed_to_its_end(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        root(maps, [(x, ROW_Y + 305), (x, ROW_Y + 325)], p=0.6)  # the root fades out...
+        root(maps, [(x, ROW_Y + 327), (x + 3, ROW_Y + 350)], p=0.14, width=2)  # ...and goes on 2.3 mm, faint
+        plants = run(maps, peaks=[*tips[:2], (x + 3, ROW_Y + 350), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x + 3, ROW_Y + 350), 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(320, rel=0.05)
+        assert near(plants[1].primary_root_tip, tips[1])  # bare agar past a tip: no extension
+
+    def test_a_crisp_root_end_is_not_extended_into_the_faint_halo_past_it(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        root(maps, [(x, ROW_Y + 327), (x, ROW_Y + 350)], p=0.14, width=2)  # a halo below a sure root
+        plants = run(maps, peaks=tips)
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+
     def test_laterals_longer_than_a_millimetre_are_counted_spurs_are_not(self):
         maps = blank()
         tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]

@@ -50,6 +50,10 @@ GAP_SUPPORT = 0.01  # mean root probability over a gap's unsure pixels for it to
 MIN_ROOT_MM = 1.0  # a root system shorter than this is not a plant's
 LATERAL_MIN_MM = 1.0  # a branch shorter than this is a skeleton spur or a root hair, not a lateral
 TIP_EVIDENCE_MM = 1.0  # a tip-detector peak this close to an end point confirms it
+EXTEND_FADING = 0.8  # a root whose last millimetre is less probable than this is fading out: follow it
+EXTEND_LOW = 0.12  # root probability that carries a faint tip on past the mask's end
+EXTEND_MM = 3.0  # at most this far
+EXTEND_GAP_MM = 0.7  # across unsupported stretches at most this long
 ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
 MIN_SEED_MM2 = 0.05
@@ -447,7 +451,12 @@ def _plant(
     path = _path(pred, tip)
     on_primary = set(path.tolist())
     plant.primary_path = [img(coords[i]) for i in path]
-    peak = _peak_near(ev.primary_peaks, coords[tip], TIP_EVIDENCE_MM * ppm)
+    # A faint young tip fades below the mask's thresholds before it ends: follow the model's
+    # faint evidence on along the root's direction.
+    extension = _extend_tip(ev.root, coords[path], ppm)
+    plant.primary_path += [img(q) for q in extension]
+    end = extension[-1] if extension else coords[tip]
+    peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
     if peak is not None and not _on_root(ev.root, peak):
         peak = None  # a peak off the root (a drop's rim beside the tip) is not this root's tip
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
@@ -466,7 +475,7 @@ def _plant(
         x, y = img(coords[e])
         plant.lateral_tips.append((x, y, _heat_near(ev.tip_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm)))
     plant.lateral_root_count = len(plant.lateral_paths)
-    detector = float(peak[2]) if peak is not None else _heat_at(ev.primary_heat, coords[tip], ev.stride)
+    detector = float(peak[2]) if peak is not None else _heat_at(ev.primary_heat, end, ev.stride)
     # A longer path that the detector does not confirm is the other explanation: the primary
     # root may go on there (a faint tip the detector missed), and the chosen end a lateral's.
     share = min(1.0, float(dist[tip]) / longest) ** ALTERNATIVE_POWER
@@ -488,6 +497,53 @@ def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | 
     d = np.hypot(peaks[:, 0] - p[0], peaks[:, 1] - p[1])
     near = np.nonzero(d <= radius)[0]
     return peaks[near[np.argmax(peaks[near, 2])]] if len(near) else None
+
+
+def _extend_tip(root: np.ndarray, path: np.ndarray, ppm: float) -> list[np.ndarray]:
+    """Points (model px) beyond the end of `path` (model px, base to tip), for a root that
+    fades out (its last millimetre below EXTEND_FADING), where the root
+    probability, though below the mask's thresholds, stays at least EXTEND_LOW along the
+    root's direction (turning at most 20 degrees a step), across gaps of at most
+    EXTEND_GAP_MM; at most EXTEND_MM in all."""
+    if len(path) < 3:
+        return []
+    h, w = root.shape
+    last = path[-max(2, round(ppm)) :].round().astype(int)
+    last_p = root[np.clip(last[:, 1], 0, h - 1), np.clip(last[:, 0], 0, w - 1)]
+    if float(np.median(last_p)) >= EXTEND_FADING:
+        return []  # a crisp end: the root ends where its mask does (a halo past it is no tip)
+    # The direction over the last 2 mm but its last pixels: a skeleton's very end can hook sideways.
+    back = path[max(0, len(path) - 1 - max(4, round(2 * ppm))) :]
+    d = back[-min(3, len(back) - 1) - 1] - back[0]
+    norm = float(np.hypot(d[0], d[1]))
+    if norm == 0:
+        return []
+    d = d / norm
+    pos, out, kept, gap = back[-1].astype(float), [], 0, 0
+    for _ in range(round(EXTEND_MM * ppm)):
+        best, best_v = None, -1.0
+        for a in (-0.35, -0.17, 0.0, 0.17, 0.35):
+            c, s = math.cos(a), math.sin(a)
+            step = np.array([d[0] * c - d[1] * s, d[0] * s + d[1] * c])
+            q = pos + step
+            x, y = round(float(q[0])), round(float(q[1]))
+            if 0 <= x < w and 0 <= y < h:
+                v = float(root[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].max())  # a tip 1-2 px wide
+                if v > best_v:
+                    best, best_v = step, v
+        if best is None:
+            break
+        pos = pos + best
+        out.append(pos.copy())
+        if best_v >= EXTEND_LOW:
+            d = 0.7 * d + 0.3 * best
+            d = d / float(np.hypot(d[0], d[1]))
+            kept, gap = len(out), 0
+        else:
+            gap += 1
+            if gap > EXTEND_GAP_MM * ppm:
+                break
+    return out[:kept]
 
 
 def _on_root(root: np.ndarray, p: np.ndarray, radius: int = 2) -> bool:
