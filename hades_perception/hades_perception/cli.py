@@ -5,8 +5,10 @@ predict <image or folder> --model <bundle> --out DIR [--rsml] [--overlay]
     (landmarks, plants with traits, certainty) and with --rsml DIR/<stem>.rsml
 serve [--host 127.0.0.1] [--port 8000] [--bundle DIR | --store URL --model NAME --channel C]
       [--keys FILE] [--max-upload-mb N] [--rate-limit N/min] [--cors-origin URL]
-    the HTTP API (docs/api.md; needs the api extra): predict, models, promote and
-    rollback, Open Inference Protocol v2 health and metadata
+      [--work-dir DIR] [--data-dir DIR ...] [--keep-jobs N]
+    the HTTP API (docs/api.md; needs the api extra): predict (one image or a batch),
+    models, promote and rollback, jobs, datasets, monitoring, Open Inference Protocol v2
+    health and metadata
 keys create NAME --scopes read,predict,train,promote | keys list | keys revoke NAME [--keys FILE]
     API keys: printed once at creation, stored as sha256 in $HADES_DATA_DIR/api-keys.json
 Where the ROS 2 package (hades_perception_ros) is installed, it adds its commands:
@@ -89,7 +91,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from hades_perception.api.keys import default_keys_file
-    from hades_perception.api.settings import MODEL_DEFAULTS, ServeSettings, parse_rate
+    from hades_perception.api.settings import MODEL_DEFAULTS, ServeSettings, default_work_dir, parse_rate
 
     missing = [m for m in ("fastapi", "uvicorn", "python_multipart", "PIL") if importlib.util.find_spec(m) is None]
     if missing:
@@ -120,6 +122,9 @@ def _serve(args: argparse.Namespace) -> int:
         rate_per_min=parse_rate(args.rate_limit),
         cors_origins=tuple(args.cors_origin or ()),
         model=model,
+        work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(),
+        data_dirs=tuple(Path(d) for d in args.data_dir or ()),
+        keep_jobs=args.keep_jobs,
     )
     return serve(settings)
 
@@ -147,7 +152,13 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from hades_perception.api.settings import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, DEFAULT_RATE_LIMIT
+    from hades_perception.api.settings import (
+        DEFAULT_HOST,
+        DEFAULT_KEEP_JOBS,
+        DEFAULT_MAX_UPLOAD_MB,
+        DEFAULT_PORT,
+        DEFAULT_RATE_LIMIT,
+    )
     from hades_perception.api.settings import MODEL_DEFAULTS as D
 
     p = sub.add_parser("serve", help="the HTTP API (FastAPI on uvicorn; docs/api.md)")
@@ -198,6 +209,19 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         metavar="ORIGIN",
         help="a browser origin allowed to call the API (repeatable); default: none, CORS closed",
+    )
+    p.add_argument("--work-dir", help="jobs and uploaded datasets (default $HADES_DATA_DIR/api)")
+    p.add_argument(
+        "--data-dir",
+        action="append",
+        metavar="DIR",
+        help="a folder jobs may read by absolute path, e.g. a fixed gate set (repeatable); default: none",
+    )
+    p.add_argument(
+        "--keep-jobs",
+        type=int,
+        default=DEFAULT_KEEP_JOBS,
+        help=f"finished jobs kept with their folders, the oldest deleted first (default {DEFAULT_KEEP_JOBS})",
     )
     p.set_defaults(func=_serve)
 

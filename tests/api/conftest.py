@@ -7,6 +7,11 @@ Servers, each started once per session and stopped at its end:
 - bundle_server: the shipped model from its bundle folder, no store; a 2 MB upload
   limit, CORS open to one origin, no rate limit (the property-based test uses it).
 - rate_limited_server: the tiny bundle at 3 requests a minute per key.
+- jobs_server: follows channel production of a store of its own holding the tiny
+  bundle (so pipeline jobs have a store), no rate limit, an 8 MB upload limit; its
+  work dir (jobs, datasets) is <folder>/var/api.
+- drift_server: the tiny bundle, no rate limit; only test_monitoring.py predicts on it,
+  so its drift window holds that module's frames and no others.
 Each test makes its own keys (written to the server's keys file, which the server
 re-reads), so per-key limits and revocations never leak from one test to another.
 """
@@ -63,11 +68,15 @@ class Reply:
         return f"{self.status} {self.body[:500]!r}"
 
 
-def multipart(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
-    """A multipart/form-data body: field -> (filename, bytes, content type)."""
+Part = tuple[str, tuple[str, bytes, str]]  # field, (filename, bytes, content type)
+
+
+def multipart(files: dict[str, tuple[str, bytes, str]] | list[Part]) -> tuple[bytes, str]:
+    """A multipart/form-data body: field -> (filename, bytes, content type); a list of
+    (field, file) pairs repeats a field."""
     boundary = uuid.uuid4().hex
     parts = []
-    for field, (filename, data, ctype) in files.items():
+    for field, (filename, data, ctype) in files.items() if isinstance(files, dict) else files:
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
         parts.append(head.encode() + f"Content-Type: {ctype}\r\n\r\n".encode() + data + b"\r\n")
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
@@ -153,6 +162,27 @@ class Server:
         body, content_type = multipart({"image": (filename, data, ctype)})
         return self.request("POST", f"/v1/predict{query}", key, body=body, headers={"Content-Type": content_type})
 
+    def post_files(self, path: str, key: str, files: dict[str, tuple[str, bytes, str]] | list[Part]) -> Reply:
+        body, content_type = multipart(files)
+        return self.request("POST", path, key, body=body, headers={"Content-Type": content_type})
+
+    def wait_job(self, job: str, key: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The job's record once it has finished (done, failed or cancelled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.request("GET", f"/v1/jobs/{job}", key)
+            assert r.status == 200, r
+            doc: dict[str, Any] = r.json()
+            if doc["status"] not in ("queued", "running"):
+                return doc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job} still {doc['status']} after {timeout} s: {doc}")
+            time.sleep(0.1)
+
+    @property
+    def work_dir(self) -> Path:
+        return self.folder / "var" / "api"
+
     def assert_still_serving(self) -> None:
         """A good plate is still predicted (after a request the server refused)."""
         r = self.predict(PLATES[0].read_bytes(), self.key("predict"))
@@ -221,3 +251,22 @@ def bundle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def rate_limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _serve(tmp_path_factory.mktemp("rate-limited"), "--bundle", str(TINY), "--rate-limit", "3/min")
+
+
+@pytest.fixture(scope="session")
+def jobs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("jobs-server")
+    store = ModelStore.open(folder / "store")
+    store.publish(TINY)
+    store.promote(MODEL, "0.0.1-test", "production", "first version", by="test-setup")
+    yield from _serve(
+        folder,
+        *("--store", store.blobs.describe(), "--model", MODEL, "--channel", "production"),
+        *("--bundle", str(TINY), "--poll-period", "5", "--cache-dir", str(folder / "cache")),
+        *("--latency-budget-ms", str(NOT_ABOUT_SPEED_MS), "--rate-limit", "off", "--max-upload-mb", "8"),
+    )
+
+
+@pytest.fixture(scope="session")
+def drift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _serve(tmp_path_factory.mktemp("drift-server"), "--bundle", str(TINY), "--rate-limit", "off")

@@ -7,12 +7,12 @@ import pytest
 
 from hades_perception.api.keys import PREFIX, KeyFile, parse_scopes
 from hades_perception.api.limits import RateLimiter
-from hades_perception.api.settings import MODEL_DEFAULTS, ServeSettings, parse_rate
+from hades_perception.api.settings import MODEL_DEFAULTS, MONITORING_DEFAULTS, ServeSettings, parse_rate
 
 
 def test_the_model_settings_have_the_node_s_names_and_defaults():
     params = pytest.importorskip("hades_perception_ros.params", reason="the ROS package is not importable here")
-    for name, default in MODEL_DEFAULTS.items():
+    for name, default in {**MODEL_DEFAULTS, **MONITORING_DEFAULTS}.items():
         assert params.BY_NAME[name].default == default, name
 
 
@@ -20,6 +20,18 @@ def test_settings_serve_the_shipped_model_on_loopback_by_default():
     settings = ServeSettings()
     assert settings.host == "127.0.0.1" and settings.cors_origins == ()
     assert settings.param("model_bundle_path") == "models/hades-seedlings" and settings.param("store_url") == ""
+
+
+def test_jobs_and_datasets_live_in_the_data_dir_unless_told_otherwise(monkeypatch, tmp_path):
+    monkeypatch.setenv("HADES_DATA_DIR", str(tmp_path))
+    settings = ServeSettings()
+    assert settings.work_dir == tmp_path / "api" and settings.data_dirs == ()
+    assert settings.train_command[-1].endswith("hades-train") or settings.train_command[-1] == "hades_training.cli"
+
+
+def test_a_drift_minimum_above_its_window_is_refused():
+    with pytest.raises(ValueError, match="min <= window"):
+        ServeSettings(drift_window=10, drift_min_frames=20)
 
 
 def test_an_unknown_model_setting_is_refused():

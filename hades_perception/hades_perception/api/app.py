@@ -7,6 +7,10 @@ when a person moves the channel. Requests run the slot's pipeline in FastAPI's t
 pool, one at a time under a lock. There is no inference worker: the follower's
 candidate runs its golden passes on the follower's own thread.
 
+Jobs (batches, hades-train runs) run on two threads of the job lanes, started and
+stopped with the server (api/jobs.py); their folders and the uploaded datasets live in
+the work dir.
+
 Around the routes, outermost first: an access log (method, path, status, time and the
 key's name; never a header, so never a key; uvicorn's own access log is off), CORS
 (only with --cors-origin: closed otherwise), the body limit, then the error handlers
@@ -20,7 +24,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -29,7 +33,15 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 import hades_perception
-from hades_perception.api import errors, routes_models, routes_oip, routes_predict
+from hades_perception.api import (
+    errors,
+    routes_datasets,
+    routes_jobs,
+    routes_models,
+    routes_monitoring,
+    routes_oip,
+    routes_predict,
+)
 from hades_perception.api.context import Context
 from hades_perception.api.errors import ApiError
 from hades_perception.api.keys import KeyFile
@@ -94,7 +106,17 @@ def known_query_only(request: Request) -> None:
 
 
 def create_app(ctx: Context) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        """The job lanes run while the server does; stopping ends a running subprocess."""
+        ctx.jobs.start()
+        try:
+            yield
+        finally:
+            ctx.jobs.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         dependencies=[Depends(known_query_only)],
         title="Hades Perception API",
         version=hades_perception.__version__,
@@ -103,14 +125,14 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.context = ctx
     errors.install_handlers(app)
-    for module in (routes_predict, routes_models, routes_oip):
+    for module in (routes_predict, routes_jobs, routes_datasets, routes_models, routes_monitoring, routes_oip):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_upload_bytes)
     if ctx.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(ctx.settings.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
@@ -148,7 +170,12 @@ def serve(settings: ServeSettings) -> int:
                 "put a TLS proxy in front",
                 settings.host,
             )
-        log.info("API on http://%s:%d (routes: /docs)", settings.host, settings.port)
+        log.info(
+            "API on http://%s:%d (routes: /docs); jobs and datasets in %s",
+            settings.host,
+            settings.port,
+            settings.work_dir,
+        )
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -24,6 +24,7 @@ class ErrorBody(BaseModel):
     error: str
     detail: str
     evidence: list[str] | None = None  # a production promotion that needs confirming: what is known
+    rejected: list[dict[str, str]] | None = None  # a dataset with nothing usable: each item and why
 
 
 class ApiError(StarletteHTTPException):
@@ -54,16 +55,17 @@ _KIND = {
     503: "unavailable",
 }
 _DOC = {
-    400: "The body or its image is malformed (a truncated PNG, JSON that does not parse)",
+    400: "The body, its image or its zip is malformed (a truncated PNG, a member path that climbs out)",
     401: "No key, or a key that is unknown or revoked",
     403: "The key lacks the scope this route needs",
-    404: "No such model, version or channel",
-    409: "The store refuses the move (production without confirm=true, no store, already there)",
-    413: "The body or the image is larger than the server accepts",
-    415: "Not multipart/form-data, or not a PNG, JPEG or TIFF of 8/16-bit grey or RGB",
-    422: "A field is missing or has the wrong type",
+    404: "No such model, version, channel, job or dataset",
+    409: "A conflict: the store refuses the move (production without confirm=true, no store, already there), "
+    "the job has finished already, the dataset is in use",
+    413: "The body, the image or the zip (members, sizes) is larger than the server accepts",
+    415: "Not multipart/form-data, not a PNG, JPEG or TIFF of 8/16-bit grey or RGB, or not a zip",
+    422: "A field is missing or has the wrong type, an argument is not allowed, or nothing in a dataset is usable",
     429: "This key's rate limit is spent; retry after Retry-After seconds",
-    503: "The model store cannot be reached, or nothing is served yet",
+    503: "The model store cannot be reached, nothing is served yet, or too many jobs wait",
 }
 
 

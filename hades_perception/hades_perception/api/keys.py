@@ -37,8 +37,8 @@ from hades_perception.models.blobs import flocked
 
 log = logging.getLogger(__name__)
 PREFIX = "hpk_"
-# read: models and metadata; predict: /v1/predict; train: jobs and uploads (later parts
-# of issue 13); promote: move a store channel (a person's decision).
+# read: models, metadata, monitoring; predict: /v1/predict and batches (and their jobs);
+# train: hades-train jobs and dataset uploads; promote: move a store channel (a person's decision).
 SCOPES = ("read", "predict", "train", "promote")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 

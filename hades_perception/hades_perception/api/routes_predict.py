@@ -10,7 +10,9 @@ The request's order is the cost's order: the key (no body read yet), the content
 the body (capped by limits.BodyLimit), the image header (format and size, nothing
 decoded), then under the inference lock the decode and the pipeline. The pipeline is
 read from the slot once, under that lock: a model swap takes effect between requests,
-and a request finishes on the version it started with.
+and a request finishes on the version it started with. Each prediction's monitoring
+signals go into the drift window of the version that made it (served_drift.py).
+run_prediction is also what a batch job runs per image (batch.py).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def run_prediction(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> 
         except InputError as exc:
             raise ApiError(415, "unsupported image", f"{exc}; send 8- or 16-bit grey or RGB") from exc
         t4 = time.perf_counter()
+    ctx.drift.add(pipeline.manifest, pred.signals)
     body = pred.to_json()
     if masks:
         body["masks"] = {cls: _b64png(mask) for cls, mask in pred.masks.items()}
@@ -100,6 +103,17 @@ def run_prediction(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> 
     t5 = time.perf_counter()
     stages = {"header": t1 - t0, "wait": t2 - t1, "decode": t3 - t2, "pipeline": t4 - t3, "encode": t5 - t4}
     return body, ", ".join(f"{k};dur={v * 1e3:.1f}" for k, v in stages.items())
+
+
+def require_multipart(request: Request, holding: str, example: str) -> None:
+    """415 unless the body is multipart/form-data."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "multipart/form-data":
+        raise ApiError(
+            415,
+            "unsupported media type",
+            f"expected multipart/form-data with {holding}, got {media or 'no Content-Type'}; e.g. {example}",
+        )
 
 
 @router.post(
@@ -116,14 +130,7 @@ async def predict(
     masks: Annotated[bool, Query(description="add {'masks': {class: base64 PNG}}")] = False,
     overlay: Annotated[bool, Query(description="add {'overlay': base64 PNG}")] = False,
 ) -> JSONResponse:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "multipart/form-data":
-        raise ApiError(
-            415,
-            "unsupported media type",
-            f"expected multipart/form-data with the image in field {FIELD!r}, got {media or 'no Content-Type'}; "
-            f"e.g. curl -F {FIELD}=@plate.png",
-        )
+    require_multipart(request, f"the image in field {FIELD!r}", f"curl -F {FIELD}=@plate.png")
     form = await request.form(max_files=1, max_fields=8)
     try:
         upload = form.get(FIELD)

@@ -1,0 +1,79 @@
+"""Monitoring over HTTP (scope read): the drift of the frames this server predicted
+(served_drift.py: the node's test, a window per served version), and the drift reports
+that monitor jobs (`hades-train monitor`) wrote.
+
+Shadow agreement is the node's (it runs a shadow channel beside the served one); this
+server has no shadow slot, so it has no agreement to report.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from hades_perception.api.auth import ReadKey
+from hades_perception.api.context import context
+from hades_perception.api.errors import ApiError, responses
+from hades_perception.api.jobs import DONE, OUT_DIR
+
+router = APIRouter(tags=["monitoring"])
+
+
+class DriftSummary(BaseModel):
+    model: dict[str, str] = Field(description="the served model's name and version: whose window this is")
+    level: str = Field(description="OK, WARN or ERROR")
+    message: str
+    frames: int = Field(description="frames in the window (at most `window`)")
+    window: int
+    min_frames: int = Field(description="frames needed before drift is judged")
+    signals: list[dict[str, Any]] = Field(description="per signal: KS statistic, threshold, shift, effect, level")
+
+
+class DriftReport(BaseModel):
+    job: str
+    finished_at: str | None
+    by: str
+    args: dict[str, Any]
+    report: dict[str, Any] = Field(description="drift.json as hades-train monitor wrote it")
+
+
+class DriftReports(BaseModel):
+    reports: list[DriftReport]
+
+
+@router.get(
+    "/v1/monitoring/drift",
+    response_model=DriftSummary,
+    responses=responses(401, 403, 429, 503),
+    summary="Drift of the frames this server predicted with the served version",
+)
+def drift(request: Request, _key: ReadKey) -> DriftSummary:
+    ctx = context(request)
+    if not ctx.slot.serving:
+        raise ApiError(503, "unavailable", "no model is served yet, so no frames were predicted")
+    return DriftSummary(**ctx.drift.summary(ctx.slot.pipeline.manifest))
+
+
+@router.get(
+    "/v1/monitoring/reports",
+    response_model=DriftReports,
+    responses=responses(401, 403, 429),
+    summary="Drift reports (drift.json) of finished monitor jobs, newest first",
+)
+def reports(request: Request, _key: ReadKey) -> DriftReports:
+    ctx = context(request)
+    found = []
+    for job in ctx.jobs.recent(["monitor"]):
+        path = ctx.jobs.path(job.id) / OUT_DIR / "drift.json"
+        if job.status != DONE or not path.is_file():
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        doc.pop("current", None)  # a server path; the job's args say what was judged
+        found.append(DriftReport(job=job.id, finished_at=job.finished_at, by=job.by, args=job.args, report=doc))
+    return DriftReports(reports=found)
