@@ -53,6 +53,12 @@ def _train(args: argparse.Namespace) -> int:
         resume=Path(args.resume) if args.resume else None,
     )
     print(f"best checkpoint: {best}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per run, from the process that logs it
+        import torch
+
+        run_id = torch.load(best, map_location="cpu", weights_only=False).get("mlflow_run_id")
+        if run_id:
+            print(f"mlflow_run_id {run_id}")
     return 0
 
 
@@ -82,7 +88,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     summary = evaluate(Path(args.model), args.data, args.split, out, max_items=args.max_items)
     if not args.no_mlflow:
         try:
-            log_evaluation(summary, out, Path(args.model))
+            print(f"mlflow_run_id {log_evaluation(summary, out, Path(args.model))}")
         except RuntimeError as exc:
             logging.getLogger("hades-train").warning("evaluation not logged to MLflow: %s", exc)
     seg = ", ".join(f"{c} {v['iou']:.3f}" for c, v in summary["segmentation"].items() if v["iou"] is not None)

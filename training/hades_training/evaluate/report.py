@@ -144,8 +144,8 @@ def render_markdown(s: dict[str, Any], pictures: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> None:
-    """An MLflow run for the evaluation, linked to the training run of the bundle."""
+def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> str:
+    """An MLflow run for the evaluation, linked to the training run of the bundle; its id."""
     import mlflow
 
     from hades_training.tracking import start_tracking
@@ -153,7 +153,7 @@ def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> None:
     manifest = open_bundle(bundle, verify=False)
     start_tracking("hades-perception-evaluation")
     name = f"evaluate {manifest.version} on {summary['dataset']['split'] or Path(summary['dataset']['path']).name}"
-    with mlflow.start_run(run_name=name):
+    with mlflow.start_run(run_name=name) as run:
         mlflow.set_tags(
             {
                 "hades.bundle_version": manifest.version,
@@ -176,3 +176,4 @@ def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> None:
             flat["primary_root_length_smape_pct"] = summary["primary_root_length_smape_pct"]
         mlflow.log_metrics(flat)
         mlflow.log_artifacts(str(out), artifact_path="evaluation")
+        return str(run.info.run_id)
