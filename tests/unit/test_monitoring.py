@@ -170,3 +170,26 @@ class TestProbation:
         for _ in range(5):
             p.frame("1.0", ok=False)  # finished after the swap, served by the old pipeline
         assert p.check(OK) is None
+
+
+class TestFrameTraces:
+    def test_a_frame_is_one_trace_with_a_span_per_stage_at_the_measured_times(self):
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from hades_perception.monitoring.tracing import FrameTracer, sequential
+
+        spans = InMemorySpanExporter()
+        tracer = FrameTracer("/hades/hades_perception", exporter=spans)
+        start = 1_700_000_000_000_000_000
+        stages = [("queue", start, start + 2_000_000), *sequential(start + 2_000_000, [("engine", 900.0)])]
+        tracer.frame(start, start + 905_000_000, stages, {"model.version": "2.0"})
+        tracer.close()
+        got = {s.name: s for s in spans.get_finished_spans()}
+        assert set(got) == {"frame", "queue", "engine"}
+        frame = got["frame"]
+        assert frame.attributes is not None and frame.attributes["model.version"] == "2.0"
+        assert all(
+            got[n].parent is not None and got[n].parent.span_id == frame.context.span_id for n in ("queue", "engine")
+        )
+        assert got["engine"].start_time == start + 2_000_000 and got["engine"].end_time == start + 902_000_000
+        assert frame.resource.attributes["service.name"] == "/hades/hades_perception"

@@ -1,5 +1,6 @@
 """The node's monitoring: a drift window per served version, its latest verdict, the
-probation of a newly swapped version, and the optional Prometheus endpoint.
+probation of a newly swapped version, the optional Prometheus endpoint and the optional
+OpenTelemetry trace of each frame's stages.
 
 Threads: the worker adds each frame's signals and stage times; the executor judges the
 window once per diagnostics period (the KS tests cost about a millisecond per signal,
@@ -27,6 +28,7 @@ class FrameMonitoring:
         self.verdict: tuple[int, str] = (OK, "")  # level, message: carried on `monitoring`
         self.worst_signal = ""  # the signal that drifted most, while one has
         self.metrics: Any = None  # monitoring.metrics.Metrics while the endpoint is on
+        self.tracer: Any = None  # monitoring.tracing.FrameTracer while tracing is on
 
     # --- the worker's thread --------------------------------------------------------------
     def add(self, pipeline: Pipeline, signals: dict[str, float], stages_ms: dict[str, float]) -> None:
@@ -40,6 +42,38 @@ class FrameMonitoring:
         self.probation.frame(m.version, ok=True)
         if self.metrics is not None:
             self.metrics.observe(stages_ms)
+
+    def trace(
+        self,
+        received_wall: float,
+        received: float,
+        marks: tuple[float, float, float, float],
+        timing_ms: dict[str, float],
+        attributes: dict[str, Any],
+    ) -> None:
+        """The frame's trace (when tracing is on), from the times the node measured:
+        `received` and `marks` on the monotonic clock, anchored at `received_wall`."""
+        if self.tracer is None:
+            return
+        from hades_perception.monitoring.tracing import sequential
+
+        def ns(mono: float) -> int:
+            return round((received_wall + (mono - received)) * 1e9)
+
+        t0, t1, t2, t3 = marks
+        pipeline = [(k, timing_ms[k]) for k in ("preprocess", "engine", "postprocess", "monitoring") if k in timing_ms]
+        stages = [("queue", ns(received), ns(t0)), ("conversion", ns(t0), ns(t1)), *sequential(ns(t1), pipeline)]
+        stages.append(("publish", ns(t2), ns(t3)))
+        self.tracer.frame(ns(received), ns(t3), stages, attributes)
+
+    def start_tracing(self, service: str, endpoint: str) -> None:
+        try:
+            from hades_perception.monitoring.tracing import FrameTracer
+        except ImportError as exc:
+            raise ValueError(
+                f"tracing_endpoint needs OpenTelemetry (pip install hades_perception[tracing]): {exc}"
+            ) from exc
+        self.tracer = FrameTracer(service, endpoint)
 
     def failed(self, version: str) -> None:
         """A frame the model failed on (inference, not bad input)."""
@@ -77,6 +111,9 @@ class FrameMonitoring:
         return int(self.metrics.start(host, port))
 
     def close(self) -> None:
+        if self.tracer is not None:
+            self.tracer.close()
+            self.tracer = None
         if self.metrics is not None:
             self.metrics.close()
             self.metrics = None

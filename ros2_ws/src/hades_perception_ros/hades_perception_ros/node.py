@@ -108,6 +108,8 @@ class PerceptionNode(LifecycleNode):
                 follower.start()
             if self.follower is not None:
                 self.follower.start()
+            if self.p("tracing_endpoint"):
+                self.monitoring.start_tracing(self.get_fully_qualified_name(), self.p("tracing_endpoint"))
             if self.p("metrics_port"):
                 host, port = self.p("metrics_host"), self.p("metrics_port")
                 port = self.monitoring.start_metrics(
@@ -213,8 +215,11 @@ class PerceptionNode(LifecycleNode):
             self.shadow.submit(ShadowFrame(header, image, pred, m.version))
         t3 = time.monotonic()
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        stages = self.frames.add_frame(frame.received, frame.received_wall - stamp, (t0, t1, t2, t3), pred.timing_ms)
+        marks = (t0, t1, t2, t3)
+        stages = self.frames.add_frame(frame.received, frame.received_wall - stamp, marks, pred.timing_ms)
         monitoring.add(pipeline, pred.signals, stages)
+        attributes = {"model.version": m.version, "frame.stamp": stamp, "frame.id": header.frame_id}
+        monitoring.trace(frame.received_wall, frame.received, marks, pred.timing_ms, attributes)
 
     def _frame_failed(self, frame: Frame, exc: Exception) -> None:
         kind = "bad input" if isinstance(exc, InputError) else "inference failed"

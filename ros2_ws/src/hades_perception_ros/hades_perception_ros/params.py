@@ -159,6 +159,11 @@ PARAMS: tuple[Param, ...] = (
         range=(0, 65535),
     ),
     Param("metrics_host", "127.0.0.1", "Address the Prometheus endpoint binds to (0.0.0.0 exposes it to the network)"),
+    Param(
+        "tracing_endpoint",
+        "",
+        "OTLP/HTTP collector for a trace of each frame's stages (e.g. http://127.0.0.1:4318/v1/traces); empty: off",
+    ),
 )
 
 BY_NAME = {p.name: p for p in PARAMS}

@@ -2,7 +2,8 @@
 on `monitoring` with the frame's header and the model version; /diagnostics carries a
 drift status that stays OK on plates like the model's reference and turns to ERROR,
 naming the signal, when the frames turn dark and flat; the Prometheus endpoint (when
-switched on) serves the node's counters on 127.0.0.1."""
+switched on) serves the node's counters on 127.0.0.1; and each frame's stages reach an
+OTLP/HTTP collector as one trace (a real exporter posting to a receiver in this test)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,54 @@ def metrics_port() -> int:
     return free_port()
 
 
+class Collector:
+    """An OTLP/HTTP trace receiver on 127.0.0.1: keeps every span it is sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.spans: list[tuple[str, str, Any]] = []  # service, span name, span
+        received = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for rs in request.resource_spans:
+                    service = next(a.value.string_value for a in rs.resource.attributes if a.key == "service.name")
+                    for ss in rs.scope_spans:
+                        received.extend((service, span.name, span) for span in ss.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture(scope="module")
-def probe(bundle: Path, metrics_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def probe(
+    bundle: Path, metrics_port: int, collector: Collector, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Probe]:
     folder = tmp_path_factory.mktemp("node")
     params: dict[str, object] = {
         "model_bundle_path": str(bundle),
@@ -52,6 +99,7 @@ def probe(bundle: Path, metrics_port: int, tmp_path_factory: pytest.TempPathFact
         "drift_window": WINDOW,
         "drift_min_frames": MIN_FRAMES,
         "metrics_port": metrics_port,
+        "tracing_endpoint": collector.endpoint,
     }
     proc: subprocess.Popen[bytes] = start_node(params, folder, NS, CAMERA, log=folder / "node.log")
     p = Probe(NS, CAMERA)
@@ -123,3 +171,19 @@ def test_the_prometheus_endpoint_serves_the_nodes_counters_on_loopback(probe: Pr
     assert processed and float(processed[0].split()[-1]) >= 1
     assert 'version="0.0.1-test"' in text
     assert "hades_drift_status" in text
+
+
+def test_each_frame_reaches_the_trace_collector_as_a_frame_span_with_its_stages(probe: Probe, collector: Collector):
+    deadline = time.monotonic() + 20  # the exporter sends in batches, every few seconds
+    while time.monotonic() < deadline and not any(name == "frame" for _, name, _ in collector.spans):
+        time.sleep(0.2)
+    frames = [span for _, name, span in collector.spans if name == "frame"]
+    assert frames, "no frame span reached the collector"
+    assert {svc for svc, _, _ in collector.spans} == {f"{NS}/hades_perception"}
+    frame = frames[0]
+    children = [span for _, _, span in collector.spans if span.parent_span_id == frame.span_id]
+    names = [span.name for span in sorted(children, key=lambda c: c.start_time_unix_nano)]
+    assert names == ["queue", "conversion", "preprocess", "engine", "postprocess", "monitoring", "publish"]
+    assert all(frame.start_time_unix_nano <= c.start_time_unix_nano <= c.end_time_unix_nano for c in children)
+    attrs = {a.key: a.value for a in frame.attributes}
+    assert attrs["model.version"].string_value == "0.0.1-test"
