@@ -188,8 +188,8 @@ class TestFrameTraces:
         assert set(got) == {"frame", "queue", "engine"}
         frame = got["frame"]
         assert frame.attributes is not None and frame.attributes["model.version"] == "2.0"
-        assert all(
-            got[n].parent is not None and got[n].parent.span_id == frame.context.span_id for n in ("queue", "engine")
-        )
+        assert frame.context is not None
+        parents = [got[n].parent for n in ("queue", "engine")]
+        assert all(p is not None and p.span_id == frame.context.span_id for p in parents)
         assert got["engine"].start_time == start + 2_000_000 and got["engine"].end_time == start + 902_000_000
         assert frame.resource.attributes["service.name"] == "/hades/hades_perception"
