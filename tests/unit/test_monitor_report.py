@@ -49,6 +49,7 @@ def run(bundle: Path, current: Path, out: Path) -> dict:
 def test_plates_like_the_reference_show_no_drift(bundle: Path, like: Path, tmp_path: Path):
     doc = run(bundle, like, tmp_path)
     assert doc["drift_detected"] is False and doc["frames"] == 20, [s for s in doc["signals"] if s["drifted"]]
+    assert doc["enough_frames"] is True
     assert doc["model"] == {"name": "hades-seedlings", "version": "0.0.2-test"}
     assert {"name", "statistic", "value", "threshold", "drifted"} <= set(doc["signals"][0])
 

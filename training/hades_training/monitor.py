@@ -32,6 +32,7 @@ from hades_perception.monitoring.signals import signals_for
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+MIN_FRAMES = 20  # as the node's drift_min_frames
 
 
 def current_signals(current: Path, bundle: Path) -> list[dict[str, float]]:
@@ -123,6 +124,8 @@ def report(bundle: Path, frames: list[dict[str, float]]) -> dict[str, Any]:
             for r in results
         ],
         "frames": len(frames),
+        # The node judges from this many frames on; fewer cannot show any but a gross drift.
+        "enough_frames": len(frames) >= MIN_FRAMES,
         "model": {"name": m.name, "version": m.version},
         "test": "two-sample Kolmogorov-Smirnov per signal (Bonferroni-corrected) and a shift of the median "
         "of at least one reference spread; hades_perception.monitoring.drift",
@@ -199,6 +202,7 @@ def _boxes(ref: np.ndarray, cur: np.ndarray, width: int = 240) -> str:
 def summary_line(doc: dict[str, Any]) -> str:
     drifted = [s for s in doc["signals"] if s["drifted"]]
     if not drifted:
-        return f"no drift over {doc['frames']} frames ({len(doc['signals'])} signals tested)"
+        few = "" if doc["enough_frames"] else f"; too few frames to judge (at least {MIN_FRAMES})"
+        return f"no drift over {doc['frames']} frames ({len(doc['signals'])} signals tested){few}"
     names = ", ".join(f"{s['name']} ({s['level']})" for s in drifted)
     return f"drift over {doc['frames']} frames: {names}"
