@@ -18,32 +18,20 @@ from hades_perception.api.auth import TrainKey
 from hades_perception.api.context import context
 from hades_perception.api.datasets import ID_PATTERN
 from hades_perception.api.errors import ApiError, responses
-from hades_perception.api.routes_predict import require_multipart
+from hades_perception.api.routes_predict import binary, multipart_body, require_multipart
 
 router = APIRouter(tags=["datasets"])
 FIELD = "archive"
 DatasetId = Annotated[str, PathParam(pattern=ID_PATTERN, max_length=32, description="a dataset id")]
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [FIELD],
-                    "properties": {
-                        FIELD: {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "a zip in the Hades layout (images/, masks/, optional landmarks/, "
-                            f"optional train/ val/ test/): {DATASET_LIMITS.describe()}",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_BODY = multipart_body(
+    {
+        FIELD: binary(
+            "a zip in the Hades layout (images/, masks/, optional landmarks/, "
+            f"optional train/ val/ test/): {DATASET_LIMITS.describe()}"
+        )
+    },
+    (FIELD,),
+)
 
 
 class Rejection(BaseModel):

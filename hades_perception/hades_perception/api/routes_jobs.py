@@ -23,36 +23,22 @@ from hades_perception.api.auth import AnyKey, PredictKey, TrainKey, check_scope
 from hades_perception.api.context import Context, context
 from hades_perception.api.errors import ApiError, responses
 from hades_perception.api.jobs import DONE, ID_PATTERN, OUT_DIR, Job
-from hades_perception.api.routes_predict import require_multipart
+from hades_perception.api.routes_predict import binary, multipart_body, require_multipart
 
 router = APIRouter(tags=["jobs"])
 KIND_SCOPE = {"batch": "predict", **dict.fromkeys(train_jobs.KINDS, "train")}
 MAX_OUTPUTS = 200
 JobId = Annotated[str, PathParam(pattern=ID_PATTERN, max_length=32, description="a job id, as POST answered it")]
-BATCH_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "images": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": f"plate images (PNG, JPEG, TIFF); at most {BATCH_LIMITS.members}",
-                        },
-                        "archive": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": f"or one zip of images: {BATCH_LIMITS.describe()}",
-                        },
-                    },
-                }
-            }
+BATCH_BODY = multipart_body(
+    {
+        "images": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": f"plate images (PNG, JPEG, TIFF); at most {BATCH_LIMITS.members}",
         },
+        "archive": binary(f"or one zip of images: {BATCH_LIMITS.describe()}"),
     }
-}
+)
 
 
 class JobCreated(BaseModel):

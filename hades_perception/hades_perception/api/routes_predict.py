@@ -36,26 +36,22 @@ from hades_perception.inference.pipeline import InputError, as_rgb8
 
 router = APIRouter(tags=["predict"])
 FIELD = "image"
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [FIELD],
-                    "properties": {
-                        FIELD: {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "A PNG, JPEG or TIFF plate image: 8- or 16-bit, grey or RGB",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
+
+
+def multipart_body(fields: dict[str, dict[str, Any]], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The OpenAPI request body of a multipart form route (FastAPI cannot infer it: the
+    routes read the stream themselves, to cap its size)."""
+    schema: dict[str, Any] = {"type": "object", "properties": fields}
+    if required:
+        schema["required"] = list(required)
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def binary(description: str) -> dict[str, Any]:
+    return {"type": "string", "format": "binary", "description": description}
+
+
+UPLOAD_BODY = multipart_body({FIELD: binary("A PNG, JPEG or TIFF plate image: 8- or 16-bit, grey or RGB")}, (FIELD,))
 
 
 class PredictionBody(BaseModel):
