@@ -5,7 +5,7 @@ predict <image or folder> --model <bundle> --out DIR [--rsml] [--overlay]
     (landmarks, plants with traits, certainty) and with --rsml DIR/<stem>.rsml
 serve [--host 127.0.0.1] [--port 8000] [--bundle DIR | --store URL --model NAME --channel C]
       [--keys FILE] [--max-upload-mb N] [--rate-limit N/min] [--cors-origin URL]
-      [--work-dir DIR] [--data-dir DIR ...] [--keep-jobs N]
+      [--work-dir DIR] [--data-dir DIR ...] [--keep-jobs N] [--metrics-port P]
     the HTTP API (docs/api.md; needs the api extra): predict (one image or a batch),
     models, promote and rollback, jobs, datasets, monitoring, Open Inference Protocol v2
     health and metadata
@@ -125,6 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
         work_dir=Path(args.work_dir) if args.work_dir else default_work_dir(),
         data_dirs=tuple(Path(d) for d in args.data_dir or ()),
         keep_jobs=args.keep_jobs,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     return serve(settings)
 
@@ -223,6 +225,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=DEFAULT_KEEP_JOBS,
         help=f"finished jobs kept with their folders, the oldest deleted first (default {DEFAULT_KEEP_JOBS})",
     )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="a Prometheus endpoint on this port (default 0: off; docs/monitoring.md)",
+    )
+    p.add_argument("--metrics-host", default=DEFAULT_HOST, help=f"its address (default {DEFAULT_HOST})")
     p.set_defaults(func=_serve)
 
 

@@ -157,8 +157,12 @@ def serve(settings: ServeSettings) -> int:
     # No inference worker (None, which ServingSlot takes): a candidate's golden passes run
     # on the follower's thread.
     slot, follower = model_source.start_serving(settings.param, None)
+    ctx: Context | None = None
     try:
-        app = create_app(Context(settings, slot, follower, keys, RateLimiter(settings.rate_per_min)))
+        ctx = Context(settings, slot, follower, keys, RateLimiter(settings.rate_per_min))
+        app = create_app(ctx)
+        if settings.metrics_port:
+            ctx.metrics = start_metrics(ctx)
         if follower is not None:
             follower.start()
         m = slot.pipeline.manifest
@@ -190,7 +194,36 @@ def serve(settings: ServeSettings) -> int:
     finally:
         if follower is not None:
             follower.stop(timeout=5.0)
+        if ctx is not None and ctx.metrics is not None:
+            ctx.metrics.close()
     return 0
+
+
+def start_metrics(ctx: Context) -> Any:
+    """The Prometheus endpoint (monitoring/metrics.py) on its own port: predictions asked
+    for, made and failed, stage times, the model served and the drift of what it served."""
+    try:
+        from hades_perception.monitoring.metrics import Metrics
+    except ImportError as exc:
+        raise ValueError(
+            f"--metrics-port needs prometheus-client (pip install hades_perception[metrics]): {exc}"
+        ) from exc
+    s = ctx.settings
+
+    def model() -> dict[str, str]:
+        p = ctx.slot.pipeline
+        return {"name": p.manifest.name, "version": p.manifest.version, "engine": p.engine.name}
+
+    def drift() -> tuple[str, str]:
+        summary = ctx.drift.summary(ctx.slot.pipeline.manifest)
+        drifted = [r for r in summary["signals"] if r["drifted"]]
+        worst = max(drifted, key=lambda r: r["value"] / r["threshold"])["name"] if drifted else ""
+        return str(summary["level"]), worst
+
+    metrics = Metrics(f"api:{s.host}:{s.port}", ctx.counters.snapshot, drift, model)
+    port = metrics.start(s.metrics_host, s.metrics_port)
+    log.info("Prometheus metrics on http://%s:%d/metrics", s.metrics_host, port)
+    return metrics
 
 
 @contextlib.contextmanager

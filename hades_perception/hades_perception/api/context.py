@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 
@@ -22,6 +23,23 @@ from hades_perception.api.train_jobs import Places
 from hades_perception.models.follower import ModelFollower
 from hades_perception.models.store import ModelStore
 from hades_perception.serving.slot import ServingSlot
+from hades_perception.serving.worker import Stats
+
+
+class Counters:
+    """Predictions asked for, made and failed (bad input included), for the metrics endpoint."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats = Stats()
+
+    def count(self, field_name: str) -> None:
+        with self._lock:
+            setattr(self._stats, field_name, getattr(self._stats, field_name) + 1)
+
+    def snapshot(self) -> Stats:
+        with self._lock:
+            return Stats(**vars(self._stats))
 
 
 @dataclass
@@ -32,6 +50,8 @@ class Context:
     keys: KeyFile
     limiter: RateLimiter
     inference: threading.Lock = field(default_factory=threading.Lock)
+    counters: Counters = field(default_factory=Counters)
+    metrics: Any = None  # monitoring.metrics.Metrics while --metrics-port is set
     drift: ServedDrift = field(init=False)
     jobs: Jobs = field(init=False)
     datasets: Datasets = field(init=False)

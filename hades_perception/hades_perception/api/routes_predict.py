@@ -74,7 +74,21 @@ def _b64png(image: Any) -> str:
 
 
 def run_prediction(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> tuple[dict[str, Any], str]:
-    """The JSON for one uploaded file, and a Server-Timing header value (ms by stage)."""
+    """The JSON for one uploaded file, and a Server-Timing header value (ms by stage);
+    counted, and timed for the metrics endpoint when it is on."""
+    ctx.counters.count("received")
+    try:
+        body, stages = _predict(ctx, file, masks, overlay)
+    except Exception:
+        ctx.counters.count("errors")
+        raise
+    ctx.counters.count("processed")
+    if ctx.metrics is not None:
+        ctx.metrics.observe(stages)
+    return body, ", ".join(f"{k};dur={v:.1f}" for k, v in stages.items())
+
+
+def _predict(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> tuple[dict[str, Any], dict[str, float]]:
     t0 = time.perf_counter()
     header = read_header(file)
     t1 = time.perf_counter()
@@ -97,8 +111,10 @@ def run_prediction(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> 
     if overlay:
         body["overlay"] = _b64png(prediction_picture(as_rgb8(image), pred))
     t5 = time.perf_counter()
-    stages = {"header": t1 - t0, "wait": t2 - t1, "decode": t3 - t2, "pipeline": t4 - t3, "encode": t5 - t4}
-    return body, ", ".join(f"{k};dur={v * 1e3:.1f}" for k, v in stages.items())
+    seconds = {"header": t1 - t0, "wait": t2 - t1, "decode": t3 - t2, "pipeline": t4 - t3, "encode": t5 - t4}
+    stages = {k: v * 1e3 for k, v in seconds.items()} | {k: v for k, v in pred.timing_ms.items() if k != "total"}
+    stages["total"] = (t5 - t0) * 1e3
+    return body, stages
 
 
 def require_multipart(request: Request, holding: str, example: str) -> None:

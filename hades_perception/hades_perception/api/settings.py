@@ -92,6 +92,8 @@ class ServeSettings:
     drift_window: int = MONITORING_DEFAULTS["drift_window"]
     drift_min_frames: int = MONITORING_DEFAULTS["drift_min_frames"]
     train_command: tuple[str, ...] = field(default_factory=default_train_command)
+    metrics_port: int = 0  # a Prometheus endpoint (monitoring/metrics.py) on its own port; 0: off
+    metrics_host: str = DEFAULT_HOST
 
     def __post_init__(self) -> None:
         unknown = set(self.model) - set(MODEL_DEFAULTS)
