@@ -44,7 +44,8 @@ def world(monitored_bundle: Path, data_dir: Path, tmp_path_factory: pytest.TempP
 
 def pipeline(world: dict[str, Path], out: str, *extra: str, new: str = "new") -> dict[str, Any]:
     root = world["root"]
-    args = ["pipeline", "--store", str(world["store"]), "--new-data", str(root / new)]
+    source = new if "://" in new else str(root / new)
+    args = ["pipeline", "--store", str(world["store"]), "--new-data", source]
     args += ["--gate-data", str(root / "gate"), "--out", str(root / out), "--state", str(root / "state.json")]
     assert main([*args, *extra]) == 0
     return dict(json.loads((root / out / "decision.json").read_text()))
@@ -109,6 +110,20 @@ class TestTheLoop:
         assert d["decision"] == "dry-run" and any("never production" in step for step in d["plan"])
         assert channels(world) == before and (world["root"] / "state.json").read_text() == state
         assert not (world["root"] / "dry" / "candidate").exists()
+
+    def test_new_data_can_come_from_a_blob_prefix_and_is_fetched_before_it_is_validated(
+        self, world: dict[str, Path], tmp_path: Path
+    ):
+        import shutil
+
+        bucket = tmp_path / "bucket"  # a store URL's prefix; azure:// works through the same Blobs interface
+        shutil.copytree(world["root"] / "new", bucket / "labelled" / "2026-12")
+        d = pipeline(world, "from-blobs", "--schedule", "--dry-run", new=f"file://{bucket}/labelled/2026-12")
+        assert d["decision"] == "dry-run" and d["steps"]["validate"]["accepted"] == 6
+        fetched = world["root"] / "from-blobs" / "new-data"
+        assert sorted(p.name for p in (fetched / "train" / "images").iterdir()) == sorted(
+            p.name for p in (world["root"] / "new" / "train" / "images").iterdir()
+        )
 
     def test_bad_items_are_rejected_with_reasons_and_too_few_good_ones_stop_the_run(
         self, world: dict[str, Path], tmp_path: Path

@@ -156,7 +156,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     cfg = PipelineConfig(
         store=args.store or _default_store(),
         model=args.model,
-        new_data=Path(args.new_data),
+        new_data=args.new_data if "://" in args.new_data else Path(args.new_data),
         gate_data=Path(args.gate_data),
         gate_split=args.gate_split or None,
         out=Path(args.out),
@@ -297,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store", default=None, help="model store URL (default as hades-model: $HADES_MODEL_STORE, ...)")
     p.add_argument("--model", default="hades-seedlings", help="model name in the store")
-    p.add_argument("--new-data", required=True, help="labelled data (Hades layout: train/ [val/], or flat)")
+    p.add_argument(
+        "--new-data",
+        required=True,
+        help="labelled data (Hades layout: train/ [val/], or flat): a folder or a blob prefix (azure://C/P)",
+    )
     p.add_argument("--gate-data", required=True, help="the fixed gate set every candidate is compared on")
     p.add_argument("--gate-split", default="test", help="split of the gate set (default test; '' for a flat folder)")
     p.add_argument("--out", required=True, help="work folder: run, candidate, evaluations, decision.json")

@@ -60,7 +60,7 @@ class Gates:
 class PipelineConfig:
     store: str
     model: str
-    new_data: Path
+    new_data: Path | str  # a folder, or a blob prefix (azure://container/prefix, file://...)
     gate_data: Path
     out: Path
     gate_split: str | None = "test"
@@ -88,6 +88,33 @@ def data_hash(folder: Path) -> str:
             h.update(str(p.relative_to(folder)).encode())
             h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
+
+
+def fetch_new_data(source: str, dest: Path) -> Path:
+    """The new labelled data as a local folder: `source` itself when it is a folder, else
+    every blob under a store URL's prefix (azure://container/prefix, https://..., file://)
+    copied below `dest` (what is already there with the same size is kept)."""
+    if "://" not in source:
+        return Path(source)
+    from hades_perception.models.blobs import open_blobs
+
+    blobs = open_blobs(source)
+    keys = blobs.list("")
+    if not keys:
+        raise ValueError(f"{source}: no blobs under this prefix")
+    for key in keys:
+        if ".." in Path(key).parts or key.startswith("/"):
+            raise ValueError(f"{source}: blob name {key!r} climbs out of its prefix; refused")
+        out = dest / key
+        if out.is_file() and out.stat().st_size == blobs.size(key):
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".partial")
+        with tmp.open("wb") as f:
+            blobs.download(key, f)
+        tmp.replace(out)
+    log.info("new data: %d blobs from %s in %s", len(keys), blobs.describe(), dest)
+    return dest
 
 
 def trigger(cfg: PipelineConfig, digest: str) -> list[str]:
@@ -222,6 +249,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     prod_version = pointer[0].version
     prod_manifest = store.manifest(cfg.model, prod_version)
     classes = Manifest.from_dict(prod_manifest).outputs.classes
+    cfg.new_data = fetch_new_data(str(cfg.new_data), cfg.out / "new-data")
     digest = data_hash(cfg.new_data)
     decision: dict[str, Any] = {
         "model": cfg.model,
