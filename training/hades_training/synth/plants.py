@@ -154,14 +154,7 @@ def make_seedling(
     n_leaves = int(rng.integers(2, 6))
     base_angle = rng.uniform(0, 2 * np.pi)
     extent = rng.uniform(50, 95) * k  # rosette radius, so 100-190 px across
-    leaves = []
-    for j in range(n_leaves):
-        a = base_angle + 2 * np.pi * j / n_leaves + rng.normal(0, 0.25)
-        major = extent * rng.uniform(0.45, 0.6)
-        minor = major * rng.uniform(0.45, 0.75)
-        dist = extent - major
-        centre = (shoot[0] + dist * np.cos(a), shoot[1] + dist * np.sin(a))
-        leaves.append(Leaf(centre, (major, minor), float(np.degrees(a))))
+    leaves = _rosette(rng, shoot, n_leaves, base_angle, extent)
 
     # Primary root from the lower edge of the seed, downwards.
     base = np.array([sx, sy + seed_axes[1]])
@@ -184,6 +177,22 @@ def make_seedling(
             roots.append(Root(*grown, primary=False))
 
     return Seedling(index, (sx, sy), seed_axes, seed_angle, shoot, leaves, roots)
+
+
+def _rosette(
+    rng: np.random.Generator, shoot: tuple[float, float], n_leaves: int, base_angle: float, extent: float
+) -> list[Leaf]:
+    """Leaves spread round the shoot, `extent` its radius (draws in a fixed order, so
+    plates stay the same for a seed)."""
+    leaves = []
+    for j in range(n_leaves):
+        a = base_angle + 2 * np.pi * j / n_leaves + rng.normal(0, 0.25)
+        major = extent * rng.uniform(0.45, 0.6)
+        minor = major * rng.uniform(0.45, 0.75)
+        dist = extent - major
+        centre = (shoot[0] + dist * np.cos(a), shoot[1] + dist * np.sin(a))
+        leaves.append(Leaf(centre, (major, minor), float(np.degrees(a))))
+    return leaves
 
 
 def _grow_primary(
@@ -341,14 +350,7 @@ def make_realistic_seedling(
         hyp_len = rng.uniform(0, 0.6) * seed_axes[0]
     shoot = (sx + rng.normal(0, 3) * k, sy - hyp_len)
     base_angle = rng.uniform(0, 2 * np.pi)
-    leaves = []
-    for j in range(n_leaves):
-        a = base_angle + 2 * np.pi * j / n_leaves + rng.normal(0, 0.25)
-        major = extent * rng.uniform(0.45, 0.6)
-        minor = major * rng.uniform(0.45, 0.75)
-        dist = extent - major
-        centre = (shoot[0] + dist * np.cos(a), shoot[1] + dist * np.sin(a))
-        leaves.append(Leaf(centre, (major, minor), float(np.degrees(a))))
+    leaves = _rosette(rng, shoot, n_leaves, base_angle, extent)
 
     base = np.array([sx, sy + seed_axes[1]])
     if young:
