@@ -25,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from hades_perception.cli import IMAGE_SUFFIXES, read_image
 from hades_perception.contract.bundle import open_bundle
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.monitoring.drift import LEVEL_NAMES, compare, reference_of, worst
 from hades_perception.monitoring.signals import signals_for
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MIN_FRAMES = 20  # as the node's drift_min_frames
 
 
@@ -57,16 +57,14 @@ def _is_bag(path: Path) -> bool:
 
 
 def _image_signals(images: list[Path], bundle: Path) -> Iterator[dict[str, float]]:
-    import cv2
-
     pipe = Pipeline.from_bundle(bundle, ("CPUExecutionProvider",))
     for i, path in enumerate(images):
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            log.warning("%s: not a readable image, skipped", path)
+        try:
+            image = read_image(path)  # as `hades-perception predict` reads it
+        except ValueError as exc:
+            log.warning("%s, skipped", exc)
             continue
-        rgb = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB) if raw.ndim == 3 and raw.shape[2] == 3 else raw
-        yield pipe(rgb).signals
+        yield pipe(image).signals
         if (i + 1) % 10 == 0:
             log.info("%d of %d images", i + 1, len(images))
 
