@@ -27,7 +27,7 @@ from typing import Any
 
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_perception.monitoring.drift import OK, DriftMonitor, reference_of
-from hades_perception.monitoring.signals import INPUT_SIGNALS, input_signals, signals_for
+from hades_perception.monitoring.signals import INPUT_SIGNALS, signals_for
 from hades_training.synth.appearance import appearance_for
 from hades_training.synth.generate import make_plate
 
@@ -53,11 +53,7 @@ class Signals:
         if key not in self.known:
             t0 = time.perf_counter()
             rgb = as_rgb8(make_plate(seed, index, appearance_for(preset)).image)
-            if self.mode == "full":
-                signals = self.pipe(rgb).signals
-            else:
-                dish, box = self.pipe.locate(rgb)
-                signals = input_signals(rgb, box, self.pipe.manifest.input.scale, dish is not None)
+            signals = self.pipe(rgb).signals if self.mode == "full" else self.pipe.input_signals(rgb)
             self.seconds += time.perf_counter() - t0
             self.known[key] = signals
             with self.cache.open("a") as f:

@@ -30,7 +30,6 @@ from hades_perception.contract.golden import check_golden, write_golden
 from hades_perception.inference.engine import OnnxRuntimeEngine
 from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
-from hades_perception.monitoring.signals import input_signals
 from hades_training.calibrate import fit, fit_thresholds
 from hades_training.config import EXPERIMENT, TrainConfig
 from hades_training.data import DatasetError, open_dataset
@@ -140,9 +139,7 @@ def reference_signals(pipe: Pipeline, preds: list[Any], more_images: list[Path])
         for k, v in p.signals.items():
             out.setdefault(k, []).append(float(f"{v:.7g}"))
     for path in more_images:
-        rgb = as_rgb8(read_rgb(path))
-        dish, box = pipe.locate(rgb)
-        for k, v in input_signals(rgb, box, pipe.manifest.input.scale, dish is not None).items():
+        for k, v in pipe.input_signals(as_rgb8(read_rgb(path))).items():
             out.setdefault(k, []).append(float(f"{v:.7g}"))
     return out
 

@@ -231,7 +231,7 @@ class Pipeline:
         t2 = time.perf_counter()
         pred = self.decode(seg_logits, heat_logits, frame, box, (h, w), dish)
         t3 = time.perf_counter()
-        pred.signals = self.signals(rgb, box, dish is not None, pred)
+        pred.signals = self.input_signals(rgb, (dish, box)) | self.prediction_signals(pred)
         t4 = time.perf_counter()
         pred.timing_ms = {
             "preprocess": (t1 - t0) * 1e3,
@@ -242,21 +242,26 @@ class Pipeline:
         }
         return pred
 
-    def signals(
-        self, rgb: np.ndarray, box: tuple[int, int, int, int], dish_found: bool, pred: Prediction
+    def input_signals(
+        self, rgb: np.ndarray, located: tuple[DishRegion | None, tuple[int, int, int, int]] | None = None
     ) -> dict[str, float]:
-        """The frame's monitoring signals (monitoring/signals.py)."""
-        out = input_signals(rgb, box, self.manifest.input.scale, dish_found)
-        if pred.probs is not None:
-            out |= prediction_signals(
-                pred.probs,
-                self.manifest.calibration.mask_thresholds,
-                pred.classes,
-                pred.class_confidence,
-                sum(p.primary_root_tip is not None for p in pred.plants),
-                sum(p.low_confidence for p in pred.plants),
-            )
-        return out
+        """The image's monitoring signals (monitoring/signals.py), which need no model run;
+        `located`: what `locate` gave for it, when that is known already."""
+        dish, box = located or self.locate(rgb)
+        return input_signals(rgb, box, self.manifest.input.scale, dish is not None)
+
+    def prediction_signals(self, pred: Prediction) -> dict[str, float]:
+        """The prediction's monitoring signals ({} for one without its probabilities)."""
+        if pred.probs is None:
+            return {}
+        return prediction_signals(
+            pred.probs,
+            self.manifest.calibration.mask_thresholds,
+            pred.classes,
+            pred.class_confidence,
+            sum(p.primary_root_tip is not None for p in pred.plants),
+            sum(p.low_confidence for p in pred.plants),
+        )
 
     def decode(
         self,
