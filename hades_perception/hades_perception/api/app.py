@@ -215,10 +215,8 @@ def start_metrics(ctx: Context) -> Any:
         return {"name": p.manifest.name, "version": p.manifest.version, "engine": p.engine.name}
 
     def drift() -> tuple[str, str]:
-        summary = ctx.drift.summary(ctx.slot.pipeline.manifest)
-        drifted = [r for r in summary["signals"] if r["drifted"]]
-        worst = max(drifted, key=lambda r: r["value"] / r["threshold"])["name"] if drifted else ""
-        return str(summary["level"]), worst
+        status = ctx.drift.status(ctx.slot.pipeline.manifest)
+        return status.level_name, status.worst_signal
 
     metrics = Metrics(f"api:{s.host}:{s.port}", ctx.counters.snapshot, drift, model)
     port = metrics.start(s.metrics_host, s.metrics_port)

@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hades_perception.contract.bundle import Manifest
-from hades_perception.monitoring.drift import LEVEL_NAMES, DriftMonitor, reference_of
-from hades_perception.monitoring.signals import signals_for
+from hades_perception.monitoring.drift import LEVEL_NAMES, DriftMonitor, DriftStatus
 
 KEEP_VERSIONS = 4
 
@@ -35,9 +34,7 @@ class ServedDrift:
         with self._lock:
             monitor = self._monitors.get(key)
             if monitor is None:
-                monitor = DriftMonitor(
-                    reference_of(manifest.raw), signals_for(manifest.outputs.classes), self.window, self.min_frames
-                )
+                monitor = DriftMonitor.for_model(manifest, self.window, self.min_frames)
                 self._monitors[key] = monitor
                 while len(self._monitors) > self.keep_versions:
                     self._monitors.popitem(last=False)
@@ -48,9 +45,13 @@ class ServedDrift:
         """One predicted frame's signals, in the window of the version that predicted it."""
         self._monitor(manifest).add(signals)
 
-    def summary(self, manifest: Manifest) -> dict[str, Any]:
+    def status(self, manifest: Manifest) -> DriftStatus:
         """The window of `manifest`'s version, judged now."""
-        status = self._monitor(manifest).status()
+        return self._monitor(manifest).status()
+
+    def summary(self, manifest: Manifest) -> dict[str, Any]:
+        """The window of `manifest`'s version, judged now, as the API answers it."""
+        status = self.status(manifest)
         return {
             "model": {"name": manifest.name, "version": manifest.version},
             "level": LEVEL_NAMES[status.level],

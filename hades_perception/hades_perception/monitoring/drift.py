@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import ks_2samp
 
-from hades_perception.monitoring.signals import Signal
+from hades_perception.contract.bundle import Manifest
+from hades_perception.monitoring.signals import Signal, signals_for
 
 ALPHA = 0.001  # family-wise false-alarm rate of one test of all signals
 MIN_EFFECT = 1.0  # a shift of the median smaller than this many reference spreads is never drift
@@ -105,6 +106,12 @@ class DriftStatus:
     def level_name(self) -> str:
         return LEVEL_NAMES[self.level]
 
+    @property
+    def worst_signal(self) -> str:
+        """The signal that drifted most, "" when none did."""
+        top = worst(self.results)
+        return top.name if top is not None and top.drifted else ""
+
 
 class DriftMonitor:
     """A sliding window of the latest frames' signals, judged against a reference.
@@ -126,6 +133,12 @@ class DriftMonitor:
         self._values: dict[str, deque[float]] = {s.name: deque(maxlen=window) for s in self.signals}
         self._frames = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_model(cls, manifest: Manifest, window: int = 50, min_frames: int = 20) -> DriftMonitor:
+        """A window for the frames of the model a manifest describes: its reference
+        signals, and the signals its classes produce."""
+        return cls(reference_of(manifest.raw), signals_for(manifest.outputs.classes), window, min_frames)
 
     def reset(self) -> None:
         """Forget the window (a new model: its reference is another)."""

@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from hades_perception.inference.pipeline import Pipeline
-from hades_perception.monitoring.drift import LEVEL_NAMES, OK, DriftMonitor, DriftStatus, reference_of, worst
-from hades_perception.monitoring.signals import signals_for
+from hades_perception.monitoring.drift import LEVEL_NAMES, OK, DriftMonitor, DriftStatus
 from hades_perception.serving.probation import Degraded, Probation
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
@@ -36,8 +35,7 @@ class FrameMonitoring:
         m = pipeline.manifest
         current = self._drift
         if current is None or current[0] != m.version:
-            monitor = DriftMonitor(reference_of(m.raw), signals_for(m.outputs.classes), self.window, self.min_frames)
-            current = self._drift = (m.version, monitor)
+            current = self._drift = (m.version, DriftMonitor.for_model(m, self.window, self.min_frames))
         current[1].add(signals)
         self.probation.frame(m.version, ok=True)
         if self.metrics is not None:
@@ -86,9 +84,8 @@ class FrameMonitoring:
         current = self._drift
         status = current[1].status() if current is not None else None
         if status is not None:
-            top = worst(status.results)
             self.verdict = (status.level, status.message)
-            self.worst_signal = top.name if top is not None and top.drifted else ""
+            self.worst_signal = status.worst_signal
         return status, self.probation.check(*self.verdict)
 
     def start_metrics(self, node: str, worker: InferenceWorker[Any], slot: ServingSlot, host: str, port: int) -> int:
