@@ -373,7 +373,9 @@ def _train_and_gate(
         except Exception as exc:  # the store is the source of truth; the registry a mirror
             log.warning("MLflow registry not mirrored: %s", exc)
             decision["registry"] = {"error": str(exc)}
-    return _decide(cfg, decision, "promoted-canary", [*reasons, summary], runs, digest)
+    done = _decide(cfg, decision, "promoted-canary", [*reasons, summary], runs, digest)
+    store.write_record(cfg.model, version, "pipeline", done)  # for whoever promotes it to production
+    return done
 
 
 def production_config(manifest: dict[str, Any], overrides: list[str]) -> TrainConfig:
@@ -412,7 +414,5 @@ def _decide(
         runs.finish(decision, cfg.out)
     if digest is not None and not cfg.dry_run:
         _remember(cfg.state_file, digest, verdict)
-    if decision.get("candidate") and verdict in ("promoted-canary",):
-        ModelStore.open(cfg.store).write_record(cfg.model, decision["candidate"], "pipeline", decision)
     log.info("pipeline decision: %s (%s)", verdict, "; ".join(reasons))
     return decision
