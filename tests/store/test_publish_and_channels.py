@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hades_perception.models.blobs import ConflictError, NotFoundError
-from hades_perception.models.cli import main
+from hades_perception.models.cli import evidence_text, main
 from hades_perception.models.store import ModelStore
 from tests.azurite import Azurite
 from tests.store.conftest import MODEL, BundleFactory, connect
@@ -186,3 +186,17 @@ def test_the_cli_pulls_a_version_into_a_cache(
     rc, out, _ = _cli(capsys, "--store", store.describe(), "pull", MODEL, V1, "--cache", str(cache))
     assert rc == 0 and "verified in" in out
     assert (cache / MODEL / "versions" / V1 / "manifest.json").is_file()
+
+
+def test_the_evidence_of_a_hand_attached_record_without_the_pipelines_fields_is_still_shown():
+    """`hades-model attach` takes any JSON: a gate without value or bound, or a stray item,
+    is shown as unknown, and promotion to production is not broken by it."""
+    lines = evidence_text(
+        {
+            "pipeline": {"decision": "candidate", "gates": [{"gate": "root_iou", "passed": True}, "not a gate"]},
+            "drift": {"drift_detected": True, "signals": [{"drifted": True}], "frames": 12},
+        }
+    )
+    assert lines[0].startswith("retraining pipeline: candidate") and "1/1 gates passed" in lines[0]
+    assert "ok   root_iou: ? (bound ?)" in lines[1]
+    assert lines[2] == "drift: drift in ? over 12 frames"

@@ -123,20 +123,26 @@ def evidence_text(records: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     pipeline = records.get("pipeline")
     if pipeline:
-        gates = pipeline.get("gates", [])
+        gates = [g for g in pipeline.get("gates", []) if isinstance(g, dict)]
         failed = [g for g in gates if not g.get("passed")]
         lines.append(
             f"retraining pipeline: {pipeline.get('decision')} against {pipeline.get('production')}, "
             f"{len(gates) - len(failed)}/{len(gates)} gates passed"
         )
+        # A record may come from `hades-model attach` too: nothing in it is taken for granted.
         lines += [
-            f"  {'ok  ' if g['passed'] else 'FAIL'} {g['gate']}: {g['value']} (bound {g['bound']})" for g in gates
+            f"  {'ok  ' if g.get('passed') else 'FAIL'} {g.get('gate', '?')}: {g.get('value', '?')} "
+            f"(bound {g.get('bound', '?')})"
+            for g in gates
+            if isinstance(g, dict)
         ]
     for name, doc in sorted(records.items()):
         if name == "pipeline":
             continue
         if "drift_detected" in doc:
-            drifted = [s["name"] for s in doc.get("signals", []) if s.get("drifted")]
+            drifted = [
+                str(s.get("name", "?")) for s in doc.get("signals", []) if isinstance(s, dict) and s.get("drifted")
+            ]
             verdict = f"drift in {', '.join(drifted)}" if drifted else "no drift"
             lines.append(f"{name}: {verdict} over {doc.get('frames')} frames")
         else:
