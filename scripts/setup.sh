@@ -7,7 +7,9 @@
 #      project's packages (editable) and the dev tools
 #   2. the CMake path fix the ROS wheels need before colcon can build messages
 #   3. Azurite (Azure Blob Storage emulator) from npm, project-local
-#   4. colcon build of ros2_ws (hades_perception_msgs, hades_perception_ros)
+#   4. the web app (webapp/: npm ci, then a Vite build into hades_perception/api/web)
+#      and Debian's Chromium for its browser tests (apt-get, when run as root)
+#   5. colcon build of ros2_ws (hades_perception_msgs, hades_perception_ros)
 #
 # Usage: scripts/setup.sh [--force]
 set -euo pipefail
@@ -80,7 +82,30 @@ else
   echo "$AZ_HASH" > "$AZ_STAMP"
 fi
 
-# --- 4. colcon build of ros2_ws ---------------------------------------------------
+# --- 4. the web app and a browser for its tests ----------------------------------
+WEB_DIR="$ROOT/webapp"
+WEB_OUT="$ROOT/hades_perception/hades_perception/api/web"
+mapfile -t WEB_INPUTS < <(cd "$ROOT" && find webapp -path webapp/node_modules -prune -o -type f -print | sort)
+WEB_HASH=$(inputs_hash "${WEB_INPUTS[@]}")
+WEB_STAMP="$WEB_OUT/.stamp-web"
+if is_fresh "$WEB_STAMP" "$WEB_HASH" && [[ -f "$WEB_OUT/index.html" ]]; then
+  step "web app: up to date"
+else
+  step "web app: npm ci and vite build (webapp -> hades_perception/api/web)"
+  (cd "$WEB_DIR" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+  echo "$WEB_HASH" > "$WEB_STAMP"
+fi
+if command -v chromium >/dev/null; then
+  step "browser for the web app's tests: $(chromium --version 2>/dev/null | head -1)"
+elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  step "browser for the web app's tests: apt-get install chromium (Debian's; no browser download)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+else
+  step "browser for the web app's tests: not installed (install Debian's chromium; tests/web skip without it)"
+fi
+
+# --- 5. colcon build of ros2_ws ---------------------------------------------------
 WS="$ROOT/ros2_ws"
 # Sources of the build: everything in the message package, and what ament installs for
 # hades_perception_ros (its Python sources are symlinked, so editing them needs no build).

@@ -127,6 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         keep_jobs=args.keep_jobs,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        live_namespace=args.live_namespace,
     )
     return serve(settings)
 
@@ -160,6 +161,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         DEFAULT_MAX_UPLOAD_MB,
         DEFAULT_PORT,
         DEFAULT_RATE_LIMIT,
+        LIVE_NAMESPACE,
     )
     from hades_perception.api.settings import MODEL_DEFAULTS as D
 
@@ -232,6 +234,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="a Prometheus endpoint on this port (default 0: off; docs/monitoring.md)",
     )
     p.add_argument("--metrics-host", default=DEFAULT_HOST, help=f"its address (default {DEFAULT_HOST})")
+    p.add_argument(
+        "--live-namespace",
+        default=LIVE_NAMESPACE,
+        help=f"a running node's namespace, whose latest plants the web app's live page shows when ROS 2 is "
+        f"present (default {LIVE_NAMESPACE}; '' turns it off)",
+    )
     p.set_defaults(func=_serve)
 
 

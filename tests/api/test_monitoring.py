@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hades_perception.api.served_drift import ServedDrift
+from hades_perception.api.served_drift import HISTORY_EVERY, ServedDrift
 from hades_perception.contract.bundle import open_bundle
 from hades_perception.monitoring.signals import signals_for
 from tests.api.conftest import PLATES, TINY, Server
@@ -43,9 +43,20 @@ def test_the_window_fills_with_single_predictions_and_batch_images_then_is_judge
     assert worst["level"] == judged["level"]
     assert {"statistic", "value", "threshold", "shift", "effect", "drifted"} <= set(worst)
 
+    # ... and over time: a point every HISTORY_EVERY frames (the web app's monitoring page).
+    r = drift_server.request("GET", "/v1/monitoring/drift/history", drift_server.key("read"))
+    assert r.status == 200, r
+    history = r.json()
+    assert history["model"] == before["model"] and history["every"] == HISTORY_EVERY
+    points = history["points"]
+    assert [p["frames_seen"] for p in points] == list(range(HISTORY_EVERY, 21, HISTORY_EVERY))
+    assert points[-1]["window_frames"] == 20 and points[-1]["level"] == judged["level"]
+    assert points[0]["level"] == "OK" and points[0]["worst_ratio"] is None  # still collecting: nothing judged
+
 
 def test_drift_needs_the_read_scope(drift_server: Server):
     assert drift_server.request("GET", "/v1/monitoring/drift", drift_server.key("predict")).status == 403
+    assert drift_server.request("GET", "/v1/monitoring/drift/history", drift_server.key("predict")).status == 403
     assert drift_server.request("GET", "/v1/monitoring/reports").status == 401
 
 
@@ -66,3 +77,5 @@ def test_each_version_has_a_window_of_its_own_and_only_the_last_few_are_kept():
     drift.add(other, frame)
     assert drift.summary(other)["frames"] == 1
     assert drift.summary(manifest)["frames"] == 0, "only one version's window is kept"
+    assert drift.history(manifest) == [], "nor its history"
+    assert [p["frames_seen"] for p in drift.history(other)] == []

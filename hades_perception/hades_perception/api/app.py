@@ -14,7 +14,7 @@ the work dir.
 Around the routes, outermost first: an access log (method, path, status, time and the
 key's name; never a header, so never a key; uvicorn's own access log is off), CORS
 (only with --cors-origin: closed otherwise), the body limit, then the error handlers
-that give every refusal the same JSON shape.
+that give every refusal the same JSON shape. The web app (routes_web.py) is served at /.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ from hades_perception.api import (
     errors,
     routes_datasets,
     routes_jobs,
+    routes_live,
     routes_models,
     routes_monitoring,
     routes_oip,
     routes_predict,
+    routes_web,
 )
 from hades_perception.api.context import Context
 from hades_perception.api.errors import ApiError
@@ -108,11 +110,14 @@ def known_query_only(request: Request) -> None:
 def create_app(ctx: Context) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        """The job lanes run while the server does; stopping ends a running subprocess."""
+        """The job lanes and the live feed run while the server does; stopping ends a
+        running subprocess."""
         ctx.jobs.start()
+        ctx.live.start()
         try:
             yield
         finally:
+            ctx.live.stop()
             ctx.jobs.stop()
 
     app = FastAPI(
@@ -125,8 +130,10 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.context = ctx
     errors.install_handlers(app)
-    for module in (routes_predict, routes_jobs, routes_datasets, routes_models, routes_monitoring, routes_oip):
+    routers = (routes_predict, routes_jobs, routes_datasets, routes_models, routes_monitoring, routes_live, routes_oip)
+    for module in (*routers, routes_web):
         app.include_router(module.router)
+    routes_web.install(app)
     app.add_middleware(BodyLimit, limit=ctx.settings.max_upload_bytes)
     if ctx.settings.cors_origins:
         app.add_middleware(

@@ -17,6 +17,7 @@ from hades_perception.api.datasets import Datasets
 from hades_perception.api.jobs import DONE, Jobs
 from hades_perception.api.keys import KeyFile
 from hades_perception.api.limits import RateLimiter
+from hades_perception.api.live import LiveFeed
 from hades_perception.api.served_drift import ServedDrift
 from hades_perception.api.settings import ServeSettings
 from hades_perception.api.train_jobs import Places
@@ -55,9 +56,11 @@ class Context:
     drift: ServedDrift = field(init=False)
     jobs: Jobs = field(init=False)
     datasets: Datasets = field(init=False)
+    live: LiveFeed = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.live = LiveFeed(s.live_namespace)
         self.drift = ServedDrift(s.drift_window, s.drift_min_frames)
         self.jobs = Jobs(s.work_dir / "jobs", s.keep_jobs)
         self.datasets = Datasets(s.work_dir / "datasets")

@@ -18,6 +18,7 @@ from hades_perception.api.auth import ReadKey
 from hades_perception.api.context import context
 from hades_perception.api.errors import ApiError, responses
 from hades_perception.api.jobs import DONE, OUT_DIR
+from hades_perception.api.served_drift import HISTORY_EVERY
 
 router = APIRouter(tags=["monitoring"])
 
@@ -30,6 +31,21 @@ class DriftSummary(BaseModel):
     window: int
     min_frames: int = Field(description="frames needed before drift is judged")
     signals: list[dict[str, Any]] = Field(description="per signal: KS statistic, threshold, shift, effect, level")
+
+
+class DriftPoint(BaseModel):
+    at: str = Field(description="UTC time the window was judged")
+    frames_seen: int = Field(description="frames this version had predicted by then")
+    window_frames: int
+    level: str
+    worst_signal: str = Field(description="the signal that drifted most; empty when none did")
+    worst_ratio: float | None = Field(description="the most extreme signal's KS statistic / its threshold")
+
+
+class DriftHistory(BaseModel):
+    model: dict[str, str]
+    every: int = Field(description="frames between two points")
+    points: list[DriftPoint] = Field(description="oldest first")
 
 
 class DriftReport(BaseModel):
@@ -55,6 +71,21 @@ def drift(request: Request, _key: ReadKey) -> DriftSummary:
     if not ctx.slot.serving:
         raise ApiError(503, "unavailable", "no model is served yet, so no frames were predicted")
     return DriftSummary(**ctx.drift.summary(ctx.slot.pipeline.manifest))
+
+
+@router.get(
+    "/v1/monitoring/drift/history",
+    response_model=DriftHistory,
+    responses=responses(401, 403, 429, 503),
+    summary="The served version's drift over time: its window judged every few frames",
+)
+def drift_history(request: Request, _key: ReadKey) -> DriftHistory:
+    ctx = context(request)
+    if not ctx.slot.serving:
+        raise ApiError(503, "unavailable", "no model is served yet, so no frames were predicted")
+    m = ctx.slot.pipeline.manifest
+    points = [DriftPoint(**p) for p in ctx.drift.history(m)]
+    return DriftHistory(model={"name": m.name, "version": m.version}, every=HISTORY_EVERY, points=points)
 
 
 @router.get(

@@ -3,7 +3,9 @@ landmarks, plants with traits, certainty, monitoring, timing_ms).
 
 Masks and the overlay come inline, as base64 PNGs in the same JSON (`?masks=true`:
 {"masks": {class: PNG}}, uint8 0/255 at image size; `?overlay=true`: {"overlay": PNG},
-the picture `hades-perception predict --overlay` writes). Nothing is stored on the
+the picture `hades-perception predict --overlay` writes; `?preview=true`: {"preview":
+JPEG}, the image as the pipeline read it, 8-bit RGB at full size, which a browser can
+show whatever was sent: TIFF, 16-bit, grey). Nothing is stored on the
 server, so there is nothing to clean up, to expire or to leak to another key.
 
 The request's order is the cost's order: the key (no body read yet), the content type,
@@ -21,6 +23,7 @@ import base64
 import time
 from typing import Annotated, Any, BinaryIO
 
+import cv2
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -36,6 +39,7 @@ from hades_perception.inference.pipeline import InputError, as_rgb8
 
 router = APIRouter(tags=["predict"])
 FIELD = "image"
+PREVIEW_QUALITY = 85
 
 
 def multipart_body(fields: dict[str, dict[str, Any]], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -67,18 +71,28 @@ class PredictionBody(BaseModel):
     timing_ms: dict[str, float]
     masks: dict[str, str] | None = Field(None, description="?masks=true: class -> base64 PNG (uint8 0/255)")
     overlay: str | None = Field(None, description="?overlay=true: base64 PNG, masks and landmarks beside certainty")
+    preview: str | None = Field(None, description="?preview=true: base64 JPEG, the image as read (8-bit RGB)")
 
 
 def _b64png(image: Any) -> str:
     return base64.b64encode(png_bytes(image)).decode("ascii")
 
 
-def run_prediction(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> tuple[dict[str, Any], str]:
+def _b64jpeg(rgb: Any) -> str:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_QUALITY])
+    if not ok:
+        raise RuntimeError("JPEG encoding of the preview failed")
+    return base64.b64encode(data.tobytes()).decode("ascii")
+
+
+def run_prediction(
+    ctx: Context, file: BinaryIO, masks: bool, overlay: bool, preview: bool = False
+) -> tuple[dict[str, Any], str]:
     """The JSON for one uploaded file, and a Server-Timing header value (ms by stage);
     counted, and timed for the metrics endpoint when it is on."""
     ctx.counters.count("received")
     try:
-        body, stages = _predict(ctx, file, masks, overlay)
+        body, stages = _predict(ctx, file, masks, overlay, preview)
     except Exception:
         ctx.counters.count("errors")
         raise
@@ -88,7 +102,9 @@ def run_prediction(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> 
     return body, ", ".join(f"{k};dur={v:.1f}" for k, v in stages.items())
 
 
-def _predict(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> tuple[dict[str, Any], dict[str, float]]:
+def _predict(
+    ctx: Context, file: BinaryIO, masks: bool, overlay: bool, preview: bool
+) -> tuple[dict[str, Any], dict[str, float]]:
     t0 = time.perf_counter()
     header = read_header(file)
     t1 = time.perf_counter()
@@ -110,6 +126,8 @@ def _predict(ctx: Context, file: BinaryIO, masks: bool, overlay: bool) -> tuple[
         body["masks"] = {cls: _b64png(mask) for cls, mask in pred.masks.items()}
     if overlay:
         body["overlay"] = _b64png(prediction_picture(as_rgb8(image), pred))
+    if preview:
+        body["preview"] = _b64jpeg(as_rgb8(image))
     t5 = time.perf_counter()
     seconds = {"header": t1 - t0, "wait": t2 - t1, "decode": t3 - t2, "pipeline": t4 - t3, "encode": t5 - t4}
     stages = {k: v * 1e3 for k, v in seconds.items()} | {k: v for k, v in pred.timing_ms.items() if k != "total"}
@@ -141,6 +159,7 @@ async def predict(
     _key: PredictKey,
     masks: Annotated[bool, Query(description="add {'masks': {class: base64 PNG}}")] = False,
     overlay: Annotated[bool, Query(description="add {'overlay': base64 PNG}")] = False,
+    preview: Annotated[bool, Query(description="add {'preview': base64 JPEG of the image as read}")] = False,
 ) -> JSONResponse:
     require_multipart(request, f"the image in field {FIELD!r}", f"curl -F {FIELD}=@plate.png")
     form = await request.form(max_files=1, max_fields=8)
@@ -150,7 +169,7 @@ async def predict(
             fields = ", ".join(sorted(form.keys())) or "none"
             missing = f"the multipart field {FIELD!r} with an image file is missing (fields: {fields})"
             raise ApiError(422, "invalid request", missing)
-        body, timing = await run_in_threadpool(run_prediction, context(request), upload.file, masks, overlay)
+        body, timing = await run_in_threadpool(run_prediction, context(request), upload.file, masks, overlay, preview)
     finally:
         await form.close()
     return JSONResponse(body, headers={"Server-Timing": timing})

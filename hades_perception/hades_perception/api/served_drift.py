@@ -7,20 +7,37 @@ drift_min_frames). A new version starts an empty window: its reference is anothe
 The windows of the last few versions are kept, so a swap and back does not forget.
 
 Adding costs a dict update per frame; the tests (a KS test per signal, about a
-millisecond each) run only when someone asks for the status.
+millisecond each) run when someone asks for the status, and once every HISTORY_EVERY
+frames for the drift history (level and worst signal over time: the web app's
+monitoring page), of which the last HISTORY_POINTS points per version are kept.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from typing import Any
 
 from hades_perception.contract.bundle import Manifest
-from hades_perception.monitoring.drift import LEVEL_NAMES, DriftMonitor, DriftStatus
+from hades_perception.monitoring.drift import LEVEL_NAMES, DriftMonitor, DriftStatus, worst
 
 KEEP_VERSIONS = 4
+HISTORY_EVERY = 5  # frames between two points of the drift history
+HISTORY_POINTS = 720  # points kept per version
+
+
+def _point(status: DriftStatus, frames_seen: int) -> dict[str, Any]:
+    top = worst(status.results)
+    return {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "frames_seen": frames_seen,
+        "window_frames": status.frames,
+        "level": LEVEL_NAMES[status.level],
+        "worst_signal": status.worst_signal,
+        "worst_ratio": None if top is None or not top.threshold else round(top.value / top.threshold, 3),
+    }
 
 
 class ServedDrift:
@@ -28,6 +45,8 @@ class ServedDrift:
         self.window, self.min_frames, self.keep_versions = window, min_frames, keep_versions
         self._lock = threading.Lock()
         self._monitors: OrderedDict[tuple[str, str], DriftMonitor] = OrderedDict()
+        self._seen: dict[tuple[str, str], int] = {}
+        self._history: dict[tuple[str, str], deque[dict[str, Any]]] = {}
 
     def _monitor(self, manifest: Manifest) -> DriftMonitor:
         key = (manifest.name, manifest.version)
@@ -36,14 +55,31 @@ class ServedDrift:
             if monitor is None:
                 monitor = DriftMonitor.for_model(manifest, self.window, self.min_frames)
                 self._monitors[key] = monitor
+                self._seen[key], self._history[key] = 0, deque(maxlen=HISTORY_POINTS)
                 while len(self._monitors) > self.keep_versions:
-                    self._monitors.popitem(last=False)
+                    old, _ = self._monitors.popitem(last=False)
+                    self._seen.pop(old, None)
+                    self._history.pop(old, None)
             self._monitors.move_to_end(key)
             return monitor
 
     def add(self, manifest: Manifest, signals: Mapping[str, float]) -> None:
-        """One predicted frame's signals, in the window of the version that predicted it."""
-        self._monitor(manifest).add(signals)
+        """One predicted frame's signals, in the window of the version that predicted it;
+        every HISTORY_EVERY frames a point of the drift history."""
+        monitor = self._monitor(manifest)
+        monitor.add(signals)
+        key = (manifest.name, manifest.version)
+        with self._lock:
+            seen = self._seen[key] = self._seen.get(key, 0) + 1
+        if seen % HISTORY_EVERY == 0:
+            point = _point(monitor.status(), seen)
+            with self._lock:
+                self._history.setdefault(key, deque(maxlen=HISTORY_POINTS)).append(point)
+
+    def history(self, manifest: Manifest) -> list[dict[str, Any]]:
+        """The drift history of `manifest`'s version, oldest point first."""
+        with self._lock:
+            return list(self._history.get((manifest.name, manifest.version), ()))
 
     def status(self, manifest: Manifest) -> DriftStatus:
         """The window of `manifest`'s version, judged now."""

@@ -51,6 +51,7 @@ DEFAULT_PORT = 8000
 # A full Hades frame is 12.6 Mpx: 36 MB as 8-bit RGB, 72 MB as an uncompressed 16-bit TIFF.
 DEFAULT_MAX_UPLOAD_MB = 100.0
 DEFAULT_RATE_LIMIT = "120/min"
+LIVE_NAMESPACE = "/hades"  # the launch file's default namespace (hades_perception_ros)
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$")
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
 
@@ -94,6 +95,7 @@ class ServeSettings:
     train_command: tuple[str, ...] = field(default_factory=default_train_command)
     metrics_port: int = 0  # a Prometheus endpoint (monitoring/metrics.py) on its own port; 0: off
     metrics_host: str = DEFAULT_HOST
+    live_namespace: str = LIVE_NAMESPACE  # the node whose latest results the live page shows; "": off
 
     def __post_init__(self) -> None:
         unknown = set(self.model) - set(MODEL_DEFAULTS)

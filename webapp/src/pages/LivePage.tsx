@@ -1,0 +1,67 @@
+// A running node's latest plants and its drift verdict, as the server's live feed holds
+// them (GET /v1/live), refreshed every two seconds; or plainly why there is nothing.
+import { useEffect, useState } from "react";
+import { get, message, type Plant } from "../api";
+import PlantsTable from "../components/PlantsTable";
+
+interface Live {
+  available: boolean;
+  namespace: string;
+  message: string;
+  frames: number;
+  plants: { stamp: number; frame_id: string; model_version: string; received_at: string; plants: Plant[] } | null;
+  monitoring: { model: Record<string, string>; drift_level: string; drift_message: string } | null;
+}
+
+const REFRESH_MS = 2000;
+
+export default function LivePage() {
+  const [live, setLive] = useState<Live | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    let alive = true;
+    const load = () =>
+      get<Live>("/v1/live")
+        .then((l) => alive && (setLive(l), setError(null)))
+        .catch((exc) => alive && setError(message(exc)));
+    void load();
+    const timer = window.setInterval(load, REFRESH_MS);
+    return () => {
+      alive = false;
+      window.clearInterval(timer);
+    };
+  }, []);
+
+  return (
+    <>
+      {error && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      {live && (
+        <>
+          <p data-testid="live-message" className={live.available ? undefined : "notice"}>
+            {live.message}
+          </p>
+          {live.plants && (
+            <>
+              <p>
+                Frame stamped {live.plants.stamp.toFixed(3)} s ({live.plants.frame_id || "no frame id"}), model{" "}
+                {live.plants.model_version}, received {live.plants.received_at}.
+              </p>
+              {live.monitoring && (
+                <p>
+                  Drift: <span className={`level ${live.monitoring.drift_level}`}>{live.monitoring.drift_level}</span>{" "}
+                  {live.monitoring.drift_message}
+                </p>
+              )}
+              <PlantsTable plants={live.plants.plants} threshold={0.5} />
+            </>
+          )}
+        </>
+      )}
+    </>
+  );
+}
