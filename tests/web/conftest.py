@@ -7,6 +7,9 @@ predict page's tests use a server of the shipped model, whose tips are worth loo
 Every test gets a fresh browser page and its own key; what one test moves in the store
 it says in its own assertions (the models tests read the store before they act).
 
+Each test's final page is kept as a screenshot in var/test-artifacts/web/ (or
+$HADES_TEST_ARTIFACTS/web).
+
 Skipped, with the reason, where the browser, Playwright or the built app is missing
 (scripts/setup.sh provides all three on a fresh machine).
 """
@@ -14,6 +17,7 @@ Skipped, with the reason, where the browser, Playwright or the built app is miss
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +32,8 @@ from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, new_version
 from tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Each test's last page, kept for a person to look at (CI keeps the folder as an artefact).
+SCREENSHOTS = Path(os.environ.get("HADES_TEST_ARTIFACTS") or REPO / "var" / "test-artifacts") / "web"
 AXE = REPO / "webapp" / "node_modules" / "axe-core" / "axe.min.js"
 # Debian's Chromium as root in a container, with no traffic off this machine.
 CHROMIUM_ARGS = [
@@ -131,20 +137,24 @@ class App:
         return self
 
 
-def new_app(browser: Any, server: Server, **options: Any) -> Iterator[App]:
-    """A fresh browser context (no cookies, no storage) on a laptop-sized screen."""
+def new_app(browser: Any, server: Server, shot: str = "", **options: Any) -> Iterator[App]:
+    """A fresh browser context (no cookies, no storage) on a laptop-sized screen; at the
+    end the page as it was is kept as SCREENSHOTS/<shot>.png."""
     context = browser.new_context(viewport={"width": 1366, "height": 800}, **options)
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
         yield App(page, server)
+        if shot:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', shot)}.png"), full_page=True)
     finally:
         context.close()
 
 
 @pytest.fixture
-def app(browser: Any, web_server: Server) -> Iterator[App]:
-    yield from new_app(browser, web_server)
+def app(browser: Any, web_server: Server, request: pytest.FixtureRequest) -> Iterator[App]:
+    yield from new_app(browser, web_server, request.node.name)
 
 
 def plate_file(tmp_path: Path, name: str = "plate.png") -> Path:

@@ -16,10 +16,10 @@ SERIOUS = ("serious", "critical")
 
 
 @pytest.fixture
-def app(browser: Any, web_server: Server) -> Iterator[App]:
+def app(browser: Any, web_server: Server, request: pytest.FixtureRequest) -> Iterator[App]:
     """The app's Content-Security-Policy forbids injected scripts (axe-core is one): this
     context bypasses it, for these checks only."""
-    yield from new_app(browser, web_server, bypass_csp=True)
+    yield from new_app(browser, web_server, request.node.name, bypass_csp=True)
 
 
 def violations(app: App) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def test_each_page(app: App, page: str):
 
 
 def test_the_predict_page_with_a_prediction(browser: Any, shipped_server: Server, tmp_path: Path):
-    for app in new_app(browser, shipped_server, bypass_csp=True):
+    for app in new_app(browser, shipped_server, "accessibility_predict", bypass_csp=True):
         app.open().sign_in("predict")
         app.page.get_by_label("Drop a plate image here", exact=False).set_input_files(str(plate_file(tmp_path)))
         app.page.get_by_test_id("plants").wait_for()

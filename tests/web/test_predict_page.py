@@ -34,8 +34,8 @@ CANVAS_SUM = """() => {
 
 
 @pytest.fixture
-def app(browser: Any, shipped_server: Server) -> Iterator[App]:
-    yield from new_app(browser, shipped_server)
+def app(browser: Any, shipped_server: Server, request: pytest.FixtureRequest) -> Iterator[App]:
+    yield from new_app(browser, shipped_server, request.node.name)
 
 
 def predicted(app: App, path: Path) -> dict[str, Any]:

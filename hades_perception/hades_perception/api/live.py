@@ -2,10 +2,12 @@
 
 When ROS 2 is present (rclpy and hades_perception_msgs import: the workspace is
 sourced) and the server is given a namespace (`--live-namespace`, default /hades, the
-launch file's: settings.LIVE_NAMESPACE), the server runs one small rclpy node of its own on a thread of its own
-that subscribes to the node's `plants` and `monitoring` topics and keeps the newest of
-each. `GET /v1/live` answers what it holds, or says plainly why there is nothing: ROS
-is not present, the feed is off, or no node has published yet.
+launch file's: settings.LIVE_NAMESPACE), the server runs one small rclpy node of its
+own, on a thread of its own, that subscribes to the node's `plants`, `monitoring` and
+`shadow/agreement` topics and keeps the newest of each (agreement: how far a candidate
+in shadow mode agrees with the served model, the running means a person reads before
+promoting). `GET /v1/live` answers what it holds, or says plainly why there is
+nothing: ROS is not present, the feed is off, or no node has published yet.
 
 This is an adapter at the edge of the core: the import is lazy, so the API runs, and
 its tests pass, where there is no ROS. The subscriptions are best effort, depth 1: the
@@ -51,6 +53,7 @@ class LiveFeed:
         self._lock = threading.Lock()
         self._plants: dict[str, Any] | None = None
         self._monitoring: dict[str, Any] | None = None
+        self._agreement: dict[str, Any] | None = None
         self._frames = 0
         self._ros: Any = None
         self._node: Any = None
@@ -68,7 +71,7 @@ class LiveFeed:
             from rclpy.qos import QoSProfile, ReliabilityPolicy
             from rclpy.signals import SignalHandlerOptions
 
-            from hades_perception_msgs.msg import Monitoring, PlantArray
+            from hades_perception_msgs.msg import Agreement, Monitoring, PlantArray
         except ImportError as exc:
             self.reason = (
                 f"ROS 2 is not present in this server's environment ({exc}); start the server where the "
@@ -83,6 +86,7 @@ class LiveFeed:
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self._node.create_subscription(PlantArray, f"{self.namespace}/plants", self._on_plants, qos)
         self._node.create_subscription(Monitoring, f"{self.namespace}/monitoring", self._on_monitoring, qos)
+        self._node.create_subscription(Agreement, f"{self.namespace}/shadow/agreement", self._on_agreement, qos)
         self._executor = SingleThreadedExecutor(context=self._ros)
         self._executor.add_node(self._node)
         self._thread = threading.Thread(target=self._spin, name="live-feed", daemon=True)
@@ -130,9 +134,23 @@ class LiveFeed:
         with self._lock:
             self._monitoring = doc
 
+    def _on_agreement(self, msg: Any) -> None:
+        doc = {
+            "serving_version": msg.serving_version,
+            "candidate_version": msg.candidate_version,
+            "frames": int(msg.frames),
+            "mean_class_iou": {
+                c: round(float(v), 4) for c, v in zip(msg.class_names, msg.mean_class_iou, strict=False)
+            },
+            "mean_primary_tip_distance_px": round(float(msg.mean_primary_tip_distance_px), 2),
+            "received_at": _when(),
+        }
+        with self._lock:
+            self._agreement = doc
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            plants, monitoring, frames = self._plants, self._monitoring, self._frames
+            plants, monitoring, frames, agreement = self._plants, self._monitoring, self._frames, self._agreement
         running = self._ros is not None
         if not running:
             message = self.reason
@@ -147,4 +165,5 @@ class LiveFeed:
             "frames": frames,
             "plants": plants,
             "monitoring": monitoring,
+            "agreement": agreement,
         }

@@ -1,5 +1,5 @@
-"""GET /v1/live (scope read): a running node's latest plants and monitoring signals,
-as the server's live feed (live.py) holds them, or why it holds none."""
+"""GET /v1/live (scope read): a running node's latest plants, monitoring signals and
+shadow agreement, as the server's live feed (live.py) holds them, or why it holds none."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ class Live(BaseModel):
     )
     monitoring: dict[str, Any] | None = Field(
         description="the newest monitoring message: model, drift_level, drift_message, signals"
+    )
+    agreement: dict[str, Any] | None = Field(
+        description="the newest shadow agreement of the node's candidate with its served model: serving_version, "
+        "candidate_version, frames, mean_class_iou, mean_primary_tip_distance_px (none without a shadow channel)"
     )
 
 

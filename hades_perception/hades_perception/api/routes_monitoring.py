@@ -2,8 +2,8 @@
 (served_drift.py: the node's test, a window per served version), and the drift reports
 that monitor jobs (`hades-train monitor`) wrote.
 
-Shadow agreement is the node's (it runs a shadow channel beside the served one); this
-server has no shadow slot, so it has no agreement to report.
+Shadow agreement is the node's (it runs a shadow channel beside the served one): it
+reaches this server through the live feed, GET /v1/live (routes_live.py).
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ import type { Plant } from "../api";
 
 const fmt = (v: number | null | undefined, digits = 0) => (v === null || v === undefined ? "–" : v.toFixed(digits));
 
-export default function PlantsTable({ plants, threshold }: { plants: Plant[]; threshold: number }) {
+export default function PlantsTable({ plants, threshold }: { plants: Plant[]; threshold?: number }) {
   return (
     <table data-testid="plants">
       <caption className="visually-hidden">
-        Plants, left to right; flagged when the tip's confidence is below {threshold}
+        Plants, left to right; flagged when the plant or its tip was not found or its confidence is low
+        {threshold !== undefined && ` (below ${threshold})`}
       </caption>
       <thead>
         <tr>

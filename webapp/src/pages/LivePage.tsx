@@ -11,6 +11,13 @@ interface Live {
   frames: number;
   plants: { stamp: number; frame_id: string; model_version: string; received_at: string; plants: Plant[] } | null;
   monitoring: { model: Record<string, string>; drift_level: string; drift_message: string } | null;
+  agreement: {
+    serving_version: string;
+    candidate_version: string;
+    frames: number;
+    mean_class_iou: Record<string, number>;
+    mean_primary_tip_distance_px: number;
+  } | null;
 }
 
 const REFRESH_MS = 2000;
@@ -57,8 +64,22 @@ export default function LivePage() {
                   {live.monitoring.drift_message}
                 </p>
               )}
-              <PlantsTable plants={live.plants.plants} threshold={0.5} />
+              <PlantsTable plants={live.plants.plants} />
             </>
+          )}
+          {live.agreement && (
+            <section aria-labelledby="agreement-title" data-testid="agreement">
+              <h2 id="agreement-title">Shadow agreement</h2>
+              <p>
+                {live.agreement.candidate_version} in shadow against {live.agreement.serving_version}, over{" "}
+                {live.agreement.frames} frames: primary tips {live.agreement.mean_primary_tip_distance_px.toFixed(1)} px
+                apart on average; mean IoU per class{" "}
+                {Object.entries(live.agreement.mean_class_iou)
+                  .map(([c, v]) => `${c}: ${v.toFixed(3)}`)
+                  .join(", ")}
+                .
+              </p>
+            </section>
           )}
         </>
       )}
