@@ -128,6 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         live_namespace=args.live_namespace,
+        azure_ml=args.azure_ml,
     )
     return serve(settings)
 
@@ -239,6 +240,12 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=LIVE_NAMESPACE,
         help=f"a running node's namespace, whose latest plants the web app's live page shows when ROS 2 is "
         f"present (default {LIVE_NAMESPACE}; '' turns it off)",
+    )
+    p.add_argument(
+        "--azure-ml",
+        action="store_true",
+        help="let azure_train and azure_pipeline jobs submit to the Azure ML workspace named by "
+        "AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE (docs/azure.md)",
     )
     p.set_defaults(func=_serve)
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from hades_perception.api.errors import ApiError
 from hades_perception.api.jobs import CANCELLED, DONE, FAILED, RUNNING, Handle, JobError, Jobs
 from hades_perception.api.train_jobs import Places, mlflow_run_id, plan
-from tests.api.conftest import PLATES, ROS_TEST_DATA, Server
+from tests.api.conftest import PLATES, ROS_TEST_DATA, TINY, Server
 from tests.api.zips import folder_files, zip_of
 
 
@@ -294,3 +295,93 @@ def test_an_export_writes_its_bundle_into_the_job_s_own_folder(tmp_path: Path):
         f"--data={tmp_path / 'data'}",
         "--force",
     ]
+
+
+# --- Azure ML jobs ---------------------------------------------------------------------------------
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+AZURE_TRAIN = {"compute": "gpu-cluster", "data_path": "datasets/hades/v3", "config": str(CONFIGS / "default.yaml")}
+
+
+def azure_places(tmp_path: Path) -> Places:
+    return Places(tmp_path / "jobs", tmp_path / "datasets", (CONFIGS,), lambda: tmp_path, lambda j: True)
+
+
+def test_an_azure_train_job_is_hades_train_azure_submit_with_its_spec_in_the_job_s_folder(tmp_path: Path):
+    got = plan(
+        "azure_train", {**AZURE_TRAIN, "set": ["epochs=3"]}, azure_places(tmp_path), "", "", tmp_path, azure=True
+    )
+    assert got.argv(("hades-train",), tmp_path / "out") == [
+        "hades-train",
+        "azure",
+        "submit",
+        f"--spec-out={tmp_path / 'out' / 'job.yaml'}",
+        "--compute=gpu-cluster",
+        "--data-path=datasets/hades/v3",
+        f"--config={CONFIGS / 'default.yaml'}",
+        "--",
+        "--set=epochs=3",
+    ]
+
+
+def test_azure_jobs_submit_only_on_a_server_set_up_for_azure_ml_but_dry_runs_anywhere(tmp_path: Path):
+    places = azure_places(tmp_path)
+    with pytest.raises(ApiError, match="start it with --azure-ml") as refused:
+        plan("azure_train", AZURE_TRAIN, places, "", "", tmp_path)
+    assert refused.value.status_code == 409
+    dry = plan("azure_train", {**AZURE_TRAIN, "dry_run": True}, places, "", "", tmp_path)
+    assert "--dry-run" in dry.options
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        ({"data_path": "../other/data"}, ("folder inside the datastore",)),
+        ({"data_path": "https://evil.example/x"}, ("folder inside the datastore",)),
+        ({"store": "https://acct.blob.core.windows.net/models?sv=2024&sig=SECRET"}, ("without credentials",)),
+        ({"cron": "every monday"}, ("five cron fields",)),
+    ],
+)
+def test_azure_arguments_are_checked(tmp_path: Path, args: dict[str, Any], words: tuple[str, ...]):
+    base = {"compute": "gpu", "new_data_path": "new", "gate_data_path": "gate", "store": "azure://models"}
+    base |= {"model": "hades-seedlings"}
+    kind = "azure_pipeline" if {"store", "cron"} & set(args) else "azure_train"
+    with pytest.raises(ApiError) as refused:
+        plan(
+            kind,
+            {**(base if kind == "azure_pipeline" else AZURE_TRAIN), **args},
+            azure_places(tmp_path),
+            "",
+            "",
+            tmp_path,
+            azure=True,
+        )
+    assert refused.value.status_code == 422
+    assert all(w in refused.value.detail for w in words), refused.value.detail
+
+
+def test_an_azure_pipeline_dry_run_over_http_writes_the_job_spec_and_contacts_nothing(tmp_path: Path):
+    server = Server(tmp_path, "--bundle", str(TINY), "--data-dir", str(CONFIGS), "--live-namespace", "")
+    try:
+        server.wait_ready()
+        key = server.key("train")
+        refused = server.request("POST", "/v1/jobs", key, json_body={"kind": "azure_train", "args": AZURE_TRAIN})
+        assert refused.status == 409 and "--azure-ml" in refused.json()["detail"]
+        args = {
+            "compute": "gpu-cluster",
+            "new_data_path": "incoming/2026-11",
+            "gate_data_path": "gate/v1",
+            "store": "azure://models",
+            "store_account_url": "https://hadesmodels.blob.core.windows.net",
+            "model": "hades-seedlings",
+            "cron": "0 3 * * 1",
+            "dry_run": True,
+        }
+        job = server.wait_job(start(server, key, "azure_pipeline", **args), key, timeout=120)
+        assert job["status"] == DONE, server.request("GET", f"/v1/jobs/{job['job']}/log", key).json()
+        assert job["command"][:3] == ["hades-train", "azure", "pipeline"]
+        assert "pipeline.yaml" in job["outputs"]
+        spec = (server.work_dir / "jobs" / job["job"] / "out" / "pipeline.yaml").read_text()
+        assert "hades-train pipeline" in spec and "azure://models" in spec
+        assert any(o.endswith(".schedule.yaml") for o in job["outputs"]), job["outputs"]
+    finally:
+        server.stop()

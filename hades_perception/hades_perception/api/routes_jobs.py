@@ -81,7 +81,7 @@ class JobLog(BaseModel):
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["train", "evaluate", "export", "pipeline", "monitor"]
+    kind: Literal["train", "evaluate", "export", "pipeline", "monitor", "azure_train", "azure_pipeline"]
     args: dict[str, Any] = Field(
         default_factory=dict,
         description="the subcommand's options by name (e.g. max_items); paths as 'served', 'dataset:ID', "
@@ -191,14 +191,20 @@ async def predict_batch(request: Request, key: PredictKey) -> JobCreated:
     status_code=202,
     response_model=JobCreated,
     responses=responses(400, 401, 403, 409, 422, 429, 503),
-    summary="Start a hades-train run (train, evaluate, export, pipeline, monitor) as a job",
+    summary="Start a hades-train run (train, evaluate, export, pipeline, monitor; or on Azure ML) as a job",
 )
 def start_job(request: Request, req: JobRequest, key: TrainKey) -> JobCreated:
     ctx = context(request)
     store_url = str(ctx.settings.param("store_url")) if ctx.follower is not None else ""
     model = ctx.follower.model if ctx.follower is not None else ""
     plan = train_jobs.plan(
-        req.kind, req.args, ctx.places(), store_url, model, ctx.settings.work_dir / "pipeline-state.json"
+        req.kind,
+        req.args,
+        ctx.places(),
+        store_url,
+        model,
+        ctx.settings.work_dir / "pipeline-state.json",
+        azure=ctx.settings.azure_ml,
     )
     command = ctx.settings.train_command
     job = ctx.jobs.submit(req.kind, "train", key.name, req.args, lambda handle: train_jobs.run(handle, plan, command))

@@ -96,6 +96,7 @@ class ServeSettings:
     metrics_port: int = 0  # a Prometheus endpoint (monitoring/metrics.py) on its own port; 0: off
     metrics_host: str = DEFAULT_HOST
     live_namespace: str = LIVE_NAMESPACE  # the node whose latest results the live page shows; "": off
+    azure_ml: bool = False  # azure_train / azure_pipeline jobs may submit (dry runs need nothing)
 
     def __post_init__(self) -> None:
         unknown = set(self.model) - set(MODEL_DEFAULTS)

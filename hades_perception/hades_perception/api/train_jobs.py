@@ -18,7 +18,13 @@ client names what to run and on what; the server decides where and with which st
   pipeline job gets the followed
   model, the server's store (by the environment, so no SAS token shows in a process
   list) and a state file in the work dir.
-Azure ML runs are not offered here (docs/api.md).
+- Azure ML: `azure_train` and `azure_pipeline` run `hades-train azure submit` and
+  `hades-train azure pipeline`, which submit the same training or gated pipeline as
+  an Azure ML job; the data are folders in a datastore (`data_path`: a relative path,
+  never a URL or a climbing one), the workspace comes from the server's environment
+  (AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZUREML_WORKSPACE). They submit only
+  on a server started with --azure-ml; `dry_run: true` writes the job's spec (YAML)
+  into the job's out/ folder on any server, and contacts nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ from hades_perception.api.jobs import LOG_FILE, OUT_DIR, Handle, JobError, run_s
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 OVERRIDE = re.compile(r"^[a-z][a-z0-9_]{0,63}=[A-Za-z0-9._+\-,:\[\] ]{0,200}$")
 REFERENCE = re.compile(r"^(dataset|job):([A-Za-z0-9][A-Za-z0-9-]{0,63})(?:/(.+))?$")
+DATASTORE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,511}$")  # a folder inside a datastore
+STORE_URL = re.compile(
+    r"^(azure://[a-z0-9][a-z0-9-]{2,62}(/[A-Za-z0-9._/-]*)?|https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?)$"
+)
+AZURE_KINDS = ("azure_train", "azure_pipeline")
 MAX_OVERRIDES = 32
 # The MLflow run a log names: MLflow's own "View run ... at: .../runs/<id>", or our "mlflow_run_id ...".
 RUN_ID = re.compile(r"(?:mlflow[ _]run[ _]id|/runs/)\W{0,4}([0-9a-f]{32})\b", re.IGNORECASE)
@@ -45,7 +56,7 @@ RUN_ID = re.compile(r"(?:mlflow[ _]run[ _]id|/runs/)\W{0,4}([0-9a-f]{32})\b", re
 @dataclass(frozen=True)
 class Arg:
     name: str  # the JSON key; the option is --name-with-dashes
-    type: str  # path, name, split, int, float, flag, overrides
+    type: str  # path, name, split, int, float, flag, overrides, datastore_path, store_url
     required: bool = False
     default: Any = None
     low: float | None = None
@@ -104,7 +115,34 @@ KINDS: dict[str, tuple[Arg, ...]] = {
         Arg("reference", "path", default="served"),
         Arg("current", "path", required=True),
     ),
+    "azure_train": (
+        Arg("compute", "name", required=True),
+        Arg("datastore", "name"),
+        Arg("data_path", "datastore_path", required=True),
+        Arg("config", "path", required=True),
+        Arg("instance_count", "int", low=1, high=64),
+        Arg("gpus_per_node", "int", low=0, high=16),
+        Arg("display_name", "name"),
+        Arg("experiment_name", "name"),
+        Arg("set", "overrides"),  # to hades-train train, after --
+        Arg("dry_run", "flag"),
+    ),
+    "azure_pipeline": (
+        Arg("compute", "name", required=True),
+        Arg("datastore", "name"),
+        Arg("new_data_path", "datastore_path", required=True),
+        Arg("gate_data_path", "datastore_path", required=True),
+        Arg("gate_split", "split"),
+        Arg("store", "store_url", required=True),
+        Arg("store_account_url", "store_url"),
+        Arg("model", "name", required=True),
+        Arg("experiment_name", "name"),
+        Arg("cron", "cron"),
+        Arg("set", "overrides"),  # to hades-train pipeline, after --
+        Arg("dry_run", "flag"),
+    ),
 }
+CRON = re.compile(r"^[0-9*/,-]+( [0-9*/,-]+){4}$")
 
 
 @dataclass(frozen=True)
@@ -125,8 +163,14 @@ class Plan:
     kind: str
     options: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    passthrough: tuple[str, ...] = ()  # after `--`: the Azure job's own hades-train options
 
     def argv(self, command: tuple[str, ...], out: Path) -> list[str]:
+        if self.kind in AZURE_KINDS:
+            sub = self.kind.split("_", 1)[1].replace("train", "submit")
+            spec = out / ("job.yaml" if self.kind == "azure_train" else "pipeline.yaml")
+            rest = ["--", *self.passthrough] if self.passthrough else []
+            return [*command, "azure", sub, f"--spec-out={spec}", *self.options, *rest]
         return [*command, self.kind, f"--out={out}", *self.options]
 
 
@@ -213,14 +257,40 @@ def _value(arg: Arg, value: Any, places: Places) -> list[str]:
                 "spaces and ._+-,:[] of at most 200)"
             )
         return [f"{arg.option}={v}" for v in value]
+    if arg.type == "datastore_path":
+        if not isinstance(value, str) or not DATASTORE_PATH.match(value) or ".." in value.split("/"):
+            raise invalid(f"{what} {value!r}: expected a folder inside the datastore (letters, digits, ._/-; no ..)")
+        return [f"{arg.option}={value}"]
+    if arg.type == "store_url":
+        if not isinstance(value, str) or not STORE_URL.match(value):
+            raise invalid(
+                f"{what} {value!r}: expected azure://CONTAINER[/PREFIX] or https://HOST[/PATH], "
+                "without credentials (the job reaches the store with its identity)"
+            )
+        return [f"{arg.option}={value}"]
+    if arg.type == "cron":
+        if not isinstance(value, str) or not CRON.match(value):
+            raise invalid(f"{what} {value!r}: expected five cron fields, e.g. '0 3 * * 1'")
+        return [f"{arg.option}={value}"]
     raise AssertionError(arg.type)
 
 
-def plan(kind: str, args: Mapping[str, Any], places: Places, store_url: str, model: str, state: Path) -> Plan:
-    """The checked command for a job request; ApiError 422 (409 for a pipeline without a store)."""
+def plan(
+    kind: str, args: Mapping[str, Any], places: Places, store_url: str, model: str, state: Path, azure: bool = False
+) -> Plan:
+    """The checked command for a job request; ApiError 422 (409 for a pipeline without a
+    store, or an Azure ML submission on a server without --azure-ml)."""
     spec = KINDS.get(kind)
     if spec is None:
         raise invalid(f"kind {kind!r}: expected one of {sorted(KINDS)}")
+    if kind in AZURE_KINDS and not azure and not args.get("dry_run"):
+        raise ApiError(
+            409,
+            "conflict",
+            f"{kind} submits to Azure ML, which this server is not set up for: start it with --azure-ml and the "
+            "workspace in AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZUREML_WORKSPACE (docs/azure.md); "
+            "dry_run=true writes the job's spec without submitting",
+        )
     if kind == "pipeline" and not store_url:
         raise ApiError(
             409,
@@ -233,32 +303,37 @@ def plan(kind: str, args: Mapping[str, Any], places: Places, store_url: str, mod
     if unknown:
         raise invalid(f"{kind} does not take {unknown}; it takes {sorted(known)} (and --out is the job's own folder)")
     options: list[str] = []
+    passthrough: list[str] = []
     for arg in spec:
         value = args.get(arg.name, arg.default)
         if value is None:
             if arg.required:
                 raise invalid(f"{kind} needs args.{arg.name} ({arg.type})")
             continue
-        options += _value(arg, value, places)
+        if kind in AZURE_KINDS and arg.name == "set":
+            passthrough += _value(arg, value, places)
+        else:
+            options += _value(arg, value, places)
     env: tuple[tuple[str, str], ...] = ()
     if kind == "export":
         options.append("--force")  # the bundle goes into the job's out/, which exists (empty)
     if kind == "pipeline":
         options += [f"--model={model}", f"--state={state}"]
         env = (("HADES_MODEL_STORE", store_url),)
-    return Plan(kind, tuple(options), env)
+    return Plan(kind, tuple(options), env, tuple(passthrough))
 
 
 def run(handle: Handle, plan: Plan, command: tuple[str, ...]) -> None:
     """A job's work: the subprocess, then its exit status and MLflow run on the record."""
     argv = plan.argv(command, handle.out)
     show = ["hades-train", *argv[len(command) :]]
+    sub = " ".join(argv[len(command) : len(command) + (2 if plan.kind in AZURE_KINDS else 1)])
     handle.update(command=show)
     env = {**os.environ, **dict(plan.env), "PYTHONUNBUFFERED": "1"}
     code = run_subprocess(handle, argv, env, show)
     handle.update(exit_code=code, mlflow_run_id=mlflow_run_id(plan.kind, handle.out, handle.folder / LOG_FILE))
     if code != 0 and not handle.cancelled.is_set():
-        raise JobError(f"hades-train {plan.kind} exited with status {code}; the log's last lines say why")
+        raise JobError(f"hades-train {sub} exited with status {code}; the log's last lines say why")
 
 
 def mlflow_run_id(kind: str, out: Path, log_file: Path) -> str | None:
