@@ -2,7 +2,7 @@
 #   make demo   set up (if needed) and run the main job on the embedded defaults
 #   make test   set up (if needed) and run every test, lint and type check
 SHELL := /bin/bash
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,5 +16,8 @@ test: setup
 lint: setup
 	@source scripts/env.sh && ruff check . && ruff format --check . && mypy
 
+docs: setup
+	@source scripts/env.sh && NO_MKDOCS_2_WARNING=1 mkdocs build --strict --site-dir site && echo "docs: site/index.html"
+
 clean:
-	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log var
+	rm -rf ros2_ws/build ros2_ws/install ros2_ws/log var site
