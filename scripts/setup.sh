@@ -54,7 +54,7 @@ else
   step "python environment: ROS 2 Kilted wheels"
   "${PIP[@]}" -r "$ROOT/requirements/ros.txt"
   step "python environment: project packages (editable) and dev tools"
-  "${PIP[@]}" -e "$ROOT/hades_perception[azure,metrics,api,tracing]" -e "$ROOT/training" -r "$ROOT/requirements/dev.txt" \
+  "${PIP[@]}" -e "$ROOT/hades_perception[azure,metrics,api,tracing,batch]" -e "$ROOT/training" -r "$ROOT/requirements/dev.txt" \
     -r "$ROOT/ros2_ws/src/hades_perception_ros/requirements.txt"
   step "python environment: checking torch is the CPU build and imports work"
   "$PY" - <<'EOF'

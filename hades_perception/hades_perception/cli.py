@@ -11,6 +11,9 @@ serve [--host 127.0.0.1] [--port 8000] [--bundle DIR | --store URL --model NAME 
     health and metadata
 keys create NAME --scopes read,predict,train,promote | keys list | keys revoke NAME [--keys FILE]
     API keys: printed once at creation, stored as sha256 in $HADES_DATA_DIR/api-keys.json
+batch <folder or blob prefix> --out <folder or blob prefix> --model <bundle> [--workers N] [--address RAY]
+    an archive through the same pipeline on Ray Data (the batch extra), resumable:
+    results/<name>.json per plate, failures.csv, traits.csv; --azure: an Azure ML parallel job
 Where the ROS 2 package (hades_perception_ros) is installed, it adds its commands:
 run (the node, as the launch file starts it), bag make, replay.
 """
@@ -24,25 +27,12 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from hades_perception.inference.engine import DEFAULT_PROVIDERS
+from hades_perception.inference.image_files import IMAGE_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PROG = "hades-perception"
 log = logging.getLogger(PROG)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """RGB (or grey) array as stored: 8- or 16-bit."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"{path}: cannot be decoded as an image")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    elif img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -266,6 +256,68 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_keys)
 
 
+def _batch(args: argparse.Namespace) -> int:
+    import os
+
+    from hades_perception.batch.worker import Job
+
+    workers = max(1, args.workers)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    job = Job(
+        str(Path(args.model).resolve()), args.input, args.out, threads, args.masks, tuple(args.providers.split(","))
+    )
+    if args.azure:
+        from hades_perception.batch.azure import AzureBatch, submit_parallel_job
+
+        spec = AzureBatch(
+            compute=args.compute,
+            input_path=args.input,
+            output_path=args.out,
+            model_path=args.model,
+            datastore=args.datastore,
+            instances=args.instances,
+            processes_per_instance=workers,
+            mini_batch_size=args.mini_batch_size,
+            threads=threads,
+        )
+        path = submit_parallel_job(spec, Path(args.spec_out), dry_run=args.dry_run)
+        print(f"Azure ML parallel job spec: {path}" + (" (dry run: nothing submitted)" if args.dry_run else ""))
+        return 0
+    from hades_perception.batch.run import run_batch
+
+    s = run_batch(job, workers=workers, address=args.address, progress=not args.no_progress)
+    print(
+        f"{s.images} images: {s.skipped} done before, {s.predicted} predicted, {s.failed} failed "
+        f"({s.images_per_s:.2f} images/s with {s.workers} worker(s)); results/, traits.csv, failures.csv in {args.out}"
+    )
+    return 1 if s.failed else 0
+
+
+def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="re-process a plate archive (folder or blob prefix) on Ray Data, resumable; a CSV of every plant's traits",
+    )
+    p.add_argument("input", help="a folder of images (sub-folders too) or a blob prefix: azure://container/prefix")
+    p.add_argument("--out", required=True, help="a folder or blob prefix: results/, traits.csv, failures.csv")
+    p.add_argument("--model", required=True, help="model bundle folder")
+    p.add_argument("--workers", type=int, default=1, help="pipelines running at once (Ray actors; default 1)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads per worker (default: cores / workers)")
+    p.add_argument("--address", default=None, help="a Ray cluster (ray://HOST:10001 or auto); default: a local Ray")
+    p.add_argument("--masks", action="store_true", help="also write masks/<name>_<class>_mask.png")
+    p.add_argument("--providers", default="CPUExecutionProvider", help="ONNX Runtime execution providers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    az = p.add_argument_group("Azure ML parallel job (--azure): input, --out and --model are datastore paths")
+    az.add_argument("--azure", action="store_true", help="submit as an Azure ML parallel job instead of Ray")
+    az.add_argument("--compute", default="cpu-cluster", help="compute cluster (default cpu-cluster)")
+    az.add_argument("--datastore", default="workspaceblobstore", help="datastore of the three paths")
+    az.add_argument("--instances", type=int, default=2, help="nodes (default 2)")
+    az.add_argument("--mini-batch-size", type=int, default=10, help="images per mini-batch (default 10)")
+    az.add_argument("--spec-out", default="var/azure/batch.yaml", help="where the job spec is written")
+    az.add_argument("--dry-run", action="store_true", help="write the job spec and stop; contacts nothing")
+    p.set_defaults(func=_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -293,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_predict)
     _add_serve(sub)
     _add_keys(sub)
+    _add_batch(sub)
 
     try:  # run, bag and replay need ROS 2: present where the ROS package is installed
         from hades_perception_ros.cli import add_commands

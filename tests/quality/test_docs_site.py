@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-PAGES = ("install", "quickstart", "node", "training", "model-store", "monitoring", "api", "webapp", "azure")
+PAGES: tuple[str, ...] = ("install", "quickstart", "node", "training", "model-store", "monitoring", "api", "webapp", "azure")
 PAGES += ("runbooks", "troubleshooting", "reference/openapi", "reference/code")
 
 

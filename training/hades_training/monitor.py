@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from hades_perception.cli import IMAGE_SUFFIXES, read_image
 from hades_perception.contract.bundle import open_bundle
+from hades_perception.inference.image_files import IMAGE_SUFFIXES, read_image
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.monitoring.drift import LEVEL_NAMES, compare, reference_of, worst
 from hades_perception.monitoring.signals import signals_for

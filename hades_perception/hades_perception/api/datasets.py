@@ -43,9 +43,9 @@ import numpy as np
 from hades_perception.api.archives import DATASET_LIMITS, Member, SafeZip
 from hades_perception.api.errors import ApiError
 from hades_perception.api.uploads import read_header
+from hades_perception.inference.image_files import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 REQUIRED_MASKS = ("root", "shoot", "seed")  # as the training reader requires (a test checks it agrees)
 OPTIONAL_MASKS = ("occluded_root",)
 SPLITS = ("train", "val", "test")
