@@ -89,6 +89,11 @@ def start_serving(p: Param, worker: InferenceWorker[Any] | None) -> tuple[Servin
     `worker`: whose gaps between frames a new version's golden passes use (the node's);
     None runs them on the follower's thread (the HTTP API, which has no frame queue)."""
     trusted = load_trusted_keys(Path(p("trusted_keys_dir"))) if p("trusted_keys_dir") else None
+    if trusted is None:
+        log.warning(
+            "no trusted_keys_dir: bundles are served WITHOUT checking their signatures (a development set-up, "
+            "as the embedded demo); production sets trusted_keys_dir, and unsigned bundles are then refused"
+        )
     fallback = Path(p("model_bundle_path")).expanduser()
     slot = ServingSlot(bundle_loader(p, following=bool(p("store_url"))), worker)
     follows = None
