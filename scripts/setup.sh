@@ -7,8 +7,8 @@
 #      project's packages (editable) and the dev tools
 #   2. the CMake path fix the ROS wheels need before colcon can build messages
 #   3. Azurite (Azure Blob Storage emulator) from npm, project-local
-#   4. the web app (webapp/: npm ci, then a Vite build into hades_perception/api/web)
-#      and Debian's Chromium for its browser tests (apt-get, when run as root)
+#   4. the web app (webapp/: npm ci, then a Vite build into hades_perception/api/web),
+#      and Debian's Chromium (its browser tests) and shellcheck (apt-get, when run as root)
 #   5. colcon build of ros2_ws (hades_perception_msgs, hades_perception_ros)
 #
 # Usage: scripts/setup.sh [--force]
@@ -95,14 +95,17 @@ else
   (cd "$WEB_DIR" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
   echo "$WEB_HASH" > "$WEB_STAMP"
 fi
-if command -v chromium >/dev/null; then
-  step "browser for the web app's tests: $(chromium --version 2>/dev/null | head -1)"
+APT_TOOLS=()
+command -v chromium >/dev/null || APT_TOOLS+=(chromium)      # the web app's browser tests
+command -v shellcheck >/dev/null || APT_TOOLS+=(shellcheck)  # the container and workflow scripts' lint
+if [[ ${#APT_TOOLS[@]} == 0 ]]; then
+  step "test tools: $(chromium --version 2>/dev/null | head -1), shellcheck $(shellcheck --version | sed -n 2p)"
 elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-  step "browser for the web app's tests: apt-get install chromium (Debian's; no browser download)"
+  step "test tools: apt-get install ${APT_TOOLS[*]} (Debian's; no browser download)"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_TOOLS[@]}" >/dev/null
 else
-  step "browser for the web app's tests: not installed (install Debian's chromium; tests/web skip without it)"
+  step "test tools: ${APT_TOOLS[*]} not installed (Debian: apt-get install ${APT_TOOLS[*]}; the tests that need them skip)"
 fi
 
 # --- 5. colcon build of ros2_ws ---------------------------------------------------
