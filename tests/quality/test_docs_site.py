@@ -14,8 +14,10 @@ import pytest
 
 from tests.conftest import REPO
 
-PAGES: tuple[str, ...] = ("install", "quickstart", "node", "training", "model-store", "monitoring", "api", "webapp", "azure")
-PAGES += ("runbooks", "troubleshooting", "reference/openapi", "reference/code")
+PAGES = (
+    *("install", "quickstart", "node", "training", "model-store", "monitoring", "batch", "api", "webapp", "azure"),
+    *("containers", "release", "runbooks", "troubleshooting", "reference/openapi", "reference/code"),
+)
 
 
 @pytest.fixture(scope="module")
