@@ -7,13 +7,14 @@ for every expected plant with a reason, never an exception."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import pytest
 
 from hades_perception.inference.geometry import Frame
-from hades_perception.inference.plants import Evidence, Plant, find_plants
+from hades_perception.inference.plants import Evidence, Plant, Point, find_plants
 
 W, H = 1400, 1000  # model px, scale 1 (one model px = one image px here)
 PPM = 10.0  # px per mm
@@ -51,13 +52,14 @@ def curve_length(x: float, length: float, drift: float = 40.0) -> float:
     return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
 
 
-def run(maps: dict[str, np.ndarray], n: int = 5, peaks: list[tuple[float, float]] | None = None) -> list[Plant]:
+def run(maps: dict[str, np.ndarray], n: int = 5, peaks: Sequence[tuple[float, ...]] | None = None) -> list[Plant]:
+    """The plant step on these maps; `peaks`: the tip detector's, (x, y) at 0.9 or (x, y, probability)."""
+    rows = [(p[0], p[1], p[2] if len(p) > 2 else 0.9) for p in peaks or []]
     heat = np.zeros((H // 4, W // 4), np.float32)
-    for x, y in peaks or []:
-        heat[int(y) // 4, int(x) // 4] = 0.9
+    for x, y, prob in rows:
+        heat[int(y) // 4, int(x) // 4] = prob
     ev = Evidence(
-        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, heat, heat, 4,
-        np.array([(x, y, 0.9) for x, y in peaks or []]).reshape(-1, 3),
+        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, heat, heat, 4, np.array(rows).reshape(-1, 3),
     )  # fmt: skip
     return find_plants(ev, Frame(0, 0, 1.0), n, PPM, 0.5, dish_span=(100.0, 1300.0))
 
@@ -228,6 +230,90 @@ class TestDoubt:
         plants = run(maps, peaks=[tips[0], drop, *tips[2:]])
         assert near(plants[1].primary_root_tip, tips[1], 4), plants[1].primary_root_tip
         assert plants[1].low_confidence and "does not confirm" in plants[1].reason
+
+
+class TestWhereTheRootEnds:
+    def test_a_root_mask_running_on_into_a_drop_past_the_detectors_tip_ends_at_the_tip(self):
+        # The mask goes on 3 mm past the tip, forking round a condensation drop; the detector
+        # fires at the tip and is silent at the fork's ends: the root ends at the detector's tip,
+        # and the fork is no lateral.
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x, y = tips[2]
+        root(maps, [(x, y), (x, y + 8), (x - 12, y + 30)], p=0.6)
+        root(maps, [(x, y + 8), (x + 12, y + 30)], p=0.6)
+        plants = run(maps, peaks=tips)
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(500, rel=0.03)
+        assert plants[2].lateral_root_count == 0
+        assert not plants[2].low_confidence
+
+    def test_where_the_detector_fires_at_the_roots_end_too_a_peak_before_it_cuts_nothing(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x, y = tips[2]
+        plants = run(maps, peaks=[*tips, (x, y - 20)])  # a second peak 2 mm up the root
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(500, rel=0.03)
+
+    def test_a_peak_far_up_a_root_does_not_shorten_it(self):
+        # A neighbour's tip touching the root 10 mm above its end (more than 4 mm): the root
+        # goes on; its end, unconfirmed, is flagged.
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x, y = tips[2]
+        plants = run(maps, peaks=[*tips[:2], (x, y - 100), *tips[3:]])
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].low_confidence and "does not confirm" in plants[2].reason
+
+    def test_the_faint_tip_extension_stops_at_the_tip_the_detector_sees(self):
+        # The root fades out where the detector fires; a faint halo goes on 2.3 mm past it with
+        # the detector silent there: the tip is the detector's, not the halo's end.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        root(maps, [(x, ROW_Y + 305), (x, ROW_Y + 325)], p=0.6)
+        root(maps, [(x, ROW_Y + 327), (x + 3, ROW_Y + 350)], p=0.14, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x, ROW_Y + 325), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, ROW_Y + 325), 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(295, rel=0.03)
+        assert not plants[2].low_confidence
+
+
+class TestContinuity:
+    """Where a plant's root paths part, the primary root goes on in its direction: a path
+    that turns off is a lateral's, unless the tip detector decides (TestDoubt)."""
+
+    @staticmethod
+    def plate_with_a_branch_turning_off_plant_2() -> tuple[dict[str, np.ndarray], list[tuple[float, float]], Point]:
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        branch_tip = (x + 100, ROW_Y + 450)  # 45 degrees off at ROW_Y + 350, 14 mm: 90 % of the primary's path
+        root(maps, [(x, ROW_Y + 350), branch_tip])
+        return maps, tips, branch_tip
+
+    def test_a_weakly_confirmed_path_turning_off_is_a_laterals(self):
+        maps, tips, branch_tip = self.plate_with_a_branch_turning_off_plant_2()
+        plants = run(maps, peaks=[*tips[:2], (*branch_tip, 0.35), *tips[3:]])
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(500, rel=0.03)
+        assert plants[2].lateral_root_count == 1
+        assert plants[2].low_confidence  # the detector does not confirm the tip
+
+    def test_with_both_ends_confirmed_the_path_going_straight_on_is_the_primary(self):
+        maps, tips, branch_tip = self.plate_with_a_branch_turning_off_plant_2()
+        plants = run(maps, peaks=[*tips[:2], (*tips[2], 0.6), branch_tip, *tips[3:]])
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].lateral_root_count == 1
+
+    def test_a_firmly_confirmed_path_turning_off_stays_the_detectors_choice(self):
+        # The detector fires firmly there and not at the longest path's end: it decides (its
+        # confidence scaled by the path ratio, as in TestDoubt).
+        maps, tips, branch_tip = self.plate_with_a_branch_turning_off_plant_2()
+        plants = run(maps, peaks=[*tips[:2], branch_tip, *tips[3:]])
+        assert near(plants[2].primary_root_tip, branch_tip, 4), plants[2].primary_root_tip
+        assert plants[2].confidence < 0.9
 
 
 class TestBadInput:

@@ -18,8 +18,11 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
 4. broken roots: a piece below a plant's end point joins it when the root probability
    along the gap supports it (a faint stretch, not bare agar);
 5. per plant: the primary tip is the end point farthest from the start, preferring
-   ends the tip detector (heatmap) confirms; laterals are the other branches longer
-   than LATERAL_MIN_MM; lengths are measured along the paths in input-image px;
+   ends the tip detector (heatmap) confirms, but not a path that turns off where the
+   longest goes straight on; a path that runs on past a detector peak with the detector
+   silent at its end (a mask running into a drop) ends at the peak; laterals are the
+   other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
+   input-image px;
 6. numbering: plants left to right in the manifest's count of slots; a slot with no
    plant found keeps its index, flagged low-confidence with a reason.
 """
@@ -54,6 +57,11 @@ EXTEND_FADING = 0.8  # a root whose last millimetre is less probable than this i
 EXTEND_LOW = 0.12  # root probability that carries a faint tip on past the mask's end
 EXTEND_MM = 3.0  # at most this far
 EXTEND_GAP_MM = 0.7  # across unsupported stretches at most this long
+CUT_PEAK = 0.5  # a tip-detector peak this strong on a path before its end, ...
+CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it: the root ends at the peak
+CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
+TURN_MM = 1.5  # a root's direction where paths part: over this much of it before and after
+TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
 ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
 MIN_SEED_MM2 = 0.05
@@ -447,15 +455,29 @@ def _plant(
     longest = float(lengths.max())
     # The longest path, unless a nearly as long one (>= 60 %) ends where the tip detector fires.
     pick = np.nonzero(confirmed & (lengths >= 0.6 * longest))[0]
-    tip = int(ends[pick[np.argmax(heat[pick])]] if len(pick) and heat.max() > 0.05 else ends[np.argmax(lengths)])
+    chosen = int(pick[np.argmax(heat[pick])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
+    far = int(np.argmax(lengths))
+    if chosen != far and _turns_less(coords, pred, int(ends[far]), int(ends[chosen]), ppm):
+        # Where the chosen path turns off and the longest goes straight on, the chosen one is
+        # a lateral's (the primary root keeps its direction), unless the detector decides: it
+        # confirms the chosen end firmly and the longest path neither at its end nor on its
+        # last millimetres (a tip there whose mask runs on into a drop).
+        decides = heat[chosen] >= low_confidence and not confirmed[far]
+        far_path = coords[_path(pred, int(ends[far]))]
+        if not decides or _cut_at_peak(ev, far_path, ppm) < len(far_path):
+            chosen = far
+    tip = int(ends[chosen])
     path = _path(pred, tip)
     on_primary = set(path.tolist())
-    plant.primary_path = [img(coords[i]) for i in path]
     # A faint young tip fades below the mask's thresholds before it ends: follow the model's
     # faint evidence on along the root's direction.
-    extension = _extend_tip(ev.root, coords[path], ppm)
-    plant.primary_path += [img(q) for q in extension]
-    end = extension[-1] if extension else coords[tip]
+    line = np.vstack([coords[path], *_extend_tip(ev.root, coords[path], ppm)])
+    # The mask may run on past the tip (into a drop) and the extension past a tip the detector saw.
+    keep = _cut_at_peak(ev, line, ppm)
+    line = line[:keep]
+    cut_off = set(path[keep:].tolist())  # past the tip: no lateral branches off there either
+    plant.primary_path = [img(q) for q in line]
+    end = line[-1]
     peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
     if peak is not None and not _on_root(ev.root, peak):
         peak = None  # a peak off the root (a drop's rim beside the tip) is not this root's tip
@@ -469,7 +491,7 @@ def _plant(
         if int(e) == tip:
             continue
         branch = _path(pred, int(e), stop=on_primary)
-        if len(branch) < 2 or dist[e] - dist[branch[0]] < LATERAL_MIN_MM * ppm:
+        if len(branch) < 2 or dist[e] - dist[branch[0]] < LATERAL_MIN_MM * ppm or int(branch[0]) in cut_off:
             continue
         plant.lateral_paths.append([img(coords[i]) for i in branch])
         x, y = img(coords[e])
@@ -488,6 +510,53 @@ def _plant(
             else f"a longer root path ends elsewhere ({float(dist[tip]) / longest:.0%} of its length)"
         )
     return plant
+
+
+def _turns_less(coords: np.ndarray, pred: np.ndarray, a: int, b: int, ppm: float) -> bool:
+    """Whether, where the paths to ends `a` and `b` part, a's goes on more nearly in the
+    direction the root arrives in than b's does (by TURN_MARGIN degrees or more)."""
+    pa, pb = _path(pred, a), _path(pred, b)
+    n = min(len(pa), len(pb))
+    split = int(np.argmin(pa[:n] == pb[:n])) if (pa[:n] != pb[:n]).any() else n
+    if split < 2 or split >= len(pa) or split >= len(pb):
+        return False
+    j = split - 1
+    reach = max(3, round(TURN_MM * ppm))
+    if min(len(pa), len(pb)) - split < reach:
+        return False  # a branch too short to tell its direction (a spur at the tip)
+    arrive = coords[pa[j]] - coords[pa[max(0, j - reach)]]
+
+    def turn(p: np.ndarray) -> float:
+        out = coords[p[min(len(p) - 1, j + reach)]] - coords[p[j]]
+        norm = float(np.linalg.norm(arrive) * np.linalg.norm(out))
+        return 0.0 if norm == 0 else math.degrees(math.acos(max(-1.0, min(1.0, float(arrive @ out) / norm))))
+
+    return turn(pa) + TURN_MARGIN <= turn(pb)
+
+
+def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
+    """How many points of `path` (model px, base to tip) to keep: all, unless a strong
+    tip-detector peak (CUT_PEAK) lies on the path at most CUT_MAX_MM before its end while
+    the detector is nearly silent at the end: under CUT_RATIO of that peak, right under the
+    end and at any peak within TIP_EVIDENCE_MM past it. Then the root ends at the (last
+    such) peak: the mask ran on past the tip into a drop, or the faint-tip extension did."""
+    n = len(path)
+    if n < 3 or not len(ev.primary_peaks):
+        return n
+    on = 0.4 * ppm  # a peak this close to the path is on it (a root is about 0.3 mm wide)
+    steps = np.hypot(*np.diff(path, axis=0).T)
+    to_end = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])  # along the path, model px
+    at_end = _heat_under(ev.primary_heat, path[-1], ev.stride)
+    keep, strength = 0, 0.0
+    for x, y, prob in ev.primary_peaks:
+        d = np.hypot(path[:, 0] - x, path[:, 1] - y)
+        k = int(np.argmin(d))
+        if d[k] > on or to_end[k] <= on:  # past the end or at it
+            if math.dist((x, y), path[-1]) <= TIP_EVIDENCE_MM * ppm:
+                at_end = max(at_end, float(prob))
+        elif prob >= CUT_PEAK and to_end[k] <= CUT_MAX_MM * ppm and k + 1 > keep:
+            keep, strength = k + 1, float(prob)
+    return keep if keep and at_end < CUT_RATIO * strength else n
 
 
 def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | None:
@@ -557,6 +626,16 @@ def _on_root(root: np.ndarray, p: np.ndarray, radius: int = 2) -> bool:
 def _heat_at(heat: np.ndarray | None, p: np.ndarray, stride: int) -> float:
     """The tip detector's probability at model point p (its heatmap cell and the next ones)."""
     return _heat_near(heat, p, stride, stride)
+
+
+def _heat_under(heat: np.ndarray | None, p: np.ndarray, stride: int) -> float:
+    """The tip detector's probability right at model point p: the most of the (up to) four
+    heatmap cells whose centres surround it."""
+    if heat is None:
+        return 0.0
+    gu, gv = math.floor(float(model_to_grid(p[0], stride))), math.floor(float(model_to_grid(p[1], stride)))
+    cells = heat[max(0, gv) : max(0, gv + 2), max(0, gu) : max(0, gu + 2)]
+    return float(cells.max()) if cells.size else 0.0
 
 
 def _end_points(graph: csr_matrix, mine: np.ndarray) -> np.ndarray:
