@@ -87,10 +87,13 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
             v = read(t)
             target = TARGETS.get(name, {}).get(key)
             verdict = _verdict(key, v, target)
-            cells.append(
-                _f(v, 4 if key.endswith("ece") else (1 if key == "smape_pct" else 3))
-                + (f" ({verdict})" if verdict else "")
-            )
+            if key == "misses_flagged" and v is None and (t.get("plants") or {}).get("misses") == 0:
+                cells.append("no misses" + (" (met)" if target is not None else ""))  # nothing left to flag
+            else:
+                cells.append(
+                    _f(v, 4 if key.endswith("ece") else (1 if key == "smape_pct" else 3))
+                    + (f" ({verdict})" if verdict else "")
+                )
             if target is not None:
                 targets.append(f"{name} {'<=' if key in LOWER_IS_BETTER else '>='} {target:g}")
         rows.append(f"| {label} | " + " | ".join(cells) + f" | {', '.join(targets)} |")
