@@ -43,7 +43,7 @@ ARGS: dict[str, Any] = {
 }
 COMMAND = (
     "hades-train pipeline --store azure://models --model hades-seedlings --new-data ${{inputs.new_data}} "
-    "--gate-data ${{inputs.gate_data}} --gate-split test --out ${{outputs.work}}"
+    "--gate-data ${{inputs.gate_data}} --gate-split test --out ${{outputs.work}} --state-in-store"
 )
 WEEKLY = "0 3 * * 1"
 RETRAINING = REPO / "deploy" / "retraining"
@@ -311,7 +311,8 @@ def test_the_cli_dry_run_writes_both_specs_with_the_pipeline_arguments_after_the
     spec = yaml.safe_load(spec_out.read_text())
     assert spec["jobs"]["retrain"]["component"]["command"] == (
         f"hades-train pipeline --store {ACCOUNT_URL}/models --model hades-roots --new-data ${{{{inputs.new_data}}}} "
-        "--gate-data ${{inputs.gate_data}} --gate-split val --out ${{outputs.work}} --schedule --set epochs=3 "
+        "--gate-data ${{inputs.gate_data}} --gate-split val --out ${{outputs.work}} --state-in-store --schedule "
+        "--set epochs=3 "
         "--min-items 4"
     )
     assert spec["inputs"]["new_data"]["path"] == "azureml://datastores/hadesdata/paths/plates/new"

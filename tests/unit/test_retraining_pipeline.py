@@ -170,3 +170,22 @@ class TestTheGateRule:
 
     def test_a_class_within_the_margin_passes(self):
         assert all(r["passed"] for r in gate(metrics(0.875, 0.96, 0.01), metrics(0.88, 0.96, 0.01), Gates(), "set"))
+
+
+def test_in_the_cloud_the_trigger_remembers_seen_data_in_the_model_store(tmp_path: Path):
+    """An Azure ML job's disk is gone after it: with --state-in-store the data it trained on
+    is remembered in the store, so the same data again is not new."""
+    from hades_training.retrain import STATE_KEY, PipelineConfig, _remember, trigger
+
+    store = ModelStore.open(tmp_path / "store")
+    store.blobs.ensure_container()
+    cfg = PipelineConfig(str(tmp_path / "store"), MODEL, tmp_path / "new", tmp_path / "gate", tmp_path / "out")
+    cloud = PipelineConfig(**{**vars(cfg), "state_in_store": True})
+    assert any("new labelled data" in r for r in trigger(cloud, "abc123"))
+    _remember(cloud, "abc123", "promoted-canary")
+    assert trigger(cloud, "abc123") == []
+    assert (
+        json.loads(store.blobs.read(STATE_KEY.format(model=MODEL))[0])["data"]["abc123"]["decision"]
+        == "promoted-canary"
+    )
+    assert not cfg.state_file.exists()  # nothing on the job's disk

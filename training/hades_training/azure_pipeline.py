@@ -22,9 +22,10 @@ and is tested there. The pipeline job is the unit Azure ML schedules.
 - MLflow: inside the job Azure ML points MLflow at the workspace; the pipeline logs into the
   ``hades-perception`` experiment (training into the production config's), which must be the job's
   experiment, the default;
-- the trigger's state file (default: beside the work folder) is on the compute's disk and gone after
-  the run: in the cloud the data always counts as new, so a submitted job always goes ahead (a
-  scheduled one passes ``--schedule`` anyway).
+- the trigger's state (which data was already trained on) is kept in the model store
+  (``--state-in-store``: ``<model>/pipeline/state.json``), since the compute's disk is gone after the
+  run: a submitted job on data it saw before is skipped, as a local run would be (a scheduled one
+  passes ``--schedule`` and goes ahead).
 
 Environment: as `hades-train azure submit` (``hades_training.azure_job``): by default an image that
 Azure ML builds from a Docker build context written beside the spec (a PyTorch CUDA image with this
@@ -100,6 +101,8 @@ _JOB_OWNED_PIPELINE_FLAGS = {
     "--gate-split": "--gate-split",
     "--out": "nothing (the job's work folder is its output)",
     "--schedule": "--cron (a scheduled job passes --schedule)",
+    "--state": "nothing (the job keeps the trigger's state in the model store: --state-in-store)",
+    "--state-in-store": "nothing (the job sets it)",
 }
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/\-?LW#]+$")
 _SCHEDULE_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]+")
@@ -245,6 +248,7 @@ def pipeline_command(cfg: AzurePipelineConfig, scheduled: bool = False) -> str:
         shlex.quote(cfg.gate_split),
         "--out",
         "${{outputs.work}}",
+        "--state-in-store",
     ]
     if scheduled:
         words.append("--schedule")

@@ -163,6 +163,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         drift_report=Path(args.drift_report) if args.drift_report else None,
         schedule=args.schedule,
         state=Path(args.state) if args.state else None,
+        state_in_store=args.state_in_store,
         overrides=args.set,
         sign_key=Path(args.sign) if args.sign else None,
         gates=Gates(args.iou_margin, args.tip_margin, args.max_pixel_ece),
@@ -308,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift-report", default=None, help="drift.json from hades-train monitor: drift triggers a run")
     p.add_argument("--schedule", action="store_true", help="a scheduled run: go ahead even without new data or drift")
     p.add_argument("--state", default=None, help="what data was seen (default OUT/../pipeline-state.json)")
+    p.add_argument(
+        "--state-in-store",
+        action="store_true",
+        help="keep what data was seen in the model store (<model>/pipeline/state.json) instead: for cloud jobs",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the production config")
     p.add_argument("--sign", default=None, metavar="PREFIX.key", help="sign the candidate with this ed25519 key")
     p.add_argument("--iou-margin", type=float, default=0.01, help="a class IoU may be this much lower (default 0.01)")

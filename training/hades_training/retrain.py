@@ -67,6 +67,7 @@ class PipelineConfig:
     drift_report: Path | None = None
     schedule: bool = False
     state: Path | None = None  # default OUT/../pipeline-state.json
+    state_in_store: bool = False  # keep it in the model store instead (STATE_KEY): a cloud job's disk is gone after it
     overrides: list[str] = field(default_factory=list)
     sign_key: Path | None = None
     gates: Gates = field(default_factory=Gates)
@@ -76,6 +77,12 @@ class PipelineConfig:
     @property
     def state_file(self) -> Path:
         return self.state or self.out.parent / "pipeline-state.json"
+
+    def describe_state(self) -> str:
+        return f"{self.store} {STATE_KEY.format(model=self.model)}" if self.state_in_store else str(self.state_file)
+
+
+STATE_KEY = "{model}/pipeline/state.json"  # in the model store, with --state-in-store
 
 
 # --- trigger ------------------------------------------------------------------------------
@@ -120,7 +127,7 @@ def fetch_new_data(source: str, dest: Path) -> Path:
 def trigger(cfg: PipelineConfig, digest: str) -> list[str]:
     """Why this run should go ahead (empty: it should not)."""
     reasons = []
-    seen = _load_state(cfg.state_file).get("data", {})
+    seen = _load_state(cfg).get("data", {})
     if digest not in seen:
         reasons.append(f"new labelled data {cfg.new_data} (sha256 {digest[:12]}, never trained on)")
     if cfg.drift_report is not None:
@@ -133,15 +140,29 @@ def trigger(cfg: PipelineConfig, digest: str) -> list[str]:
     return reasons
 
 
-def _load_state(path: Path) -> dict[str, Any]:
+def _load_state(cfg: PipelineConfig) -> dict[str, Any]:
+    """What data the trigger has seen: from the state file, or from the model store."""
+    if cfg.state_in_store:
+        from hades_perception.models.blobs import NotFoundError
+
+        try:
+            data, _ = ModelStore.open(cfg.store).blobs.read(STATE_KEY.format(model=cfg.model))
+        except NotFoundError:
+            return {}
+        return dict(json.loads(data))
+    path = cfg.state_file
     return dict(json.loads(path.read_text())) if path.is_file() else {}
 
 
-def _remember(path: Path, digest: str, decision: str) -> None:
-    state = _load_state(path)
+def _remember(cfg: PipelineConfig, digest: str, decision: str) -> None:
+    state = _load_state(cfg)
     state.setdefault("data", {})[digest] = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "decision": decision}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=1))
+    text = json.dumps(state, indent=1)
+    if cfg.state_in_store:
+        ModelStore.open(cfg.store).blobs.write(STATE_KEY.format(model=cfg.model), text.encode())
+        return
+    cfg.state_file.parent.mkdir(parents=True, exist_ok=True)
+    cfg.state_file.write_text(text)
 
 
 # --- validate -----------------------------------------------------------------------------
@@ -413,6 +434,6 @@ def _decide(
     if runs is not None:
         runs.finish(decision, cfg.out)
     if digest is not None and not cfg.dry_run:
-        _remember(cfg.state_file, digest, verdict)
+        _remember(cfg, digest, verdict)
     log.info("pipeline decision: %s (%s)", verdict, "; ".join(reasons))
     return decision
