@@ -93,9 +93,22 @@ class TestMovingChannels:
         app.page.get_by_role("status").filter(has_text="production rolled back to 0.0.1-test").wait_for()
         assert channel(web_store, "production") == "0.0.1-test"
 
-    def test_a_key_without_promote_sees_no_promote_controls(self, app: App):
+    def test_a_read_only_key_sees_no_promote_controls_and_is_refused_if_it_tries(self, app: App, web_store: ModelStore):
+        before = channel(web_store, "canary")
         app.open().sign_in("read")
         app.go("Models")
         app.page.get_by_test_id("versions").wait_for()
         assert app.page.get_by_role("button", name="Promote…").count() == 0
         assert app.page.get_by_role("button", name="Roll back production…").count() == 0
+        # Hidden controls are a courtesy; the server is the guard: the page's own key is refused.
+        answer = app.page.evaluate(
+            """async () => {
+              const r = await fetch('/v1/models/hades-seedlings/promote', {method: 'POST',
+                headers: {'Authorization': 'Bearer ' + sessionStorage.getItem('hades-api-key'),
+                          'Content-Type': 'application/json'},
+                body: JSON.stringify({version: '0.0.2-test', channel: 'canary', reason: 'sneaking in'})});
+              return [r.status, (await r.json()).detail];
+            }"""
+        )
+        assert answer[0] == 403 and "needs 'promote'" in answer[1]
+        assert channel(web_store, "canary") == before
