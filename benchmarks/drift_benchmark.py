@@ -9,6 +9,13 @@ Training-distribution plates alternate the presets the model was trained on (`no
 and `realistic`), seeds never used for training. Each drift preset starts after 50
 training-distribution frames (a robot that was fine, then the plates changed).
 
+A bundle exported before an input signal existed has no reference values for it (the
+node then leaves it untested): the benchmark measures the missing input signals on the
+bundle's own reference images, as export chose them (its validation items, then training
+items, from `lineage.training_data`), checks that the signals the bundle does carry come
+out the same, and judges with the completed reference (`reference_completed` in the
+output says what was added). Export the bundle again to carry them.
+
 Frames go through the serving pipeline (`--mode full`: every signal, as the node) or,
 for long runs on 2 cores, only through the input signals (`--mode input`: no model run;
 the prediction signals are then not tested). Signals are cached per plate in
@@ -22,12 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_perception.monitoring.drift import OK, DriftMonitor, reference_of
-from hades_perception.monitoring.signals import INPUT_SIGNALS, signals_for
+from hades_perception.monitoring.signals import INPUT_SIGNALS, Signal, signals_for
+from hades_training.data import open_dataset
+from hades_training.data.io import read_rgb
 from hades_training.synth.appearance import appearance_for
 from hades_training.synth.generate import make_plate
 
@@ -37,10 +49,12 @@ DRIFTS = ("drift_blur", "drift_dark", "drift_noise", "drift_illumination", "drif
 
 
 class Signals:
-    """Per-plate signals, computed once and cached by (preset, seed, index, mode)."""
+    """Per-plate signals, computed once and cached by (preset, seed, index, mode); a
+    cached plate that lacks one of `needed` (a signal added since) is computed again."""
 
-    def __init__(self, pipe: Pipeline, cache: Path, mode: str) -> None:
+    def __init__(self, pipe: Pipeline, cache: Path, mode: str, needed: tuple[Signal, ...] = ()) -> None:
         self.pipe, self.cache, self.mode = pipe, cache, mode
+        self.needed = {s.name for s in needed}
         self.known: dict[str, dict[str, float]] = {}
         if cache.is_file():
             for line in cache.read_text().splitlines():
@@ -50,15 +64,76 @@ class Signals:
 
     def of(self, preset: str, seed: int, index: int) -> dict[str, float]:
         key = f"{preset}/{seed}/{index}/{self.mode}/{self.pipe.manifest.version}"
-        if key not in self.known:
+        return self._cached(key, lambda: as_rgb8(make_plate(seed, index, appearance_for(preset)).image), self.mode)
+
+    def of_image(self, path: Path) -> dict[str, float]:
+        """The input signals of an image file (a reference image of the bundle)."""
+        key = f"file:{path}/input/{self.pipe.manifest.version}"
+        return self._cached(key, lambda: as_rgb8(read_rgb(path)), "input", self.needed & set(INPUT_NAMES))
+
+    def _cached(
+        self, key: str, image: Callable[[], np.ndarray], mode: str, needed: set[str] | None = None
+    ) -> dict[str, float]:
+        if key not in self.known or not (self.needed if needed is None else needed) <= self.known[key].keys():
             t0 = time.perf_counter()
-            rgb = as_rgb8(make_plate(seed, index, appearance_for(preset)).image)
-            signals = self.pipe(rgb).signals if self.mode == "full" else self.pipe.input_signals(rgb)
+            rgb = image()
+            signals = self.pipe(rgb).signals if mode == "full" else self.pipe.input_signals(rgb)
             self.seconds += time.perf_counter() - t0
             self.known[key] = signals
             with self.cache.open("a") as f:
                 f.write(json.dumps({"key": key, "signals": signals}) + "\n")
         return self.known[key]
+
+
+INPUT_NAMES = tuple(s.name for s in INPUT_SIGNALS)
+
+
+def reference_images(raw: dict[str, Any], train_images: int = 56) -> list[Path]:
+    """The images export measured the reference input signals on, in its order: the
+    validation items it predicted, then up to `train_images` evenly spaced training items
+    (hades_training.export.reference_signals; 56 is its REFERENCE_IMAGES)."""
+    data = (raw.get("lineage") or {}).get("training_data") or {}
+    paths: list[Path] = []
+    val = data.get("val") or {}
+    if val.get("path"):
+        items = open_dataset(val["path"], val.get("split", "val"), skip_bad=True).items
+        paths += [item.image for item in items[: int(val.get("items", len(items)))]]
+    train = data.get("train") or {}
+    if train.get("path") and val.get("split") != "train":
+        items = open_dataset(train["path"], train.get("split", "train"), skip_bad=True).items
+        paths += [item.image for item in items[:: max(1, len(items) // train_images)][:train_images]]
+    return paths
+
+
+def complete_reference(
+    reference: dict[str, list[float]], raw: dict[str, Any], sig: Signals, signals: tuple[Signal, ...]
+) -> dict[str, Any]:
+    """Adds to `reference` the input signals it lacks, measured on the bundle's reference
+    images; what was added, and how well the signals it had are reproduced."""
+    missing = [s.name for s in signals if s.name in INPUT_NAMES and s.name not in reference]
+    if not missing:
+        return {}
+    paths = reference_images(raw)
+    if not paths:
+        raise SystemExit(
+            f"the bundle's reference lacks {missing} and its training data is not recorded: export it again"
+        )
+    rows = [sig.of_image(p) for p in paths]
+    for name in missing:
+        reference[name] = [float(f"{r[name]:.7g}") for r in rows]
+    # The signals the bundle carries, measured again on the same images: they agree when
+    # the images are the bundle's own and unchanged.
+    agree = {
+        name: round(
+            sum(abs(r[name] - v) <= 1e-4 * max(1.0, abs(v)) for r, v in zip(rows, reference[name], strict=True))
+            / len(rows),
+            3,
+        )
+        for name in INPUT_NAMES
+        if name not in missing and len(reference.get(name, ())) == len(rows)
+    }
+    print(f"reference completed with {missing} from {len(paths)} images; carried signals reproduced: {agree}")
+    return {"added": missing, "images": len(paths), "carried_signals_reproduced": agree}
 
 
 def training_frames(sig: Signals, n: int, seed: int) -> list[dict[str, float]]:
@@ -72,7 +147,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not reference:
         raise SystemExit(f"{args.bundle} carries no reference signals: export it again")
     signals = INPUT_SIGNALS if args.mode == "input" else signals_for(m.outputs.classes)
-    sig = Signals(pipe, args.cache, args.mode)
+    sig = Signals(pipe, args.cache, args.mode, signals)
+    completed = complete_reference(reference, m.raw, sig, signals)
 
     def monitor() -> DriftMonitor:
         return DriftMonitor(reference, signals, window=args.window, min_frames=args.min_frames)
@@ -80,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "bundle": {"name": m.name, "version": m.version},
         "reference_frames": {k: len(v) for k, v in reference.items()},
+        "reference_completed": completed,
         "mode": args.mode,
         "window": args.window,
         "min_frames": args.min_frames,

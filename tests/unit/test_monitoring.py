@@ -17,11 +17,18 @@ from tests.bundles import SHIPPED
 BOX = (0, 0, 1200, 900)
 
 
-def plate(rng: np.random.Generator, *, blur: float = 0.6, noise: float = 2.0, gain: float = 1.0) -> np.ndarray:
-    """Agar with thin dark roots: enough structure for sharpness, on a known noise floor."""
+def plate(
+    rng: np.random.Generator, *, blur: float = 0.6, noise: float = 2.0, gain: float = 1.0, drops: int = 0
+) -> np.ndarray:
+    """Agar with thin dark roots: enough structure for sharpness, on a known noise floor;
+    `drops` condensation drops on the lid, small lenses with a dark rim and a bright centre."""
     img = np.full((900, 1200), 180.0, np.float32)
     for x in range(100, 1200, 150):
         cv2.line(img, (x, 100), (x + 40, 850), 120.0, 3)
+    for _ in range(drops):
+        c, r = (int(rng.integers(0, 1200)), int(rng.integers(0, 900))), int(rng.integers(5, 16))
+        cv2.circle(img, c, r, 171.0, 2)
+        cv2.circle(img, c, r // 2, 185.0, -1)
     blurred = cv2.GaussianBlur(img, (0, 0), blur).astype(np.float64)
     noisy = (blurred - 128) * gain + 128 + rng.normal(0, noise, img.shape)
     grey = np.clip(noisy, 0, 255).astype(np.uint8)
@@ -46,6 +53,27 @@ class TestSignals:
         normal, flat = (input_signals(plate(rng, gain=g), BOX, 0.5, True) for g in (1.0, 0.5))
         assert flat["input.contrast"] < 0.7 * normal["input.contrast"]
         assert normal["input.p01"] <= normal["input.p50"] <= normal["input.p99"]
+
+    def test_condensation_drops_raise_the_dark_spot_fraction(self):
+        rng = np.random.default_rng(10)
+        clear, fogged = (input_signals(plate(rng, drops=n), BOX, 0.5, True)["input.drops"] for n in (0, 1500))
+        assert fogged > clear + 0.02
+
+    def test_the_dark_spot_fraction_counts_spots_not_sensor_noise_or_brightness(self):
+        # Its depth is the measured noise sigma: noise alone, weak or strong, makes no spots.
+        rng = np.random.default_rng(11)
+        for sigma in (2.0, 8.0):
+            agar = np.clip(rng.normal(180, sigma, (900, 1200, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
+            assert input_signals(agar, BOX, 0.5, True)["input.drops"] < 0.001
+        image = plate(rng, drops=300)
+        brighter = (image.astype(np.int16) + 30).clip(0, 255).astype(np.uint8)
+        assert input_signals(brighter, BOX, 0.5, True)["input.drops"] == pytest.approx(
+            input_signals(image, BOX, 0.5, True)["input.drops"], abs=0.002
+        )
+
+    def test_a_window_too_small_for_its_background_has_no_dark_spots(self):
+        tiny = plate(np.random.default_rng(12), drops=50)[:20, :20]
+        assert input_signals(tiny, (0, 0, 20, 20), 0.5, True)["input.drops"] == 0.0
 
     def test_every_served_frame_carries_every_signal_of_its_model_in_its_json(self):
         pipe = Pipeline.from_bundle(SHIPPED, ("CPUExecutionProvider",))
@@ -127,6 +155,29 @@ class TestDriftMonitor:
         for _ in range(50):
             mon.add({"a": float(rng.normal(10, 1)), "b": float(rng.normal(0, 1))})
         assert mon.status().level == OK
+
+    def test_a_signal_an_older_bundles_reference_lacks_is_left_untested_not_alarmed(self):
+        # A bundle exported before a signal existed: the frames carry it, the reference does not.
+        rng = np.random.default_rng(13)
+        reference = {"a": list(rng.normal(10, 1, 64))}
+        mon = DriftMonitor(reference, SIGNALS, window=50)
+        for _ in range(50):
+            mon.add({"a": float(rng.normal(10, 1)), "b": 1000.0})
+        status = mon.status()
+        assert status.level == OK and [r.name for r in status.results] == ["a"]
+        assert [r.name for r in compare(reference, {"a": [10.0] * 30, "b": [1000.0] * 30}, SIGNALS)] == ["a"]
+
+    def test_a_window_of_condensed_plates_drifts_on_the_dark_spot_fraction(self):
+        rng = np.random.default_rng(14)
+        reference: dict[str, list[float]] = {}
+        for i in range(24):  # the reference mixes lightly and heavily condensed plates
+            for k, v in input_signals(plate(rng, drops=150 + 250 * (i % 2)), BOX, 0.5, True).items():
+                reference.setdefault(k, []).append(v)
+        mon = DriftMonitor(reference, signals_for(()), window=30, min_frames=20)
+        for _ in range(20):
+            mon.add(input_signals(plate(rng, drops=1500), BOX, 0.5, True))
+        status = mon.status()
+        assert status.level >= WARN and status.worst_signal == "input.drops"
 
     def test_a_bundle_without_reference_signals_is_not_judged(self):
         mon = DriftMonitor(reference_of({"reference_stats": {"input": {}}}), SIGNALS, min_frames=1)

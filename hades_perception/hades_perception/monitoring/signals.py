@@ -19,9 +19,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-WINDOW = 512  # px (about model resolution) of the dish centre where sharpness and noise are measured
+WINDOW = 512  # px (about model resolution) of the dish centre where sharpness, noise and drops are measured
 # Immerkaer's fast noise estimate: this kernel cancels image structure up to second order.
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+# Drops on the lid are small lenses with dark rims: pixels darker than their local background
+# (the window's mean over BACKGROUND x BACKGROUND px, at about model resolution) by more than
+# the noise floor are counted. The background is an area-averaged thumbnail scaled back up,
+# far cheaper than a wide Gaussian.
+BACKGROUND = 8
+MIN_SPOT = 2.0  # grey levels: the smallest darkening counted, whatever the noise
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,12 @@ INPUT_SIGNALS: tuple[Signal, ...] = (
     Signal("input.sharpness", "99.9th percentile of |Laplacian| (after a 1 px blur) at the dish centre", 0.5),
     Signal("input.noise", "sensor noise sigma (Immerkaer) at the dish centre, grey levels", 0.1),
     Signal("input.texture", "band-pass variance in the top of the dish (condensation, dust)", 0.5),
+    Signal(
+        "input.drops",
+        "fraction of the dish centre in small dark spots and rims (condensation drops): after a 1 px blur, "
+        "darker than the 8 px local mean by more than the noise sigma (at least 2 grey levels)",
+        0.002,
+    ),
     Signal("input.clipped", "fraction of dish pixels at 0-1 or 254-255", 0.001),
     Signal("input.dish_found", "1 when the dish was found, 0 when the whole frame was used", 0.25),
     Signal("input.dish_width_px", "width of the dish crop in input px", 20.0),
@@ -82,13 +94,15 @@ def input_signals(rgb: np.ndarray, box: tuple[int, int, int, int], scale: float,
     h, w = grey.shape
     cy, cx, r = h // 2, w // 2, WINDOW // 2
     centre = np.ascontiguousarray(grey[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r]).astype(np.float32)
-    sharpness = noise = texture = 0.0
+    sharpness = noise = texture = drops = 0.0
     if min(centre.shape) >= 8:
         # Edges of roots, measured after a light blur so that sensor noise does not count.
-        lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(centre, (0, 0), 1.0), cv2.CV_32F))[::2, ::2].ravel()
+        smooth = cv2.GaussianBlur(centre, (0, 0), 1.0)
+        lap = np.abs(cv2.Laplacian(smooth, cv2.CV_32F))[::2, ::2].ravel()
         sharpness = float(np.partition(lap, int(lap.size * 0.999))[int(lap.size * 0.999)])
         k = np.abs(cv2.filter2D(centre, cv2.CV_32F, _NOISE_KERNEL)[1:-1, 1:-1])
         noise = float(k.mean() * math.sqrt(math.pi / 2) / 6.0)
+        drops = _dark_spots(centre, smooth, max(MIN_SPOT, noise))
     top = np.ascontiguousarray(grey[int(h * 0.03) : int(h * 0.2) : 2, int(w * 0.05) : int(w * 0.95) : 2])
     if min(top.shape) >= 8:  # condensation gathers under the top of the lid
         top32 = top.astype(np.float32)
@@ -102,10 +116,27 @@ def input_signals(rgb: np.ndarray, box: tuple[int, int, int, int], scale: float,
         "input.sharpness": sharpness,
         "input.noise": noise,
         "input.texture": texture,
+        "input.drops": drops,
         "input.clipped": float((hist[:2].sum() + hist[254:].sum()) / max(float(hist.sum()), 1.0)),
         "input.dish_found": 1.0 if dish_found else 0.0,
         "input.dish_width_px": float(x1 - x0),
     }
+
+
+def _dark_spots(grey: np.ndarray, smooth: np.ndarray, depth: float) -> float:
+    """Fraction of `grey` (float32) where `smooth` (it, lightly blurred) lies more than
+    `depth` grey levels below the local background, counted on every other pixel each way
+    (drop rims are wider than that; the background is scaled up to that grid only). A 1 px
+    blur leaves the noise about a quarter of its sigma, so a noise-sigma `depth` counts
+    almost no noise; roots count too (as on the reference plates): the drift test sees the
+    change, not the level."""
+    h, w = grey.shape
+    if min(h, w) < 2 * BACKGROUND:
+        return 0.0
+    thumb = cv2.resize(grey, (w // BACKGROUND, h // BACKGROUND), interpolation=cv2.INTER_AREA)
+    sub = smooth[::2, ::2]
+    background = cv2.resize(thumb, (sub.shape[1], sub.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return float(np.count_nonzero(sub < background - depth) / sub.size)
 
 
 def prediction_signals(
