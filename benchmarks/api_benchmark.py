@@ -169,7 +169,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="api-bench-"))
     keys = KeyFile(work / "keys.json")
     key = keys.create("bench", ("predict",))
-    cmd = [sys.executable, "-m", "hades_perception.cli", "serve", "--bundle", a.model, "--port", str(a.port)]
+    cmd = [str(Path(sys.executable).parent / "hades-perception"), "serve", "--bundle", a.model, "--port", str(a.port)]
     cmd += ["--keys", str(keys.path), "--rate-limit", "off", "--work-dir", str(work / "api"), "--live-namespace", ""]
     server = subprocess.Popen(cmd, stdout=(work / "server.log").open("wb"), stderr=subprocess.STDOUT)
     try:
