@@ -203,11 +203,9 @@ def _serve(folder: Path, *args: str) -> Iterator[Server]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
-    """A local store: the tiny bundle as 0.0.1-test (on production) and 0.0.2-test (with
-    a pipeline record), as a retraining pipeline would leave them."""
-    root = tmp_path_factory.mktemp("api-store")
+def two_version_store(root: Path) -> ModelStore:
+    """A local store under `root`: the tiny bundle as 0.0.1-test (on production) and
+    0.0.2-test (with a pipeline record), as a retraining pipeline would leave them."""
     store = ModelStore.open(root / "store")
     store.publish(TINY)
     store.publish(new_version(root / "v2", "0.0.2-test", src=TINY))
@@ -224,6 +222,11 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     store.promote(MODEL, "0.0.1-test", "production", "first version", by="test-setup")
     shutil.rmtree(root / "v2")
     return store
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    return two_version_store(tmp_path_factory.mktemp("api-store"))
 
 
 @pytest.fixture(scope="session")

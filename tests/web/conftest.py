@@ -27,8 +27,8 @@ import pytest
 
 from hades_perception.api.routes_web import web_dir
 from hades_perception.models.store import ModelStore
-from tests.api.conftest import MODEL, TINY, Server, _serve
-from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, new_version
+from tests.api.conftest import MODEL, TINY, Server, _serve, two_version_store
+from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED
 from tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -79,19 +79,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def web_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
-    """0.0.1-test on production, 0.0.2-test published with a pipeline record, nothing on canary."""
-    root = tmp_path_factory.mktemp("web-store")
-    store = ModelStore.open(root / "store")
-    store.publish(TINY)
-    store.publish(new_version(root / "v2", "0.0.2-test", src=TINY))
-    store.write_record(
-        MODEL,
-        "0.0.2-test",
-        "pipeline",
-        {"decision": "candidate", "production": "0.0.1-test", "gates": [{"gate": "root_iou", "passed": True}]},
-    )
-    store.promote(MODEL, "0.0.1-test", "production", "first version", by="test-setup")
-    return store
+    """0.0.1-test on production, 0.0.2-test published with a pipeline record, nothing on
+    canary: the web tests' own store, since they move its channels."""
+    return two_version_store(tmp_path_factory.mktemp("web-store"))
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from hades_perception.api.auth import ReadKey
-from hades_perception.api.context import context
+from hades_perception.api.context import Context, context
 from hades_perception.api.errors import ApiError, responses
 from hades_perception.api.jobs import DONE, OUT_DIR
 from hades_perception.api.served_drift import HISTORY_EVERY
+from hades_perception.contract.bundle import Manifest
 
 router = APIRouter(tags=["monitoring"])
 
@@ -60,6 +61,13 @@ class DriftReports(BaseModel):
     reports: list[DriftReport]
 
 
+def _served(ctx: Context) -> Manifest:
+    """The served version's manifest; 503 before any version is served."""
+    if not ctx.slot.serving:
+        raise ApiError(503, "unavailable", "no model is served yet, so no frames were predicted")
+    return ctx.slot.pipeline.manifest
+
+
 @router.get(
     "/v1/monitoring/drift",
     response_model=DriftSummary,
@@ -68,9 +76,7 @@ class DriftReports(BaseModel):
 )
 def drift(request: Request, _key: ReadKey) -> DriftSummary:
     ctx = context(request)
-    if not ctx.slot.serving:
-        raise ApiError(503, "unavailable", "no model is served yet, so no frames were predicted")
-    return DriftSummary(**ctx.drift.summary(ctx.slot.pipeline.manifest))
+    return DriftSummary(**ctx.drift.summary(_served(ctx)))
 
 
 @router.get(
@@ -81,9 +87,7 @@ def drift(request: Request, _key: ReadKey) -> DriftSummary:
 )
 def drift_history(request: Request, _key: ReadKey) -> DriftHistory:
     ctx = context(request)
-    if not ctx.slot.serving:
-        raise ApiError(503, "unavailable", "no model is served yet, so no frames were predicted")
-    m = ctx.slot.pipeline.manifest
+    m = _served(ctx)
     points = [DriftPoint(**p) for p in ctx.drift.history(m)]
     return DriftHistory(model={"name": m.name, "version": m.version}, every=HISTORY_EVERY, points=points)
 

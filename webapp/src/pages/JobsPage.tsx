@@ -1,5 +1,6 @@
 // Jobs (batch predictions and hades-train runs): status, who started them, their MLflow
 // run and the end of their log, refreshed while any is queued or running; cancel one.
+import { ErrorAlert, StatusLine } from "../components/Messages";
 import { useCallback, useEffect, useState } from "react";
 import { get, message, request, type Job } from "../api";
 
@@ -56,14 +57,8 @@ export default function JobsPage() {
 
   return (
     <>
-      {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
-      <p role="status" aria-live="polite" className="status">
-        {status}
-      </p>
+      <ErrorAlert error={error} />
+      <StatusLine status={status} />
       <p>
         <button type="button" onClick={() => void load()}>
           Refresh

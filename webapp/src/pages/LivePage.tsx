@@ -1,7 +1,9 @@
 // A running node's latest plants and its drift verdict, as the server's live feed holds
 // them (GET /v1/live), refreshed every two seconds; or plainly why there is nothing.
-import { useEffect, useState } from "react";
-import { get, message, type Plant } from "../api";
+import { ErrorAlert } from "../components/Messages";
+import { useCallback, useState } from "react";
+import { get, type Plant } from "../api";
+import { usePoll } from "../usePoll";
 import PlantsTable from "../components/PlantsTable";
 
 interface Live {
@@ -24,29 +26,12 @@ const REFRESH_MS = 2000;
 
 export default function LivePage() {
   const [live, setLive] = useState<Live | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    let alive = true;
-    const load = () =>
-      get<Live>("/v1/live")
-        .then((l) => alive && (setLive(l), setError(null)))
-        .catch((exc) => alive && setError(message(exc)));
-    void load();
-    const timer = window.setInterval(load, REFRESH_MS);
-    return () => {
-      alive = false;
-      window.clearInterval(timer);
-    };
-  }, []);
+  const load = useCallback(async () => setLive(await get<Live>("/v1/live")), []);
+  const error = usePoll(load, REFRESH_MS);
 
   return (
     <>
-      {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {live && (
         <>
           <p data-testid="live-message" className={live.available ? undefined : "notice"}>

@@ -1,5 +1,6 @@
 // Models in the store: channels and their history, versions, a version's metrics,
 // lineage and records; promote and roll back, each after a confirmation dialog.
+import { ErrorAlert, StatusLine } from "../components/Messages";
 import { useCallback, useEffect, useState } from "react";
 import { ApiFailure, get, message, post, type ModelDetail, type VersionDetail } from "../api";
 import ConfirmDialog, { type Ask } from "../components/ConfirmDialog";
@@ -148,14 +149,8 @@ export default function ModelsPage({ canPromote }: { canPromote: boolean }) {
 
   return (
     <>
-      {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
-      <p role="status" aria-live="polite" className="status">
-        {status}
-      </p>
+      <ErrorAlert error={error} />
+      <StatusLine status={status} />
       {list && (
         <p>
           Source: {list.source} <code>{list.location}</code>

@@ -1,8 +1,10 @@
 // Drift of the frames this server predicted with the served version: the window judged
 // now (each signal's KS statistic against its threshold) and over time; and the drift
 // reports of finished `hades-train monitor` jobs.
-import { useEffect, useState } from "react";
-import { get, message } from "../api";
+import { ErrorAlert } from "../components/Messages";
+import { useCallback, useState } from "react";
+import { get } from "../api";
+import { usePoll } from "../usePoll";
 import DriftChart, { type DriftPoint } from "../components/DriftChart";
 
 interface Signal {
@@ -40,41 +42,21 @@ export default function MonitoringPage() {
   const [summary, setSummary] = useState<Summary | null>(null);
   const [history, setHistory] = useState<History | null>(null);
   const [reports, setReports] = useState<Reports | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    let alive = true;
-    const load = async () => {
-      try {
-        const [s, h, r] = await Promise.all([
-          get<Summary>("/v1/monitoring/drift"),
-          get<History>("/v1/monitoring/drift/history"),
-          get<Reports>("/v1/monitoring/reports"),
-        ]);
-        if (!alive) return;
-        setSummary(s);
-        setHistory(h);
-        setReports(r);
-        setError(null);
-      } catch (exc) {
-        if (alive) setError(message(exc));
-      }
-    };
-    void load();
-    const timer = window.setInterval(load, REFRESH_MS);
-    return () => {
-      alive = false;
-      window.clearInterval(timer);
-    };
+  const load = useCallback(async () => {
+    const [s, h, r] = await Promise.all([
+      get<Summary>("/v1/monitoring/drift"),
+      get<History>("/v1/monitoring/drift/history"),
+      get<Reports>("/v1/monitoring/reports"),
+    ]);
+    setSummary(s);
+    setHistory(h);
+    setReports(r);
   }, []);
+  const error = usePoll(load, REFRESH_MS);
 
   return (
     <>
-      {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       {summary && (
         <section aria-labelledby="now-title">
           <h2 id="now-title">

@@ -1,6 +1,7 @@
 // Drop a plate image; see its masks, root tips with plant numbers, traits and certainty.
 // One request: POST /v1/predict?masks=true&preview=true (the preview is the image as
 // the pipeline read it, so TIFF and 16-bit files show too).
+import { ErrorAlert, StatusLine } from "../components/Messages";
 import { useState, type DragEvent } from "react";
 import { message, request, type Prediction } from "../api";
 import PlateViewer from "../components/PlateViewer";
@@ -70,14 +71,8 @@ export default function PredictPage() {
           }}
         />
       </div>
-      <p role="status" aria-live="polite" className="status">
-        {status}
-      </p>
-      {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
+      <StatusLine status={status} />
+      <ErrorAlert error={error} />
       {pred && (
         <>
           <PlateViewer pred={pred} label={name} />
