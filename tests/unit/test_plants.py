@@ -184,6 +184,55 @@ class TestRoots:
         assert plants[2].primary_root_length_px == pytest.approx(320, rel=0.05)
         assert near(plants[1].primary_root_tip, tips[1])  # bare agar past a tip: no extension
 
+    def test_a_faint_young_root_broken_into_pieces_is_followed_across_gaps_further_down(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[2]  # its mask ends at ROW_Y + 325; the root goes on, faint, in pieces 4 and 4.5 mm apart
+        root(maps, [(x, ROW_Y + 326), (x + 4, ROW_Y + 366)], p=0.15, width=1)
+        root(maps, [(x + 4, ROW_Y + 366), (x + 8, ROW_Y + 400)])
+        root(maps, [(x + 8, ROW_Y + 401), (x + 13, ROW_Y + 446)], p=0.15, width=1)
+        root(maps, [(x + 13, ROW_Y + 446), (x + 16, ROW_Y + 480)])
+        plants = run(maps, peaks=[*tips[:2], (x + 16, ROW_Y + 480), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x + 16, ROW_Y + 480), 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(455, rel=0.05)
+        assert not plants[2].low_confidence
+        assert all(near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True) if p.plant != 2)
+
+    def test_a_piece_off_the_roots_direction_across_bare_agar_or_too_far_is_not_joined(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[0]  # a fibre 3 mm ahead, across the root's direction
+        root(maps, [(x - 20, ROW_Y + 355), (x + 40, ROW_Y + 385)], p=0.15, width=1)
+        root(maps, [(x - 5, ROW_Y + 355), (x + 40, ROW_Y + 385)])
+        x = SLOTS[1]  # a piece straight ahead across bare agar
+        root(maps, [(x, ROW_Y + 365), (x, ROW_Y + 420)])
+        x = SLOTS[2]  # a piece straight ahead, but 8 mm on
+        root(maps, [(x, ROW_Y + 325), (x, ROW_Y + 405)], p=0.15, width=1)
+        root(maps, [(x, ROW_Y + 405), (x, ROW_Y + 460)])
+        x = SLOTS[3]  # ahead and supported, but its direction turns away (debris, not the root going on)
+        root(maps, [(x, ROW_Y + 326), (x, ROW_Y + 360)], p=0.15, width=1)
+        root(maps, [(x, ROW_Y + 360), (x + 50, ROW_Y + 370)])
+        plants = run(maps, peaks=[])  # the detector confirms no end: only the geometry and the support decide
+        for p, t in zip(plants, tips, strict=True):
+            assert near(p.primary_root_tip, t, 4), (p.plant, p.primary_root_tip, t)
+
+    def test_a_neighbours_root_or_a_confirmed_end_takes_no_pieces(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS[:3]]
+        x = SLOTS[3]  # plant 3's root bends under plant 2's end (1 mm of faint agar between)
+        shoot(maps, x)
+        root(maps, [(x, ROW_Y + 30), (x, ROW_Y + 300), (SLOTS[2] + 5, ROW_Y + 345), (SLOTS[2] + 5, ROW_Y + 500)])
+        root(maps, [(SLOTS[2], ROW_Y + 326), (SLOTS[2] + 5, ROW_Y + 345)], p=0.15, width=1)
+        tip3 = (SLOTS[2] + 5, ROW_Y + 500)
+        tips.append(plant_at(maps, SLOTS[4], length=300, drift=0))
+        x = SLOTS[4]  # a confirmed end: the piece ahead of it is not its root going on
+        root(maps, [(x, ROW_Y + 326), (x, ROW_Y + 370)], p=0.15, width=1)
+        root(maps, [(x, ROW_Y + 370), (x, ROW_Y + 420)])
+        plants = run(maps, peaks=[tips[0], tips[1], tip3, tips[3]])
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert near(plants[3].primary_root_tip, tip3, 4), plants[3].primary_root_tip
+        assert near(plants[4].primary_root_tip, tips[3], 4), plants[4].primary_root_tip
+
     def test_a_crisp_root_end_is_not_extended_into_the_faint_halo_past_it(self):
         maps = blank()
         tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]

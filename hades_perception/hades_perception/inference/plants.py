@@ -20,7 +20,10 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
 5. per plant: the primary tip is the end point farthest from the start, preferring
    ends the tip detector (heatmap) confirms, but not a path that turns off where the
    longest goes straight on; a path that runs on past a detector peak with the detector
-   silent at its end (a mask running into a drop) ends at the peak; laterals are the
+   silent at its end (a mask running into a drop) ends at the peak; a primary root whose
+   end the detector does not confirm goes on into root pieces no plant reaches that lie
+   ahead of it, run on in its direction and have faint root evidence across the gap (a
+   faint young root the mask broke into pieces); laterals are the
    other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
    input-image px;
 6. numbering: plants left to right in the manifest's count of slots; a slot with no
@@ -62,7 +65,13 @@ CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it:
 CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
 TURN_MM = 1.5  # a root's direction where paths part: over this much of it before and after
 TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
+JOIN_MM = 6.0  # a root piece this far beyond a primary root's unconfirmed end may continue it, ...
+JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction over its last mm...
+JOIN_TURN = 35.0  # ...and running on within this many degrees of it over its first mm...
+JOIN_SUPPORT = 0.05  # ...with this mean root probability along the gap (bare agar: ~0)
+JOIN_MIN_MM = 0.5  # a piece shorter than this is a speck, not a root's stretch
 ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
+TIE_HEAT = 0.02  # tip-detector values this close are a tie
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
 MIN_SEED_MM2 = 0.05
 ROW_BAND_MM = 6.0  # plants sit in a row: a root start farther than this above or below it is not a plant's
@@ -182,8 +191,9 @@ def find_plants(
         if kept and len(kept) < len(starts):  # what the dropped ones held goes to the others
             dist, pred, owner = _own(graph, kept)
         starts = kept
+    free = _free_pieces(graph, owner) if graph is not None else np.empty(0, int)
     found = [
-        _plant(s, i, coords, graph, dist, pred, owner, ev, frame, ppm_model, px_per_mm, low_confidence)
+        _plant(s, i, coords, graph, dist, pred, owner, ev, frame, ppm_model, px_per_mm, low_confidence, free)
         for i, s in _numbered(starts, frame, n_plants, dish_span)
     ]
     taken = {p.plant for p in found}
@@ -435,6 +445,7 @@ def _plant(
     ppm: float,
     px_per_mm: float | None,
     low_confidence: float,
+    free: np.ndarray | None = None,
 ) -> Plant:
     def img(p: np.ndarray | tuple[float, float]) -> Point:
         x, y = frame.to_image(p[0], p[1])
@@ -455,7 +466,9 @@ def _plant(
     longest = float(lengths.max())
     # The longest path, unless a nearly as long one (>= 60 %) ends where the tip detector fires.
     pick = np.nonzero(confirmed & (lengths >= 0.6 * longest))[0]
-    chosen = int(pick[np.argmax(heat[pick])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
+    # Ends the detector confirms alike (its heatmap cell is coarse): the longest of them.
+    top = pick[heat[pick] >= heat[pick].max() - TIE_HEAT] if len(pick) else pick
+    chosen = int(top[np.argmax(lengths[top])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
     far = int(np.argmax(lengths))
     if chosen != far and _turns_less(coords, pred, int(ends[far]), int(ends[chosen]), ppm):
         # Where the chosen path turns off and the longest goes straight on, the chosen one is
@@ -471,7 +484,11 @@ def _plant(
     on_primary = set(path.tolist())
     # A faint young tip fades below the mask's thresholds before it ends: follow the model's
     # faint evidence on along the root's direction.
-    line = np.vstack([coords[path], *_extend_tip(ev.root, coords[path], ppm)])
+    line = coords[path]
+    if graph is not None and free is not None and heat[chosen] < low_confidence:
+        # A faint young root breaks into pieces: pieces further down that continue it are its own.
+        line = np.vstack([line, *_join_pieces(line, coords, graph, free, ev, ppm)])
+    line = np.vstack([line, *_extend_tip(ev.root, line, ppm)])
     # The mask may run on past the tip (into a drop) and the extension past a tip the detector saw.
     keep = _cut_at_peak(ev, line, ppm)
     line = line[:keep]
@@ -510,6 +527,93 @@ def _plant(
             else f"a longer root path ends elsewhere ({float(dist[tip]) / longest:.0%} of its length)"
         )
     return plant
+
+
+def _free_pieces(graph: csr_matrix, owner: np.ndarray) -> np.ndarray:
+    """Per skeleton node, the label of its connected piece when no start reaches any of
+    the piece (a root's stretch broken off below a gap, or debris), else -1."""
+    _, comp = connected_components(graph, directed=False)
+    owned = np.zeros(comp.max() + 1, bool) if len(comp) else np.zeros(0, bool)
+    owned[comp[owner >= 0]] = True
+    return np.where(owned[comp], -1, comp) if len(comp) else comp
+
+
+def _join_pieces(
+    line: np.ndarray, coords: np.ndarray, graph: csr_matrix, free: np.ndarray, ev: Evidence, ppm: float
+) -> list[np.ndarray]:
+    """Points (model px) that continue a primary root (`line`, base to end) across gaps
+    longer than the tip extension bridges: a free piece of skeleton (no start reaches it)
+    whose nearest node lies within JOIN_MM ahead of the end, within JOIN_ANGLE of the
+    root's direction over its last mm, that runs on within JOIN_TURN of that direction
+    for JOIN_MIN_MM or more, where the root probability along the gap is not bare agar
+    (JOIN_SUPPORT). Pieces a start reaches are a plant's own: a neighbour's root is not taken."""
+    out: list[np.ndarray] = []
+    used: set[int] = set()
+    pts = line
+    for _ in range(6):  # piece after piece
+        d = _direction(pts, ppm)
+        if d is None:
+            break
+        end = pts[-1]
+        v = coords - end
+        along = v @ d
+        across = np.abs(v[:, 0] * d[1] - v[:, 1] * d[0])
+        near = (free >= 0) & (along > 0) & (np.hypot(v[:, 0], v[:, 1]) <= JOIN_MM * ppm)
+        near &= across <= np.maximum(0.3 * ppm, along * math.tan(math.radians(JOIN_ANGLE)))
+        best: tuple[float, np.ndarray, int] | None = None
+        for c in np.unique(free[near]):
+            if int(c) in used:
+                continue
+            members = np.nonzero(near & (free == c))[0]
+            entry = int(members[np.argmin(np.hypot(v[members, 0], v[members, 1]))])
+            gap = float(np.hypot(*v[entry]))
+            if best is not None and gap >= best[0]:
+                continue
+            reach, pred = dijkstra(graph, indices=entry, return_predecessors=True, limit=60 * ppm)
+            far = int(np.argmax(np.where(np.isfinite(reach), reach, -1.0)))
+            if reach[far] < JOIN_MIN_MM * ppm:
+                continue
+            piece = coords[_path(pred, far)]
+            ahead = piece[min(len(piece) - 1, max(2, round(ppm)))] - piece[0]
+            n = float(np.hypot(*ahead))
+            if n == 0 or float(ahead @ d) / n < math.cos(math.radians(JOIN_TURN)):
+                continue
+            if _along(ev.root, end, piece[0], ev.root_threshold) < JOIN_SUPPORT:
+                continue
+            best = (gap, piece, int(c))
+        if best is None:
+            break
+        gap, piece, c = best
+        used.add(c)
+        k = max(2, int(gap))
+        bridge = end + np.outer(np.arange(1, k) / k, piece[0] - end)
+        new = np.vstack([bridge, piece])
+        out.extend(new)
+        pts = np.vstack([pts, new])
+    return out
+
+
+def _along(root_p: np.ndarray, a: np.ndarray, b: np.ndarray, sure: float) -> float:
+    """Mean root probability along the gap between root ends a and b (model px): each
+    point's the most of its 3 x 3 neighbourhood (a faint root a pixel off the straight
+    line still counts), over the points where that is not sure root (the ends' own)."""
+    n = max(2, int(math.dist(a, b)) + 1)
+    h, w = root_p.shape
+    xs = np.clip(np.round(np.linspace(a[0], b[0], n)).astype(int), 1, w - 2)
+    ys = np.clip(np.round(np.linspace(a[1], b[1], n)).astype(int), 1, h - 2)
+    near = np.max([root_p[ys + dy, xs + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
+    gap = near[near < sure]
+    return float(gap.mean()) if gap.size else 1.0
+
+
+def _direction(path: np.ndarray, ppm: float) -> np.ndarray | None:
+    """Unit direction of a path over its last mm but its last few pixels (an end can hook)."""
+    if len(path) < 4:
+        return None
+    back = path[max(0, len(path) - 1 - max(4, round(ppm))) :]
+    d = back[-min(3, len(back) - 1) - 1] - back[0]
+    norm = float(np.hypot(d[0], d[1]))
+    return None if norm == 0 else d / norm
 
 
 def _turns_less(coords: np.ndarray, pred: np.ndarray, a: int, b: int, ppm: float) -> bool:
