@@ -55,12 +55,15 @@ class Summary:
     skipped: int  # done by an earlier run
     predicted: int
     failed: int
-    seconds: float
+    seconds: float  # the whole run, Ray's start included
     workers: int
+    seconds_predicting: float = 0.0  # from Ray up to the last plate (workers' model loads included)
 
     @property
     def images_per_s(self) -> float:
-        return self.predicted / self.seconds if self.seconds > 0 else 0.0
+        """Plates done per second while predicting (a cluster is started once, not per plate)."""
+        seconds = self.seconds_predicting or self.seconds
+        return self.predicted / seconds if seconds > 0 else 0.0
 
 
 @contextlib.contextmanager
@@ -107,10 +110,12 @@ def run_batch(job: Job, workers: int = 1, address: str | None = None, progress: 
     log.info("%d images in %s; %d done before, %d to do", len(keys), job.source, len(keys) - len(todo), len(todo))
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
+    predicting = 0.0
     if todo:
         from tqdm import tqdm
 
         with ray_session(address, workers * job.threads) as ray:
+            t_up = time.perf_counter()
             items = ray.data.from_items([{"key": k} for k in todo], override_num_blocks=min(len(todo), 4 * workers))
             done = items.map(
                 PlatePredictor,
@@ -125,11 +130,12 @@ def run_batch(job: Job, workers: int = 1, address: str | None = None, progress: 
                 if not row["ok"]:
                     bar.write(f"failed: {row['key']}: {row['error']}")
             bar.close()
+            predicting = time.perf_counter() - t_up
     seconds = time.perf_counter() - t0
     failed = sorted((r for r in rows if not r["ok"]), key=lambda r: str(r["key"]))
     write_failures(results, failed)
     write_traits(results)
-    return Summary(len(keys), len(keys) - len(todo), len(rows) - len(failed), len(failed), seconds, workers)
+    return Summary(len(keys), len(keys) - len(todo), len(rows) - len(failed), len(failed), seconds, workers, predicting)
 
 
 def write_failures(results: Results, failed: list[dict[str, Any]]) -> None:
