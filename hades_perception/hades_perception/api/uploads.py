@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hades_perception.api.errors import ApiError
+from hades_perception.inference.image_files import decode_image
 from hades_perception.inference.pipeline import MAX_PIXELS
 
 FORMATS = ("PNG", "JPEG", "TIFF")
@@ -61,25 +62,24 @@ def read_header(file: BinaryIO, max_pixels: int = MAX_PIXELS) -> Header:
 
 
 def decode(data: bytes, header: Header) -> np.ndarray:
-    """RGB (or grey) array as stored, 8- or 16-bit; ApiError 400 when it does not decode."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None:
+    """RGB (or grey) array as stored, 8- or 16-bit (as every entry point reads images:
+    inference/image_files.py); ApiError 400 when it does not decode or its size is not
+    the one its header gave."""
+    try:
+        image = decode_image(data, f"the {header.format} file")
+    except ValueError as exc:
         raise ApiError(
             400,
             "bad image",
             f"the {header.format} file ({len(data)} bytes, {header.width}x{header.height} by its header) "
             "cannot be decoded: truncated or corrupt; send the whole file",
-        )
+        ) from exc
     if (image.shape[1], image.shape[0]) != (header.width, header.height):
         raise ApiError(
             400,
             "bad image",
             f"the file decodes to {image.shape[1]}x{image.shape[0]} but its header says {header.width}x{header.height}",
         )
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    if image.ndim == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return image
 
 
