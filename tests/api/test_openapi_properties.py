@@ -37,7 +37,10 @@ OPERATIONS = [
     ("GET", "/v1/datasets/{dataset}"),
     ("DELETE", "/v1/datasets/{dataset}"),
     ("GET", "/v1/monitoring/drift"),
+    ("GET", "/v1/monitoring/drift/history"),
     ("GET", "/v1/monitoring/reports"),
+    ("GET", "/v1/live"),
+    ("GET", "/v1/me"),
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{name}"),
     ("GET", "/v1/models/{name}/versions/{version}"),
@@ -85,7 +88,10 @@ NO_INPUT = {
     ("GET", "/v1/jobs"),
     ("GET", "/v1/datasets"),
     ("GET", "/v1/monitoring/drift"),
+    ("GET", "/v1/monitoring/drift/history"),
     ("GET", "/v1/monitoring/reports"),
+    ("GET", "/v1/live"),
+    ("GET", "/v1/me"),
 }
 CASES = [
     pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")

@@ -48,9 +48,14 @@ def test_the_colcon_workspace_holds_the_node_and_message_packages_and_not_the_co
     assert not (REPO / "hades_perception" / "package.xml").exists(), "the core is a pip package, not a ROS one"
 
 
-# Optional, lazy imports the core may make: the ROS commands of `hades-perception` where
-# the ROS package is installed, and torch's GPU name where TensorRT runs without nvidia-smi.
-OPTIONAL_IN_CORE = {("cli.py", "hades_perception_ros"), ("tensorrt_engine.py", "torch")}
+# Optional, lazy imports the core may make: the ROS commands of `hades-perception` and the
+# API's live feed of a running node where the ROS package is installed, and torch's GPU
+# name where TensorRT runs without nvidia-smi.
+OPTIONAL_IN_CORE = {
+    ("cli.py", "hades_perception_ros"),
+    ("live.py", "hades_perception_ros"),
+    ("tensorrt_engine.py", "torch"),
+}
 
 
 def test_the_core_imports_neither_rclpy_nor_torch_nor_training():
