@@ -40,6 +40,12 @@ class Probation:
             self._served = self._failed = 0
             self._reported = None
 
+    @property
+    def version(self) -> str:
+        """The version on probation ("" before the first swap)."""
+        with self._lock:
+            return self._version
+
     def frame(self, version: str, ok: bool) -> None:
         """A frame served by `version` finished (ok) or failed in inference (not bad input)."""
         with self._lock:

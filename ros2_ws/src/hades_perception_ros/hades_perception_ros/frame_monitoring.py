@@ -86,7 +86,10 @@ class FrameMonitoring:
         if status is not None:
             self.verdict = (status.level, status.message)
             self.worst_signal = status.worst_signal
-        return status, self.probation.check(*self.verdict)
+        # A version on probation is judged by its own window only: until it has served a
+        # frame, the window here is still its predecessor's (whose drift is not its fault).
+        own = current is not None and current[0] == self.probation.version
+        return status, self.probation.check(*(self.verdict if own else (OK, "")))
 
     def start_metrics(self, node: str, worker: InferenceWorker[Any], slot: ServingSlot, host: str, port: int) -> int:
         """The Prometheus endpoint (counters, model and drift read when scraped); its port."""
