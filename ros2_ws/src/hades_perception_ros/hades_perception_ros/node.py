@@ -78,6 +78,9 @@ class PerceptionNode(LifecycleNode):
         self._subs: list[Any] = []
         self._model_changed = self.create_guard_condition(self._on_model_changed)
         self._pin_done = self.create_guard_condition(lambda: None)  # wakes the executor when a pin ends
+        # A pin the node made by itself (fallback_on_degradation) is announced on model_info
+        # once it holds: the swap's own announcement came before the pin was recorded.
+        self._self_pinned = self.create_guard_condition(self._publish_model_info)
         # Its own callback group: frames and timers go on while a pin is awaited.
         self.create_service(PinModel, "pin_model", self._on_pin, callback_group=MutuallyExclusiveCallbackGroup())
 
@@ -291,6 +294,7 @@ class PerceptionNode(LifecycleNode):
             ok, message = follower.pin_or_release(d.previous)
             log = self.get_logger().warning if ok else self.get_logger().error
             log(f"fallback to {d.previous}: {message}")
+            self._self_pinned.trigger()
 
         threading.Thread(target=fall_back, name="fallback", daemon=True).start()
         return f"falling back to {d.previous} (pinned by the node)"
