@@ -11,6 +11,7 @@ found by one lookup (resume).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from hades_perception.inference.image_files import IMAGE_SUFFIXES
@@ -33,17 +34,19 @@ class Archive:
 
     url: str
 
+    @cached_property
     def blobs(self) -> Blobs:
+        """Opened once (an Azure client per archive, not per plate)."""
         return open_blobs(self.url)
 
     def keys(self) -> list[str]:
         """Every image under the input (sub-folders included), in a stable order."""
         if "://" not in self.url and not Path(self.url).is_dir():
             raise FileNotFoundError(f"{self.url}: no such folder (or give a blob prefix: azure://container/prefix)")
-        return sorted(k for k in self.blobs().list("") if PurePosixPath(k).suffix.lower() in IMAGE_SUFFIXES)
+        return sorted(k for k in self.blobs.list("") if PurePosixPath(k).suffix.lower() in IMAGE_SUFFIXES)
 
     def read(self, key: str) -> bytes:
-        data, _ = self.blobs().read(key)
+        data, _ = self.blobs.read(key)
         return data
 
 
@@ -53,7 +56,9 @@ class Results:
 
     url: str
 
+    @cached_property
     def blobs(self) -> Blobs:
+        """Opened once; a local output folder is made first."""
         if "://" not in self.url:
             Path(self.url).mkdir(parents=True, exist_ok=True)
         return open_blobs(self.url)
@@ -61,11 +66,11 @@ class Results:
     def done(self) -> set[str]:
         """Result names already written (what a resumed run skips)."""
         prefix = f"{RESULTS}/"
-        return {k[len(prefix) :] for k in self.blobs().list(prefix) if k.endswith(".json")}
+        return {k[len(prefix) :] for k in self.blobs.list(prefix) if k.endswith(".json")}
 
     def write(self, name: str, data: bytes) -> None:
-        self.blobs().write(name, data)
+        self.blobs.write(name, data)
 
     def read(self, name: str) -> bytes:
-        data, _ = self.blobs().read(name)
+        data, _ = self.blobs.read(name)
         return data
