@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from hades_perception.contract.bundle import Manifest
@@ -40,50 +41,54 @@ def _point(status: DriftStatus, frames_seen: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Version:
+    """What is kept of one served version: its window, frames seen, its drift history."""
+
+    monitor: DriftMonitor
+    seen: int = 0
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+
+
 class ServedDrift:
     def __init__(self, window: int, min_frames: int, keep_versions: int = KEEP_VERSIONS) -> None:
         self.window, self.min_frames, self.keep_versions = window, min_frames, keep_versions
         self._lock = threading.Lock()
-        self._monitors: OrderedDict[tuple[str, str], DriftMonitor] = OrderedDict()
-        self._seen: dict[tuple[str, str], int] = {}
-        self._history: dict[tuple[str, str], deque[dict[str, Any]]] = {}
+        self._versions: OrderedDict[tuple[str, str], _Version] = OrderedDict()
 
-    def _monitor(self, manifest: Manifest) -> DriftMonitor:
+    def _version(self, manifest: Manifest) -> _Version:
         key = (manifest.name, manifest.version)
         with self._lock:
-            monitor = self._monitors.get(key)
-            if monitor is None:
-                monitor = DriftMonitor.for_model(manifest, self.window, self.min_frames)
-                self._monitors[key] = monitor
-                self._seen[key], self._history[key] = 0, deque(maxlen=HISTORY_POINTS)
-                while len(self._monitors) > self.keep_versions:
-                    old, _ = self._monitors.popitem(last=False)
-                    self._seen.pop(old, None)
-                    self._history.pop(old, None)
-            self._monitors.move_to_end(key)
-            return monitor
+            kept = self._versions.get(key)
+            if kept is None:
+                kept = self._versions[key] = _Version(DriftMonitor.for_model(manifest, self.window, self.min_frames))
+                while len(self._versions) > self.keep_versions:
+                    self._versions.popitem(last=False)
+            self._versions.move_to_end(key)
+            return kept
 
     def add(self, manifest: Manifest, signals: Mapping[str, float]) -> None:
         """One predicted frame's signals, in the window of the version that predicted it;
         every HISTORY_EVERY frames a point of the drift history."""
-        monitor = self._monitor(manifest)
-        monitor.add(signals)
-        key = (manifest.name, manifest.version)
+        kept = self._version(manifest)
+        kept.monitor.add(signals)
         with self._lock:
-            seen = self._seen[key] = self._seen.get(key, 0) + 1
+            kept.seen += 1
+            seen = kept.seen
         if seen % HISTORY_EVERY == 0:
-            point = _point(monitor.status(), seen)
+            point = _point(kept.monitor.status(), seen)
             with self._lock:
-                self._history.setdefault(key, deque(maxlen=HISTORY_POINTS)).append(point)
+                kept.history.append(point)
 
     def history(self, manifest: Manifest) -> list[dict[str, Any]]:
         """The drift history of `manifest`'s version, oldest point first."""
         with self._lock:
-            return list(self._history.get((manifest.name, manifest.version), ()))
+            kept = self._versions.get((manifest.name, manifest.version))
+            return list(kept.history) if kept is not None else []
 
     def status(self, manifest: Manifest) -> DriftStatus:
         """The window of `manifest`'s version, judged now."""
-        return self._monitor(manifest).status()
+        return self._version(manifest).monitor.status()
 
     def summary(self, manifest: Manifest) -> dict[str, Any]:
         """The window of `manifest`'s version, judged now, as the API answers it."""
