@@ -47,7 +47,11 @@ DATASTORE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,511}$")  # a folder
 STORE_URL = re.compile(
     r"^(azure://[a-z0-9][a-z0-9-]{2,62}(/[A-Za-z0-9._/-]*)?|https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?)$"
 )
-AZURE_KINDS = ("azure_train", "azure_pipeline")
+# The hades-train subcommand of each Azure kind, and the file its spec goes to (in out/).
+AZURE_KINDS = {
+    "azure_train": (("azure", "submit"), "job.yaml"),
+    "azure_pipeline": (("azure", "pipeline"), "pipeline.yaml"),
+}
 MAX_OVERRIDES = 32
 # The MLflow run a log names: MLflow's own "View run ... at: .../runs/<id>", or our "mlflow_run_id ...".
 RUN_ID = re.compile(r"(?:mlflow[ _]run[ _]id|/runs/)\W{0,4}([0-9a-f]{32})\b", re.IGNORECASE)
@@ -165,12 +169,15 @@ class Plan:
     env: tuple[tuple[str, str], ...] = ()
     passthrough: tuple[str, ...] = ()  # after `--`: the Azure job's own hades-train options
 
+    @property
+    def subcommand(self) -> tuple[str, ...]:
+        return AZURE_KINDS[self.kind][0] if self.kind in AZURE_KINDS else (self.kind,)
+
     def argv(self, command: tuple[str, ...], out: Path) -> list[str]:
         if self.kind in AZURE_KINDS:
-            sub = self.kind.split("_", 1)[1].replace("train", "submit")
-            spec = out / ("job.yaml" if self.kind == "azure_train" else "pipeline.yaml")
             rest = ["--", *self.passthrough] if self.passthrough else []
-            return [*command, "azure", sub, f"--spec-out={spec}", *self.options, *rest]
+            spec = out / AZURE_KINDS[self.kind][1]
+            return [*command, *self.subcommand, f"--spec-out={spec}", *self.options, *rest]
         return [*command, self.kind, f"--out={out}", *self.options]
 
 
@@ -327,13 +334,14 @@ def run(handle: Handle, plan: Plan, command: tuple[str, ...]) -> None:
     """A job's work: the subprocess, then its exit status and MLflow run on the record."""
     argv = plan.argv(command, handle.out)
     show = ["hades-train", *argv[len(command) :]]
-    sub = " ".join(argv[len(command) : len(command) + (2 if plan.kind in AZURE_KINDS else 1)])
     handle.update(command=show)
     env = {**os.environ, **dict(plan.env), "PYTHONUNBUFFERED": "1"}
     code = run_subprocess(handle, argv, env, show)
     handle.update(exit_code=code, mlflow_run_id=mlflow_run_id(plan.kind, handle.out, handle.folder / LOG_FILE))
     if code != 0 and not handle.cancelled.is_set():
-        raise JobError(f"hades-train {sub} exited with status {code}; the log's last lines say why")
+        raise JobError(
+            f"hades-train {' '.join(plan.subcommand)} exited with status {code}; the log's last lines say why"
+        )
 
 
 def mlflow_run_id(kind: str, out: Path, log_file: Path) -> str | None:
