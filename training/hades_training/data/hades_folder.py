@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hades_training.data.io import IMAGE_SUFFIXES, keep_loadable, read_mask, read_rgb
+from hades_perception.inference.image_files import IMAGE_SUFFIXES
+from hades_training.data.io import keep_loadable, read_mask, read_rgb
 from hades_training.data.landmarks_from_masks import derive_plants
 from hades_training.data.sample import HADES_CLASSES, DatasetError, PlantTruth, PlateTruth, Sample
 from hades_training.data.splits import experiment_key

@@ -12,7 +12,6 @@ import numpy as np
 
 from hades_training.data.sample import DatasetError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 
