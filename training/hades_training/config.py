@@ -31,8 +31,10 @@ class TrainConfig:
     kinds: tuple[str, ...] = REQUIRED_KINDS
     crop: str = "dish"  # "dish" or "none" (RootNav photographs have no dish)
     scale: float = 0.5  # model px per image px
-    # model
+    # model (see hades_training/model.py; benchmarks/architecture_sweep.py weighs them)
     width: int = 16
+    depthwise: bool = False  # depthwise-separable 3x3 convs (all but the stem's first)
+    light_full_res: bool = False  # one conv instead of two in the stride-1 decoder level
     # targets
     heat_sigma: float = 1.5  # heatmap cells
     # optimisation

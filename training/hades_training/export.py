@@ -50,7 +50,9 @@ def load_checkpoint(path: Path) -> tuple[HadesNet, TrainConfig, dict[str, Any]]:
         raise FileNotFoundError(f"{path}: no such checkpoint")
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = TrainConfig.from_dict(ck["config"], f"{path}: config")
-    model = HadesNet(len(cfg.classes), len(cfg.kinds), cfg.width)
+    model = HadesNet(
+        len(cfg.classes), len(cfg.kinds), cfg.width, depthwise=cfg.depthwise, light_full_res=cfg.light_full_res
+    )
     model.load_state_dict(ck["model"])
     model.eval()
     return model, cfg, ck

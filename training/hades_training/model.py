@@ -15,6 +15,12 @@ Why this shape:
   400 model px, 800 image px).
 - Plain torch only (no torchvision/timm), BatchNorm + ReLU, bilinear upsampling:
   everything exports to ONNX with dynamic height and width (multiples of 16).
+- Two knobs trade accuracy for CPU time (benchmarks/architecture_sweep.py measures
+  both; the defaults are the network above, so old checkpoints load unchanged):
+  `depthwise` makes every 3x3 conv but the stem's first a depthwise 3x3 + pointwise
+  1x1 pair (about 8x fewer MACs and weights per conv, less capacity per layer), and
+  `light_full_res` gives the stride-1 decoder level, about 30 % of the MACs, one
+  3x3 conv instead of two (less refinement of the thin-root edges).
 """
 
 from __future__ import annotations
@@ -27,21 +33,42 @@ SIZE_DIVISOR = 16
 HEAT_STRIDE = 4
 
 
-def _block(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
+def _conv3(cin: int, cout: int, dilation: int, depthwise: bool) -> nn.Module:
+    """A 3x3 conv without bias (BatchNorm follows), or its depthwise-separable
+    counterpart: a 3x3 conv per input channel, then a 1x1 conv that mixes them."""
+    if not depthwise:
+        return nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=False)
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cin, 3, padding=dilation, dilation=dilation, groups=cin, bias=False),
+        nn.Conv2d(cin, cout, 1, bias=False),
     )
 
 
+def _block(
+    cin: int,
+    cout: int,
+    dilation: int = 1,
+    *,
+    depthwise: bool = False,
+    plain_first: bool = False,
+    convs: int = 2,
+) -> nn.Sequential:
+    """`convs` x (3x3 conv + BatchNorm + ReLU); with `depthwise`, the convs are
+    depthwise-separable except the first when `plain_first` (the stem's, on 3 channels)."""
+    layers: list[nn.Module] = []
+    for i in range(convs):
+        layers += [
+            _conv3(cin if i == 0 else cout, cout, dilation, depthwise and not (i == 0 and plain_first)),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
 class _Up(nn.Module):
-    def __init__(self, cin: int, cskip: int, cout: int) -> None:
+    def __init__(self, cin: int, cskip: int, cout: int, *, depthwise: bool = False, convs: int = 2) -> None:
         super().__init__()
-        self.block = _block(cin + cskip, cout)
+        self.block = _block(cin + cskip, cout, depthwise=depthwise, convs=convs)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
@@ -49,20 +76,31 @@ class _Up(nn.Module):
 
 
 class HadesNet(nn.Module):
-    def __init__(self, n_classes: int = 4, n_kinds: int = 3, width: int = 16) -> None:
+    def __init__(
+        self,
+        n_classes: int = 4,
+        n_kinds: int = 3,
+        width: int = 16,
+        *,
+        depthwise: bool = False,
+        light_full_res: bool = False,
+    ) -> None:
         super().__init__()
-        c = width
+        c, dw = width, depthwise
         self.n_classes, self.n_kinds, self.width = n_classes, n_kinds, width
-        self.stem = _block(3, c)  # stride 1
-        self.enc1 = _block(c, 2 * c)  # 2
-        self.enc2 = _block(2 * c, 4 * c)  # 4
-        self.enc3 = _block(4 * c, 8 * c)  # 8
-        self.enc4 = _block(8 * c, 8 * c)  # 16
-        self.context = nn.Sequential(_block(8 * c, 8 * c, dilation=2), _block(8 * c, 8 * c, dilation=4))
-        self.up3 = _Up(8 * c, 8 * c, 4 * c)  # 8
-        self.up2 = _Up(4 * c, 4 * c, 2 * c)  # 4
-        self.up1 = _Up(2 * c, 2 * c, c)  # 2
-        self.up0 = _Up(c, c, c)  # 1
+        self.depthwise, self.light_full_res = depthwise, light_full_res
+        self.stem = _block(3, c, depthwise=dw, plain_first=True)  # stride 1
+        self.enc1 = _block(c, 2 * c, depthwise=dw)  # 2
+        self.enc2 = _block(2 * c, 4 * c, depthwise=dw)  # 4
+        self.enc3 = _block(4 * c, 8 * c, depthwise=dw)  # 8
+        self.enc4 = _block(8 * c, 8 * c, depthwise=dw)  # 16
+        self.context = nn.Sequential(
+            _block(8 * c, 8 * c, dilation=2, depthwise=dw), _block(8 * c, 8 * c, dilation=4, depthwise=dw)
+        )
+        self.up3 = _Up(8 * c, 8 * c, 4 * c, depthwise=dw)  # 8
+        self.up2 = _Up(4 * c, 4 * c, 2 * c, depthwise=dw)  # 4
+        self.up1 = _Up(2 * c, 2 * c, c, depthwise=dw)  # 2
+        self.up0 = _Up(c, c, c, depthwise=dw, convs=1 if light_full_res else 2)  # 1
         self.seg_head = nn.Conv2d(c, n_classes, 1)
         self.heat_head = nn.Sequential(
             nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(2 * c, n_kinds, 1)

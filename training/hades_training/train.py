@@ -255,7 +255,9 @@ def train(
 
     # model and optimiser (the learning rate is set every step from lr_at)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = HadesNet(len(cfg.classes), len(cfg.kinds), cfg.width).to(device)
+    model = HadesNet(
+        len(cfg.classes), len(cfg.kinds), cfg.width, depthwise=cfg.depthwise, light_full_res=cfg.light_full_res
+    ).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
