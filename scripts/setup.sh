@@ -66,6 +66,24 @@ EOF
   echo "$PY_HASH" > "$PY_STAMP"
 fi
 
+# --- 1b. OpenVINO runtime beside the venv (x86_64) --------------------------------
+# onnxruntime-openvino ships the same `onnxruntime` module as onnxruntime, so it cannot
+# share the venv with it. It goes in a folder of its own; putting that folder first on
+# PYTHONPATH runs a process on it (tests/unit/test_openvino.py, the benchmarks; robots
+# install it in place of onnxruntime: docs/engines.md).
+OV_DIR="$VENV/openvino-runtime"
+if [[ $(uname -m) == x86_64 ]]; then
+  OV_PIN=$(grep -E '^onnxruntime-openvino==' "$ROOT/constraints.txt")
+  if [[ -f "$OV_DIR/.stamp" && $(cat "$OV_DIR/.stamp") == "$OV_PIN" ]]; then
+    step "OpenVINO runtime: up to date ($OV_DIR)"
+  else
+    step "OpenVINO runtime: $OV_PIN into $OV_DIR"
+    rm -rf "$OV_DIR"
+    "$PY" -m pip install --disable-pip-version-check -q --no-deps --target "$OV_DIR" "$OV_PIN"
+    echo "$OV_PIN" > "$OV_DIR/.stamp"
+  fi
+fi
+
 # --- 2. CMake path fix for the ROS wheels -------------------------------------
 step "ROS wheels: pointing exported CMake include paths at this venv"
 "$PY" "$ROOT/scripts/fix_ros_cmake_paths.py" "$VENV"

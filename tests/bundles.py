@@ -40,14 +40,17 @@ def failing_golden_version(dst: Path, version: str, src: Path = SHIPPED, **chang
     graph, so it needs neither onnx nor torch (the ROS tests use it too)."""
     new_version(dst, version, src, **changes)
     golden = dst / "golden"
-    record = json.loads((golden / "expected.json").read_text())
-    record["class_confidence"] = {c: (v + 0.5) % 1.0 for c, v in record["class_confidence"].items()}
-    with np.load(golden / "expected.npz") as packed:
-        inverted = {k: np.invert(packed[k]) if packed[k].dtype == np.uint8 else packed[k] for k in packed.files}
-    for name in ("expected.json", "expected.npz"):
-        (golden / name).unlink()  # new files, never a write through to the source
-    (golden / "expected.json").write_text(json.dumps(record, indent=1))
-    np.savez_compressed(golden / "expected.npz", **inverted)
+    for stem in ("expected", "expected.int8"):  # fp32's record, and the int8 variant's when it has one
+        if not (golden / f"{stem}.json").is_file():
+            continue
+        record = json.loads((golden / f"{stem}.json").read_text())
+        record["class_confidence"] = {c: (v + 0.5) % 1.0 for c, v in record["class_confidence"].items()}
+        with np.load(golden / f"{stem}.npz") as packed:
+            inverted = {k: np.invert(packed[k]) if packed[k].dtype == np.uint8 else packed[k] for k in packed.files}
+        for name in (f"{stem}.json", f"{stem}.npz"):
+            (golden / name).unlink()  # new files, never a write through to the source
+        (golden / f"{stem}.json").write_text(json.dumps(record, indent=1))
+        np.savez_compressed(golden / f"{stem}.npz", **inverted)
     manifest = json.loads((dst / MANIFEST).read_text())
     manifest["files"] = file_entries(dst)
     write_manifest(dst, manifest)

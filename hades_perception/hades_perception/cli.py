@@ -25,11 +25,15 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 
-from hades_perception.inference.engine import DEFAULT_PROVIDERS
+from hades_perception.inference.engine import DEFAULT_PROVIDERS, PRECISIONS
 from hades_perception.inference.image_files import IMAGE_SUFFIXES, read_image
+
+if TYPE_CHECKING:
+    from hades_perception.inference.pipeline import Pipeline
 
 PROG = "hades-perception"
 log = logging.getLogger(PROG)
@@ -37,7 +41,6 @@ log = logging.getLogger(PROG)
 
 def _predict(args: argparse.Namespace) -> int:
     from hades_perception.inference.landmarks import PRIMARY
-    from hades_perception.inference.pipeline import Pipeline
     from hades_perception.inference.prediction_files import write_prediction
 
     src = Path(args.input)
@@ -49,7 +52,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{src}: no such image or folder")
     if not files:
         raise ValueError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    pipe = Pipeline.from_bundle(args.model, providers=tuple(args.providers.split(",")), px_per_mm=args.px_per_mm)
+    pipe = _checked_pipeline(Path(args.model), tuple(args.providers.split(",")), args.precision, args.px_per_mm)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -77,6 +80,34 @@ def _predict(args: argparse.Namespace) -> int:
         )
     print(f"wrote predictions for {len(files) - failed} of {len(files)} image(s) to {out}")
     return 1 if failed else 0
+
+
+def _checked_pipeline(bundle: Path, providers: tuple[str, ...], precision: str, px_per_mm: float | None) -> Pipeline:
+    """The pipeline `precision` resolves to (loading.py); one that is not fp32 must match
+    the bundle's fp32 golden sample, as on a node, or fp32 serves with a warning."""
+    from hades_perception.contract.golden import check_golden
+    from hades_perception.inference.loading import load_pipeline
+    from hades_perception.inference.tensorrt_engine import local_engine_key
+    from hades_perception.serving.model_source import engine_cache
+
+    def load(asked: str) -> Pipeline:
+        return load_pipeline(
+            bundle,
+            providers=providers,
+            engine_key=local_engine_key()[0],
+            px_per_mm=px_per_mm,
+            precision=asked,
+            engine_cache_dir=engine_cache(lambda _name: ""),
+        )
+
+    pipe = load(precision)
+    if pipe.engine.precision != "fp32":
+        report = check_golden(bundle, pipe)
+        if not report.ok:
+            log.warning("%s fails the golden check (%s): fp32 instead", pipe.engine.name, "; ".join(report.problems))
+            pipe = load("fp32")
+    log.info("%s %s on %s", pipe.manifest.name, pipe.manifest.version, pipe.engine.name)
+    return pipe
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -182,10 +213,15 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--providers",
         default=",".join(D["execution_providers"]),
-        help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, CPU)",
+        help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, OpenVINO, CPU)",
     )
     p.add_argument("--threads", type=int, default=D["intra_op_threads"], help="ONNX Runtime threads; 0: all cores")
-    p.add_argument("--precision", default=D["precision"], choices=("fp32", "int8"), help="model variant")
+    p.add_argument(
+        "--precision",
+        default=D["precision"],
+        choices=PRECISIONS,
+        help="auto: int8 where the bundle's int8 variant passed its accuracy gate, else fp16 on TensorRT, else fp32",
+    )
     p.add_argument("--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish")
     p.add_argument("--keys", help="API keys file (default $HADES_DATA_DIR/api-keys.json)")
     p.add_argument(
@@ -331,7 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--providers",
         default=",".join(DEFAULT_PROVIDERS),
-        help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, CPU)",
+        help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, OpenVINO, CPU)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto (default): int8 where the bundle's int8 variant passed its accuracy gate, else fp16 on "
+        "TensorRT, else fp32",
     )
     p.add_argument(
         "--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish (120 mm agar width)"

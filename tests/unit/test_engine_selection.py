@@ -12,9 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from hades_perception.contract.bundle import MANIFEST, BundleError, file_entries, open_bundle, write_manifest
+from hades_perception.contract.bundle import (
+    MANIFEST,
+    BundleError,
+    Manifest,
+    file_entries,
+    open_bundle,
+    write_manifest,
+)
 from hades_perception.contract.golden import check_golden
-from hades_perception.inference.loading import load_pipeline
+from hades_perception.inference.engine import CPU, CUDA, OPENVINO, TENSORRT, provider_options
+from hades_perception.inference.loading import cache_key, load_pipeline, native_keys, resolve_precision
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.tensorrt_engine import (
     TensorRTEngine,
@@ -73,7 +81,7 @@ def test_without_an_engine_for_this_machine_onnx_runtime_serves(tmp_path: Path) 
     bundle = with_engines(new_version(tmp_path / "v", "9.9.9"), {H100: f"engines/{H100}.plan"})
     for key in (None, ORIN):
         pipeline = load_pipeline(bundle, providers=("CPUExecutionProvider",), engine_key=key)
-        assert pipeline.engine.name == "onnxruntime:CPUExecutionProvider"
+        assert pipeline.engine.name.startswith("onnxruntime:CPUExecutionProvider")
 
 
 def test_an_engine_that_cannot_run_here_is_passed_over_for_onnx_runtime_with_the_reason_logged(
@@ -84,7 +92,7 @@ def test_an_engine_that_cannot_run_here_is_passed_over_for_onnx_runtime_with_the
     bundle = with_engines(new_version(tmp_path / "v", "9.9.9"), {ORIN: f"engines/{ORIN}.plan"})
     with caplog.at_level(logging.WARNING, logger="hades_perception.inference.loading"):
         pipeline = load_pipeline(bundle, providers=("CPUExecutionProvider",), engine_key=ORIN)
-    assert pipeline.engine.name == "onnxruntime:CPUExecutionProvider"
+    assert pipeline.engine.name.startswith("onnxruntime:CPUExecutionProvider")
     assert f"engine {ORIN}.plan not used" in caplog.text and "ONNX Runtime instead" in caplog.text
 
 
@@ -144,15 +152,43 @@ def test_a_missing_engine_file_is_built_from_the_bundles_onnx_and_serves(tiny_bu
     assert report.ok, report.problems
 
 
-def test_the_int8_variant_is_served_on_request_and_measured_against_the_fp32_golden_sample():
-    """precision="int8" serves model.int8.onnx (the shipped bundle has one). Its masks
-    agree with the fp32 golden sample on nearly every pixel; whether it passes the whole
-    check (confidences, peaks) decides whether a node serves it (the ROS package's
-    test_model_source.py)."""
+def with_gate(bundle: Path, passed: bool | None, reasons: tuple[str, ...] = ()) -> Path:
+    """`bundle` whose int8 variant's gate record says `passed` (None: no record, as in
+    bundles exported before the gate)."""
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    variant = manifest["variants"]["model.int8.onnx"]
+    variant.pop("gate", None)
+    if passed is not None:
+        variant["gate"] = {"passed": passed, "reasons": list(reasons), "max_iou_drop": 0.005}
+    write_manifest(bundle, manifest)
+    return bundle
+
+
+def test_auto_serves_the_int8_variant_that_passed_its_gate_on_a_cpu_and_it_matches_its_own_golden_sample(
+    tmp_path: Path,
+):
+    """The shipped bundle's int8 variant passed its gate at export: on this CPU `auto`
+    (the default everywhere) serves it, and it computes what it computed at export."""
+    assert load_pipeline(SHIPPED, providers=("CPUExecutionProvider",)).engine.name == (
+        "onnxruntime:CPUExecutionProvider:int8"
+    )
     pipe = load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), precision="int8")
-    assert pipe.engine.name == "onnxruntime:CPUExecutionProvider:int8"
+    assert pipe.engine.precision == "int8"
     report = check_golden(SHIPPED, pipe, NOT_ABOUT_SPEED_MS)
-    assert min(report.figures["mask_agreement"].values()) > 0.99
+    assert report.ok, report.problems
+    assert load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), precision="fp32").engine.precision == "fp32"
+
+
+@pytest.mark.parametrize("passed", [False, None], ids=["failed its gate", "no gate record"])
+@pytest.mark.parametrize("asked", ["auto", "int8"])
+def test_an_int8_variant_without_a_passed_gate_is_never_served(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, passed: bool | None, asked: str
+):
+    bundle = with_gate(new_version(tmp_path / "v", "9.9.9"), passed, ("seed IoU -0.0137 (gate -0.005)",))
+    with caplog.at_level("INFO", logger="hades_perception.inference.loading"):
+        pipe = load_pipeline(bundle, providers=("CPUExecutionProvider",), precision=asked)
+    assert pipe.engine.name == "onnxruntime:CPUExecutionProvider"
+    assert ("seed IoU -0.0137" if passed is False else "no accuracy gate record") in caplog.text
 
 
 def test_int8_on_a_bundle_without_the_variant_serves_fp32_with_a_warning(
@@ -168,3 +204,74 @@ def test_int8_on_a_bundle_without_the_variant_serves_fp32_with_a_warning(
     with caplog.at_level("WARNING"):
         pipe = load_pipeline(bundle, providers=("CPUExecutionProvider",), precision="int8")
     assert pipe.engine.name == "onnxruntime:CPUExecutionProvider" and "ships no int8 variant" in caplog.text
+
+
+def test_an_unknown_precision_is_refused_before_anything_loads():
+    with pytest.raises(BundleError, match="precision 'bf16'"):
+        load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), precision="bf16")
+
+
+@pytest.mark.parametrize(
+    ("asked", "provider", "gate", "served"),
+    [
+        ("auto", CPU, True, "int8"),
+        ("auto", OPENVINO, True, "int8"),
+        ("auto", TENSORRT, True, "int8"),
+        ("auto", CUDA, True, "fp32"),  # QDQ int8 gains nothing on the CUDA provider
+        ("auto", CPU, False, "fp32"),
+        ("auto", TENSORRT, False, "fp16"),
+        ("fp16", TENSORRT, True, "fp16"),
+        ("fp16", CPU, True, "fp32"),  # fp16 is a TensorRT build flag
+        ("int8", CUDA, True, "int8"),  # asked for by name: served where the gate passed
+        ("int8", CPU, False, "fp32"),
+        ("fp32", TENSORRT, True, "fp32"),
+    ],
+)
+def test_the_precision_served_follows_the_provider_and_the_int8_gate(
+    asked: str, provider: str, gate: bool, served: str
+):
+    raw = json.loads((SHIPPED / MANIFEST).read_text())
+    raw["variants"]["model.int8.onnx"]["gate"] = {"passed": gate, "reasons": [] if gate else ["root IoU -0.01"]}
+    assert resolve_precision(Manifest.from_dict(raw), asked, provider)[0] == served
+
+
+def test_prebuilt_engines_are_looked_for_best_precision_first_and_int8_only_past_its_gate():
+    raw = json.loads((SHIPPED / MANIFEST).read_text())
+    raw["variants"]["model.int8.onnx"]["gate"] = {"passed": True, "reasons": []}
+    passed = Manifest.from_dict(raw)
+    assert native_keys(passed, "auto", ORIN) == [ORIN.replace("fp16", "int8"), ORIN]
+    assert native_keys(passed, "fp32", ORIN) == [ORIN.replace("fp16", "fp32")]
+    raw["variants"]["model.int8.onnx"]["gate"] = {"passed": False, "reasons": ["x"]}
+    assert native_keys(Manifest.from_dict(raw), "int8", ORIN) == [ORIN]
+    assert native_keys(passed, "auto", None) == []  # no TensorRT here
+
+
+def test_tensorrt_builds_once_per_gpu_version_precision_and_shape_into_a_keyed_cache(tmp_path: Path):
+    """What ONNX Runtime's TensorRT provider is given (it cannot run here): fp16 and int8
+    flags by precision, one fixed input shape (the manifest's tile), and the engine and
+    timing caches in a folder whose name carries the GPU, TensorRT version, precision
+    and shape, so a cached engine is only ever reused where it was built for."""
+    manifest = open_bundle(SHIPPED)
+    tile = manifest.input.tile
+    opts = provider_options(
+        TENSORRT, precision="int8", threads=None, cache_dir=tmp_path / "c", tile=tile, input_name="image"
+    )
+    assert opts["trt_int8_enable"] == "True" and opts["trt_fp16_enable"] == "True"
+    assert opts["trt_profile_max_shapes"] == opts["trt_profile_opt_shapes"] == f"image:1x3x{tile}x{tile}"
+    assert opts["trt_engine_cache_enable"] == "True" and opts["trt_engine_cache_path"] == str(tmp_path / "c")
+    fp16 = provider_options(TENSORRT, precision="fp16", threads=None, cache_dir=None, tile=tile, input_name="image")
+    assert fp16["trt_fp16_enable"] == "True" and fp16["trt_int8_enable"] == "False"
+    assert "trt_engine_cache_path" not in fp16
+    key = cache_key(manifest, "fp16", TENSORRT)
+    assert key.startswith(manifest.sha256[:16] + "/") and key.endswith(f"_fp16_{tile}x{tile}")
+    assert "_trt" in key  # the TensorRT version ("unknown" without its Python package)
+    assert cache_key(manifest, "int8", OPENVINO) == f"{manifest.sha256[:16]}/openvino_int8_{tile}x{tile}"
+    ov = provider_options(OPENVINO, precision="int8", threads=2, cache_dir=tmp_path, tile=tile, input_name="image")
+    assert ov == {"device_type": "CPU", "num_of_threads": "2", "cache_dir": str(tmp_path)}
+
+
+def test_the_cpu_provider_has_nothing_to_cache_and_writes_nothing(tmp_path: Path):
+    """OpenVINO's cache is filled for real in test_openvino.py; TensorRT's needs a GPU."""
+    pipe = load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), engine_cache_dir=tmp_path / "engines")
+    assert pipe.engine.precision == "int8"
+    assert not (tmp_path / "engines").exists()

@@ -85,6 +85,7 @@ class OracleEngine:
     Not a fake of a dependency: it isolates the pipeline's own decoding."""
 
     name = "oracle"
+    precision = "fp32"
 
     def __init__(self, seg: np.ndarray, heat: np.ndarray) -> None:
         self.seg, self.heat = seg, heat

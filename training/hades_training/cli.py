@@ -76,6 +76,7 @@ def _export(args: argparse.Namespace) -> int:
         tensorrt=not args.no_tensorrt,
         force=args.force,
         max_items=args.max_items,
+        tile=args.tile,
     )
     print(f"bundle: {out}")
     return 0
@@ -85,7 +86,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from hades_training.evaluate.report import evaluate, log_evaluation
 
     out = Path(args.out)
-    summary = evaluate(Path(args.model), args.data, args.split, out, max_items=args.max_items)
+    summary = evaluate(Path(args.model), args.data, args.split, out, max_items=args.max_items, precision=args.precision)
     if not args.no_mlflow:
         try:
             print(f"mlflow_run_id {log_evaluation(summary, out, Path(args.model))}")
@@ -253,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8", action="store_true", help="also write a static int8 variant and measure its cost")
     p.add_argument("--no-tensorrt", action="store_true", help="do not try to build a TensorRT engine")
     p.add_argument("--max-items", type=int, default=8, help="validation items to use (default 8)")
+    p.add_argument(
+        "--tile", type=int, default=None, help="serving tile for the manifest (default: the training config's)"
+    )
     p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
     p.set_defaults(func=_export)
 
@@ -262,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="split (Hades sub-folder, RootNav valid)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--max-items", type=int, default=None, help="evaluate the first N items only")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "int8"),
+        help="fp32: model.onnx (default); int8: the bundle's int8 variant, what nodes serve where it passed its gate",
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the evaluation as an MLflow run")
     p.set_defaults(func=_evaluate)
 

@@ -16,6 +16,7 @@ class TorchEngine:
         self.model, self.device = model, device
         self.seg_tensor, self.heat_tensor = seg_tensor, heat_tensor
         self.name = f"torch:{device.type}"
+        self.precision = "fp32"
 
     @torch.no_grad()
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:

@@ -41,7 +41,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "force_engine_update": False,
     "px_per_mm": 0.0,
     "dish_mm": DISH_MM,
-    "precision": "fp32",
+    "precision": "auto",
+    "engine_cache_dir": "",
 }
 # The node's monitoring parameters the API uses, with the node's defaults (a test keeps them equal).
 MONITORING_DEFAULTS: dict[str, int] = {"drift_window": 50, "drift_min_frames": 20}

@@ -4,7 +4,8 @@ model that loads but computes something else (wrong engine build, corrupted
 weights, wrong provider numerics) is never served.
 
 Files in the bundle: golden/input.png, golden/expected.npz (packed masks),
-golden/expected.json (landmarks, per-class confidence, export latency).
+golden/expected.json (landmarks, per-class confidence, export latency); for a bundle
+with an int8 variant also golden/expected.int8.{npz,json}, what that variant computed.
 """
 
 from __future__ import annotations
@@ -36,15 +37,27 @@ class GoldenReport:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-def write_golden(bundle: Path, image_rgb: np.ndarray, pred: Prediction, latency_ms: float) -> dict[str, Any]:
-    """Store the golden input and expected outputs; returns the manifest's `golden` entry."""
+def expected_stem(precision: str) -> str:
+    """The golden outputs a model file is held to: model.onnx's (fp32, also what TensorRT's
+    fp16 must match) or its int8 variant's own, recorded at export. The variant is judged
+    for accuracy by its gate (export.py); here it must compute what it computed at export,
+    on whichever runtime serves it (ONNX Runtime's CPU provider, OpenVINO, TensorRT)."""
+    return "expected.int8" if precision == "int8" else "expected"
+
+
+def write_golden(
+    bundle: Path, image_rgb: np.ndarray, pred: Prediction, latency_ms: float, precision: str = "fp32"
+) -> dict[str, Any]:
+    """Store the golden input and expected outputs; returns the manifest's `golden` entry
+    (for `precision` "int8": the `golden.int8` entry, beside the fp32 one)."""
     g = bundle / "golden"
     g.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(g / "input.png"), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR))
     arrays: dict[str, np.ndarray] = {c: np.packbits(m) for c, m in pred.masks.items()}
     arrays["shape"] = np.array(image_rgb.shape[:2])
-    np.savez_compressed(g / "expected.npz", **arrays)  # type: ignore[arg-type]
-    (g / "expected.json").write_text(
+    stem = expected_stem(precision)
+    np.savez_compressed(g / f"{stem}.npz", **arrays)  # type: ignore[arg-type]
+    (g / f"{stem}.json").write_text(
         json.dumps(
             {
                 "landmarks": [lm.to_dict() for lm in pred.landmarks],
@@ -57,8 +70,8 @@ def write_golden(bundle: Path, image_rgb: np.ndarray, pred: Prediction, latency_
     )
     return {
         "input": "golden/input.png",
-        "expected_masks": "golden/expected.npz",
-        "expected": "golden/expected.json",
+        "expected_masks": f"golden/{stem}.npz",
+        "expected": f"golden/{stem}.json",
         "tolerance": dict(TOLERANCE),
         "latency_ms_at_export": round(latency_ms, 1),
     }
@@ -75,17 +88,26 @@ def _timed(run: Any, rgb: np.ndarray) -> tuple[Prediction, float, float]:
     return pred, own, max(0.0, wall - own)
 
 
-def check_golden(bundle: Path, run: Any, latency_budget_ms: float | None = None) -> GoldenReport:
+def check_golden(
+    bundle: Path, run: Any, latency_budget_ms: float | None = None, precision: str | None = None
+) -> GoldenReport:
     """Run `run(image) -> Prediction` on the golden input and compare with what
     was expected at export. `run` is the pipeline about to be served, or a
-    function that runs it when the node has a free moment."""
+    function that runs it when the node has a free moment; `precision` that of the
+    model file it runs (default: the pipeline's engine's, else fp32). An int8 variant
+    is held to its own golden outputs when its export recorded them, else to fp32's."""
     g = bundle / "golden"
+    if precision is None:
+        precision = getattr(getattr(run, "engine", None), "precision", "fp32")
+    stem = expected_stem(precision or "fp32")
+    if not (g / f"{stem}.json").is_file():
+        stem = expected_stem("fp32")
     img = cv2.imread(str(g / "input.png"), cv2.IMREAD_COLOR)
     if img is None:
         return GoldenReport(False, 0.0, ["golden/input.png cannot be read"])
     rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    expected = json.loads((g / "expected.json").read_text())
-    packed = np.load(g / "expected.npz")
+    expected = json.loads((g / f"{stem}.json").read_text())
+    packed = np.load(g / f"{stem}.npz")
     shape = tuple(int(v) for v in packed["shape"])
     _, warmup, waited_first = _timed(run, rgb)  # warm-up: first runs allocate and tune
     pred, latency, waited = _timed(run, rgb)

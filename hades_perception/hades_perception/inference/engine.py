@@ -1,8 +1,14 @@
 """Inference engines: something that maps an input tensor to named output tensors.
 
-The pipeline only sees the Engine protocol, so ONNX Runtime (CPU, CUDA or
-TensorRT execution provider) and a native TensorRT engine are interchangeable,
+The pipeline only sees the Engine protocol, so ONNX Runtime (on the TensorRT, CUDA,
+OpenVINO or CPU execution provider) and a native TensorRT engine are interchangeable,
 and which one runs is a fact the node reports in model_info.
+
+Each execution provider gets the options that make it fast and restartable: TensorRT
+builds its engine once per GPU model, TensorRT version, precision and input shape and
+keeps it in a cache folder keyed by all four (a build takes minutes on a Jetson, and
+an engine built for one of them is wrong for another); OpenVINO keeps its compiled
+model in the same cache.
 """
 
 from __future__ import annotations
@@ -16,14 +22,69 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Preference order when the caller does not say otherwise.
-DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+TENSORRT, CUDA, OPENVINO, CPU = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "CPUExecutionProvider",
+)
+# Preference order when the caller does not say otherwise: GPUs first, then OpenVINO
+# (only present when onnxruntime-openvino is installed in place of onnxruntime: 2.3x
+# faster than the CPU provider on the int8 model on x86, docs/engines.md), then CPU.
+DEFAULT_PROVIDERS = (TENSORRT, CUDA, OPENVINO, CPU)
+# What the `precision` setting may ask for: auto picks per provider (first_choice).
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 
 
 class Engine(Protocol):
-    name: str  # e.g. "onnxruntime:CPUExecutionProvider"
+    name: str  # e.g. "onnxruntime:CPUExecutionProvider", "onnxruntime:OpenVINOExecutionProvider:int8"
+    precision: str  # what it computes in: fp32, fp16 or int8
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
+
+
+def first_available(providers: Sequence[str]) -> str | None:
+    """The execution provider ONNX Runtime will use for a preference list, if any."""
+    have = available_providers()
+    return next((p for p in providers if p in have), None)
+
+
+def provider_options(
+    provider: str, *, precision: str, threads: int | None, cache_dir: Path | None, tile: int, input_name: str
+) -> dict[str, str]:
+    """The options `provider` runs with. `precision` is the model's (fp32, fp16, int8):
+    fp16 is a TensorRT build flag on model.onnx, int8 the bundle's QDQ int8 variant."""
+    if provider == TENSORRT:
+        shape = f"{input_name}:1x3x{tile}x{tile}"
+        opts = {
+            "trt_fp16_enable": str(precision in ("fp16", "int8")),  # int8: layers left in float run fp16
+            "trt_int8_enable": str(precision == "int8"),  # explicit QDQ scales: no calibration table
+            "trt_profile_min_shapes": f"{input_name}:1x3x32x32",
+            "trt_profile_opt_shapes": shape,
+            "trt_profile_max_shapes": shape,
+        }
+        if cache_dir is not None:
+            opts |= {
+                "trt_engine_cache_enable": "True",
+                "trt_engine_cache_path": str(cache_dir),
+                "trt_timing_cache_enable": "True",
+                "trt_timing_cache_path": str(cache_dir),
+            }
+        return opts
+    if provider == OPENVINO:
+        opts = {"device_type": "CPU"}
+        if threads:
+            opts["num_of_threads"] = str(threads)
+        if cache_dir is not None:
+            opts["cache_dir"] = str(cache_dir)
+        return opts
+    return {}
 
 
 class OnnxRuntimeEngine:
@@ -35,6 +96,10 @@ class OnnxRuntimeEngine:
         input_name: str,
         providers: Sequence[str] = DEFAULT_PROVIDERS,
         threads: int | None = None,
+        *,
+        precision: str = "fp32",
+        cache_dir: Path | None = None,
+        tile: int = 768,
     ) -> None:
         import onnxruntime as ort
 
@@ -47,13 +112,35 @@ class OnnxRuntimeEngine:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(model), sess_options=opts, providers=chosen)
+        if chosen[0] == TENSORRT and cache_dir is not None and not any(cache_dir.glob("*.engine")):
+            log.info(
+                "building a TensorRT engine for %s (%s, %dx%d) into %s: minutes on a Jetson, once per GPU, "
+                "TensorRT version, precision and input shape",
+                Path(model).name,
+                precision,
+                tile,
+                tile,
+                cache_dir,
+            )
+        if cache_dir is not None and chosen[0] in (TENSORRT, OPENVINO):
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        with_options = [
+            (
+                p,
+                provider_options(
+                    p, precision=precision, threads=threads, cache_dir=cache_dir, tile=tile, input_name=input_name
+                ),
+            )
+            for p in chosen
+        ]
+        self.session = ort.InferenceSession(str(model), sess_options=opts, providers=with_options)
         self.input_name = input_name
         self.output_names = [o.name for o in self.session.get_outputs()]
         active = self.session.get_providers()[0]
-        variant = Path(model).name.removesuffix(".onnx").partition(".")[2]  # model.int8.onnx -> int8
-        self.name = f"onnxruntime:{active}" + (f":{variant}" if variant else "")
-        log.info("ONNX Runtime session on %s (asked for %s)", active, list(providers))
+        self.provider = active
+        self.precision = precision
+        self.name = f"onnxruntime:{active}" + (f":{precision}" if precision != "fp32" else "")
+        log.info("ONNX Runtime session on %s in %s (asked for %s)", active, precision, list(providers))
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, {self.input_name: inputs})

@@ -8,6 +8,12 @@ sample on ONNX Runtime only, so an FP16 engine is checked here); else ONNX Runti
 on the preferred execution providers. A prebuilt engine starts at once, where
 building one takes minutes on a Jetson. No rclpy here: the node calls this for its
 fallback bundle and for every store version it loads.
+
+Precision: a bundle's int8 variant is served only when it passed its accuracy gate
+at export (no class IoU worse by more than 0.005 and primary tips within 1 mm not
+fewer, on the validation split: hades_training/export.py); `auto` takes it on CPUs
+(OpenVINO or the CPU provider) and TensorRT, fp16 on TensorRT otherwise, and fp32
+on the CUDA provider, where QDQ int8 gains nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hades_perception.contract.bundle import BundleError, open_bundle
+from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
 from hades_perception.contract.golden import check_golden
+from hades_perception.inference.engine import CPU, OPENVINO, PRECISIONS, TENSORRT, first_available
 from hades_perception.inference.pipeline import DISH_MM, Pipeline
 from hades_perception.inference.tensorrt_engine import TensorRTEngine, prebuilt_engine, tensorrt_available, write_engine
 
@@ -34,30 +41,42 @@ def load_pipeline(
     verified: bool = False,
     px_per_mm: float | None = None,
     dish_mm: float = DISH_MM,
-    precision: str = "fp32",
+    precision: str = "auto",
+    engine_cache_dir: Path | None = None,
 ) -> Pipeline:
     """A pipeline for `bundle`. Every file is checked against the manifest unless the
     caller just did (`verified`). `engine_key` is local_engine_key()'s (None without
     TensorRT); `engine_file` an explicit engine, used as it is once it exists.
-    `precision` "int8" serves the bundle's int8 variant on ONNX Runtime when it ships
-    one (fp32 otherwise, with a warning); the caller's golden check applies to it."""
+    `precision` (PRECISIONS) is resolved by resolve_precision; the caller's golden check
+    applies to whatever it serves. `engine_cache_dir`: where TensorRT keeps the engines
+    it builds and OpenVINO its compiled models (None: no cache)."""
+    if precision not in PRECISIONS:
+        raise BundleError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     manifest = open_bundle(bundle, verify=not verified)
     if engine_file is not None:
+        native = native_precisions(manifest, precision)[0]
         if force_engine_update or not engine_file.exists():
             ok, why = tensorrt_available()
             if not ok:
                 asked = "a rebuild was asked for" if force_engine_update else "it does not exist"
                 raise BundleError(f"engine_file_path {engine_file}: {asked}, and it cannot be built here: {why}")
-            log.info("building TensorRT engine %s from %s/model.onnx (minutes on a Jetson)", engine_file, bundle)
             spec = manifest.input
-            write_engine(bundle / "model.onnx", engine_file, tile=spec.tile, input_name=spec.tensor)
+            onnx = bundle / manifest.model_file("int8" if native == "int8" else "fp32")
+            write_engine(onnx, engine_file, tile=spec.tile, precision=native, input_name=spec.tensor)
         return Pipeline(
-            manifest, TensorRTEngine(engine_file, manifest.input.tensor), px_per_mm=px_per_mm, dish_mm=dish_mm
+            manifest, TensorRTEngine(engine_file, manifest.input.tensor, native), px_per_mm=px_per_mm, dish_mm=dish_mm
         )
-    plan = prebuilt_engine(bundle, manifest, engine_key)
+    plan = next(
+        (
+            found
+            for key in native_keys(manifest, precision, engine_key)
+            if (found := prebuilt_engine(bundle, manifest, key)) is not None
+        ),
+        None,
+    )
     if plan is not None:
         try:
-            engine = TensorRTEngine(plan, manifest.input.tensor)
+            engine = TensorRTEngine(plan, manifest.input.tensor, plan.stem.rsplit("_", 1)[-1])
             pipeline = Pipeline(manifest, engine, px_per_mm=px_per_mm, dish_mm=dish_mm)
             report = check_golden(bundle, pipeline)
             if report.ok:
@@ -68,9 +87,81 @@ def load_pipeline(
         log.warning(
             "%s %s: engine %s not used (%s); ONNX Runtime instead", manifest.name, manifest.version, plan.name, why
         )
-    if precision != "fp32" and f"model.{precision}.onnx" not in manifest.variants:
-        log.warning("%s %s ships no %s variant; serving fp32", manifest.name, manifest.version, precision)
-        precision = "fp32"
+    provider = first_available(providers)
+    chosen, why = resolve_precision(manifest, precision, provider)
+    if why:
+        (log.warning if precision not in ("auto", chosen) else log.info)(
+            "%s %s: serving %s (%s)", manifest.name, manifest.version, chosen, why
+        )
+    cache = engine_cache_dir / cache_key(manifest, chosen, provider) if engine_cache_dir and provider else None
     return Pipeline.from_bundle(
-        bundle, providers, threads, verify=False, precision=precision, px_per_mm=px_per_mm, dish_mm=dish_mm
+        bundle,
+        providers,
+        threads,
+        verify=False,
+        precision=chosen,
+        px_per_mm=px_per_mm,
+        dish_mm=dish_mm,
+        engine_cache_dir=cache,
     )
+
+
+def native_precisions(manifest: Manifest, asked: str) -> list[str]:
+    """The precisions of a native TensorRT engine for `asked`, best first (int8 only
+    when the bundle's int8 variant passed its gate)."""
+    order = {"fp32": ["fp32"], "fp16": ["fp16"], "int8": ["int8", "fp16"], "auto": ["int8", "fp16"]}[asked]
+    return [p for p in order if p != "int8" or int8_gate(manifest)[0]]
+
+
+def native_keys(manifest: Manifest, asked: str, machine_key: str | None) -> list[str]:
+    """The prebuilt-engine keys to look for, best first: `machine_key` is this machine's
+    key (local_engine_key), whose precision suffix is swapped for each precision."""
+    if machine_key is None:
+        return []
+    stem = machine_key.rsplit("_", 1)[0]
+    return [f"{stem}_{p}" for p in native_precisions(manifest, asked)]
+
+
+def int8_gate(manifest: Manifest) -> tuple[bool, str]:
+    """(passed, why not) for the bundle's int8 variant, from the gate its export recorded."""
+    variant = manifest.variants.get("model.int8.onnx")
+    if variant is None:
+        return False, "the bundle ships no int8 variant"
+    gate = variant.get("gate")
+    if not isinstance(gate, dict):
+        return False, "its int8 variant has no accuracy gate record (exported before the gate)"
+    if gate.get("passed") is not True:
+        return False, "its int8 variant failed its accuracy gate: " + "; ".join(gate.get("reasons") or ["no reason"])
+    return True, ""
+
+
+def resolve_precision(manifest: Manifest, asked: str, provider: str | None) -> tuple[str, str]:
+    """(the model precision to serve, why it is not what was asked, or "")."""
+    on_tensorrt = provider == TENSORRT
+    int8_ok, int8_why = int8_gate(manifest)
+    if asked == "fp32":
+        return "fp32", ""
+    if asked == "fp16":
+        return ("fp16", "") if on_tensorrt else ("fp32", f"fp16 applies to TensorRT only; {provider} runs fp32")
+    if asked == "int8":
+        return ("int8", "") if int8_ok else ("fp32", int8_why)
+    # auto
+    if int8_ok and provider in (TENSORRT, OPENVINO, CPU):
+        return "int8", ""
+    if on_tensorrt:
+        return "fp16", int8_why
+    return "fp32", int8_why if provider in (OPENVINO, CPU) else ""
+
+
+def cache_key(manifest: Manifest, precision: str, provider: str) -> str:
+    """The engine cache folder of one model on one machine: TensorRT engines are valid
+    only for the GPU model, TensorRT version, precision and input shape they were built
+    for, so each combination has its own folder (`<model sha>/<gpu>_trt<v>_<precision>_<tile>`)."""
+    tile = manifest.input.tile
+    if provider == TENSORRT:
+        from hades_perception.inference.tensorrt_engine import engine_key, gpu_name, tensorrt_version
+
+        machine = engine_key(gpu_name(), tensorrt_version(), precision)
+    else:
+        machine = f"{provider.removesuffix('ExecutionProvider').lower()}_{precision}"
+    return f"{manifest.sha256[:16]}/{machine}_{tile}x{tile}"

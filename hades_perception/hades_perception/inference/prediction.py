@@ -14,6 +14,7 @@ x/y in input-image px; x_mm/y_mm from the agar's top-left corner, null when unca
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,12 @@ class Prediction:
     width: int
     height: int
     classes: tuple[str, ...]
-    masks: dict[str, np.ndarray]  # class -> (H, W) bool at input resolution
-    confidence_map: np.ndarray  # (H, W) uint8, 255 = certain; per pixel, of the least certain class
+    # class -> (H, W) bool at input resolution; the pipeline's are made on first access
+    # (full_resolution.py), so a consumer that never looks at masks never pays for them.
+    masks: Mapping[str, np.ndarray]
+    # (H, W) uint8, 255 = certain, per pixel of the least certain class: read it as
+    # `confidence_map`; the pipeline gives a function that makes it on first access.
+    confidence: np.ndarray | Callable[[], np.ndarray]
     landmarks: list[Landmark]
     class_confidence: dict[str, float]
     plants: list[Plant]  # every plant the dish should hold, numbered left to right
@@ -72,6 +77,12 @@ class Prediction:
     peaks: list[Landmark] = field(default_factory=list)
     # Per-frame monitoring signals (monitoring/signals.py): what drift detection reads.
     signals: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def confidence_map(self) -> np.ndarray:
+        if callable(self.confidence):
+            self.confidence = self.confidence()
+        return self.confidence
 
     @property
     def low_confidence(self) -> list[dict[str, Any]]:

@@ -60,7 +60,7 @@ def read_prediction(json_path: Path) -> Prediction:
         height=h,
         classes=classes,
         masks=masks,
-        confidence_map=np.zeros((h, w), np.uint8),
+        confidence=np.zeros((h, w), np.uint8),
         landmarks=[
             Landmark(lm["kind"], lm["plant"], lm["x"], lm["y"], lm["confidence"], lm.get("x_mm"), lm.get("y_mm"))
             for lm in d["landmarks"]

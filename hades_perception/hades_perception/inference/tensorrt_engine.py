@@ -1,4 +1,4 @@
-"""TensorRT: building FP16 engines from a bundle's verified ONNX, choosing the one a
+"""TensorRT: building FP16 and INT8 engines from a bundle's verified ONNX, choosing the one a
 bundle ships for this machine, and running it.
 
 Engines are specific to the GPU model, the TensorRT version and the precision,
@@ -64,6 +64,17 @@ def gpu_name() -> str:
     return "unknown-gpu"
 
 
+def tensorrt_version() -> str:
+    """The installed TensorRT's version, or "unknown" (ONNX Runtime's TensorRT provider
+    can run with TensorRT's libraries but without its Python package)."""
+    try:
+        import tensorrt as trt
+
+        return str(trt.__version__)
+    except Exception:  # not installed, or its libraries do not load
+        return "unknown"
+
+
 def engine_key(gpu: str, trt_version: str, precision: str) -> str:
     """e.g. 'nvidia-h100-80gb-hbm3_trt10.13.3_fp16'."""
     slug = re.sub(r"[^a-z0-9.]+", "-", gpu.lower()).strip("-")
@@ -99,8 +110,10 @@ def prebuilt_engine(bundle: Path, manifest: Manifest, key: str | None) -> Path |
     return path
 
 
-def serialize_engine(onnx_path: Path, *, tile: int, fp16: bool = True, input_name: str = "image") -> bytes:
-    """An engine for inputs up to tile x tile, built on this GPU (minutes on a Jetson)."""
+def serialize_engine(onnx_path: Path, *, tile: int, precision: str = "fp16", input_name: str = "image") -> bytes:
+    """An engine for inputs up to tile x tile, built on this GPU (minutes on a Jetson).
+    precision "int8" takes the bundle's QDQ int8 variant (explicit scales, no calibration
+    table); layers it leaves in float run in fp16."""
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -111,8 +124,10 @@ def serialize_engine(onnx_path: Path, *, tile: int, fp16: bool = True, input_nam
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
-    if fp16:
+    if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
     profile = builder.create_optimization_profile()
     profile.set_shape(input_name, (1, 3, 32, 32), (1, 3, tile, tile), (1, 3, tile, tile))
     config.add_optimization_profile(profile)
@@ -122,10 +137,11 @@ def serialize_engine(onnx_path: Path, *, tile: int, fp16: bool = True, input_nam
     return bytes(serialized)
 
 
-def write_engine(onnx_path: Path, path: Path, *, tile: int, fp16: bool = True, input_name: str = "image") -> Path:
+def write_engine(onnx_path: Path, path: Path, *, tile: int, precision: str = "fp16", input_name: str = "image") -> Path:
     """Build an engine into `path`, atomically: a build cut short leaves no half file
     that a later start would try to load."""
-    data = serialize_engine(onnx_path, tile=tile, fp16=fp16, input_name=input_name)
+    log.info("building TensorRT %s engine %s from %s (minutes on a Jetson)", precision, path, onnx_path)
+    data = serialize_engine(onnx_path, tile=tile, precision=precision, input_name=input_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(data)
@@ -135,15 +151,15 @@ def write_engine(onnx_path: Path, path: Path, *, tile: int, fp16: bool = True, i
 
 
 def build_engine(
-    onnx_path: Path, out_dir: Path, *, tile: int, fp16: bool = True, input_name: str = "image"
+    onnx_path: Path, out_dir: Path, *, tile: int, precision: str = "fp16", input_name: str = "image"
 ) -> tuple[str, dict[str, Any]]:
     """An engine for a bundle's engines/ folder, named by this machine's key; returns
-    (key, manifest entry)."""
+    (key, manifest entry). `onnx_path` is model.int8.onnx for precision "int8"."""
     import tensorrt as trt
 
-    precision, gpu = "fp16" if fp16 else "fp32", gpu_name()
+    gpu = gpu_name()
     key = engine_key(gpu, trt.__version__, precision)
-    path = write_engine(onnx_path, out_dir / f"{key}.plan", tile=tile, fp16=fp16, input_name=input_name)
+    path = write_engine(onnx_path, out_dir / f"{key}.plan", tile=tile, precision=precision, input_name=input_name)
     return key, {
         "file": f"engines/{path.name}",
         "gpu": gpu,
@@ -157,7 +173,7 @@ class TensorRTEngine:
     """Runs a serialised engine with torch CUDA tensors as buffers (torch is only
     needed on machines that have TensorRT anyway)."""
 
-    def __init__(self, plan: Path, input_name: str = "image") -> None:
+    def __init__(self, plan: Path, input_name: str = "image", precision: str = "fp16") -> None:
         import tensorrt as trt
         import torch
 
@@ -174,6 +190,7 @@ class TensorRTEngine:
             if self.engine.get_tensor_mode(self.engine.get_tensor_name(i)) == trt.TensorIOMode.OUTPUT
         ]
         self.name = f"tensorrt:{Path(plan).stem}"
+        self.precision = precision
         self.stream = torch.cuda.Stream()
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:

@@ -48,6 +48,7 @@ def bundle_loader(p: Param, following: bool) -> Callable[[Path], Pipeline]:
             px_per_mm=p("px_per_mm") or None,
             dish_mm=p("dish_mm"),
             precision=p("precision"),
+            engine_cache_dir=engine_cache(p),
         )
 
     return load
@@ -59,6 +60,16 @@ def cache(p: Param) -> ModelCache:
         data = os.environ.get("HADES_DATA_DIR")
         folder = str(Path(data) / "model-cache") if data else "~/.cache/hades_perception"
     return ModelCache(Path(folder).expanduser())
+
+
+def engine_cache(p: Param) -> Path:
+    """Where TensorRT keeps the engines it builds and OpenVINO its compiled models:
+    engine_cache_dir; empty: $HADES_DATA_DIR/engine-cache or ~/.cache/hades_perception-engines."""
+    folder = p("engine_cache_dir")
+    if not folder:
+        data = os.environ.get("HADES_DATA_DIR")
+        folder = str(Path(data) / "engine-cache") if data else "~/.cache/hades_perception-engines"
+    return Path(folder).expanduser()
 
 
 def follower(
@@ -114,10 +125,12 @@ def start_serving(p: Param, worker: InferenceWorker[Any] | None) -> tuple[Servin
         verify_bundle(fallback, trusted)
     manifest = open_bundle(fallback, verify=True)  # sha256 of every file before it is served
     pipeline = slot.load(fallback)
-    if p("precision") != "fp32":  # the golden sample was recorded in fp32: a variant must match it
+    if pipeline.engine.precision != "fp32":  # the golden sample was recorded in fp32: a variant must match it
         report = check_golden(fallback, pipeline, p("latency_budget_ms") or None)
         if not report.ok:
-            raise BundleError(f"{fallback} ({p('precision')}): golden check failed: " + "; ".join(report.problems))
+            raise BundleError(
+                f"{fallback} ({pipeline.engine.precision}): golden check failed: " + "; ".join(report.problems)
+            )
     slot.install(pipeline, Attempt(manifest.version, "bundle", ok=True))
     return slot, follows
 

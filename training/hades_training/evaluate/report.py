@@ -36,9 +36,12 @@ def evaluate(
     max_items: int | None = None,
     overlays: int = 6,
     providers: tuple[str, ...] = ("CPUExecutionProvider",),
+    precision: str = "fp32",
 ) -> dict[str, Any]:
+    """`precision` "int8" scores the bundle's int8 variant (what nodes serve where it
+    passed its gate), "fp32" model.onnx."""
     manifest = open_bundle(bundle)
-    pipe = Pipeline.from_bundle(bundle, providers=providers)
+    pipe = Pipeline.from_bundle(bundle, providers=providers, precision=precision)
     reader = open_dataset(data, split, skip_bad=True)
     n = len(reader) if max_items is None else min(max_items, len(reader))
     scorer = Scorer(manifest.outputs.classes)

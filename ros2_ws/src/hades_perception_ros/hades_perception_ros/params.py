@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hades_perception.inference.engine import DEFAULT_PROVIDERS
+from hades_perception.inference.engine import DEFAULT_PROVIDERS, PRECISIONS
 from hades_perception.inference.pipeline import MAX_PIXELS
 
 
@@ -102,10 +102,19 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param(
         "precision",
-        "fp32",
-        "ONNX Runtime model: fp32 (model.onnx), or int8, the bundle's int8 variant (model.int8.onnx, its accuracy "
-        "cost in the manifest) when it ships one, else fp32 with a warning; it must pass the golden check",
-        choices=("fp32", "int8"),
+        "auto",
+        "Model precision. auto: the bundle's int8 variant when it passed its accuracy gate at export (on CPUs, "
+        "OpenVINO and TensorRT), else fp16 on TensorRT, else fp32; int8: that variant when it passed its gate, "
+        "else fp32 with a warning; fp16: TensorRT only; fp32: model.onnx. Whatever is not fp32 must also pass "
+        "the bundle's golden check before it is served",
+        choices=PRECISIONS,
+    ),
+    Param(
+        "engine_cache_dir",
+        "",
+        "Where TensorRT keeps the engines it builds (per GPU model, TensorRT version, precision and input "
+        "shape) and OpenVINO its compiled models; empty: $HADES_DATA_DIR/engine-cache or "
+        "~/.cache/hades_perception-engines",
     ),
     Param("intra_op_threads", 0, "ONNX Runtime threads; 0: all cores", range=(0, 256)),
     # calibration
@@ -124,6 +133,13 @@ PARAMS: tuple[Param, ...] = (
     # outputs
     Param("publish_confidence_image", True, "Publish the per-pixel confidence image"),
     Param("publish_colour_mask", True, "Publish an rgb8 overlay of all classes for viewing"),
+    Param(
+        "viewing_rate_hz",
+        1.0,
+        "Most frames per second on the viewing images (confidence, masks/<class>, masks/colour), which are "
+        "made only while someone subscribes; 0: every frame. The masks topic a robot reads is not limited",
+        range=(0.0, 1000.0),
+    ),
     Param("max_image_pixels", MAX_PIXELS, "Frames larger than this are refused", range=(1, 2**31 - 1)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", range=(0.1, 60.0), read_only=False),
     # monitoring

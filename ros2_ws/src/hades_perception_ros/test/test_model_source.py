@@ -32,7 +32,7 @@ def with_int8(bundle: Path, dst: Path, variant: Path) -> Path:
     shutil.copytree(bundle, dst)
     shutil.copyfile(variant, dst / "model.int8.onnx")
     manifest = json.loads((dst / "manifest.json").read_text())
-    manifest["variants"] = {"model.int8.onnx": {"format": "test variant"}}
+    manifest["variants"] = {"model.int8.onnx": {"format": "test variant", "gate": {"passed": True, "reasons": []}}}
     manifest["files"] = file_entries(dst)
     write_manifest(dst, manifest)
     return dst
@@ -56,10 +56,11 @@ def test_an_int8_variant_that_fails_the_golden_check_is_refused(bundle: Path, tm
     odd = with_int8(bundle, tmp_path / "odd", SHIPPED / "model.onnx")
     worker: InferenceWorker[object] = InferenceWorker(lambda _f: None)
     try:
-        slot, _ = model_source.start_serving(params(model_bundle_path=str(odd)), worker)
+        slot, _ = model_source.start_serving(params(model_bundle_path=str(odd), precision="fp32"), worker)
         assert slot.pipeline.engine.name == "onnxruntime:CPUExecutionProvider"  # fp32 serves
-        with pytest.raises(BundleError, match="golden check failed"):
-            model_source.start_serving(params(model_bundle_path=str(odd), precision="int8"), worker)
+        for precision in ("int8", "auto"):  # its gate passed, so both pick it: the golden check refuses it
+            with pytest.raises(BundleError, match="golden check failed"):
+                model_source.start_serving(params(model_bundle_path=str(odd), precision=precision), worker)
         same = with_int8(bundle, tmp_path / "same", bundle / "model.onnx")  # an "int8" that is the fp32 model
         slot, _ = model_source.start_serving(params(model_bundle_path=str(same), precision="int8"), worker)
         assert slot.pipeline.engine.name == "onnxruntime:CPUExecutionProvider:int8"
