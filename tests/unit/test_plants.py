@@ -386,3 +386,23 @@ class TestBadInput:
             plant_at(maps, x)
         assert len(run(maps, n=3)) == 3
         assert len(run(maps, n=8)) == 8
+
+
+class TestTheRootMask:
+    def test_is_exactly_the_libraries_hysteresis_and_closing(self):
+        """The plant step's root mask (OpenCV, for speed) equals what skimage's
+        apply_hysteresis_threshold and scipy's 3x3 binary_closing give, on a noisy map."""
+        from scipy import ndimage as ndi
+        from skimage.filters import apply_hysteresis_threshold
+
+        from hades_perception.inference.plants import ROOT_LOW, _root_mask
+
+        rng = np.random.default_rng(5)
+        prob = ndi.gaussian_filter(rng.random((300, 420)).astype(np.float32), 2.0)
+        prob = (prob - prob.min()) / (prob.max() - prob.min())
+        ev = Evidence(prob, 0.55, None, 0.5, None, 0.5, None, None, 4, np.zeros((0, 3)))
+        want = apply_hysteresis_threshold(prob, min(ROOT_LOW, 0.55), 0.55)
+        want = ndi.binary_closing(want, structure=np.ones((3, 3), bool)) | want
+        got = _root_mask(ev)
+        assert want.any() and not want.all()
+        assert np.array_equal(got, want)

