@@ -8,6 +8,7 @@ someone subscribes, like image_transport's lazy publishers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -199,13 +200,32 @@ class Outputs:
             self.node.destroy_publisher(pub)
 
 
+class RateLimit:
+    """At most `rate_hz` events a second (0: no limit): `due(now)` says whether an event
+    at monotonic time `now` may happen, and counts it when it may."""
+
+    def __init__(self, rate_hz: float) -> None:
+        self.period = 1.0 / rate_hz if rate_hz > 0 else 0.0
+        self.last = -float("inf")
+
+    def due(self, now: float) -> bool:
+        if now - self.last < self.period:
+            return False
+        self.last = now
+        return True
+
+
 class ViewingOutputs:
     """masks/<class> and confidence (mono8), masks/colour (rgb8): filled only while
-    someone looks. Publishers per class are added on the executor (`add_classes`) when
-    a new version brings a class; a frame publishes only the classes that have one."""
+    someone looks, and at most `rate_hz` frames a second (0: every frame): a person
+    watching in rviz or Foxglove needs no 12-megapixel image per frame, and each costs the
+    frame thread tens of milliseconds. Publishers per class are added on the executor
+    (`add_classes`) when a new version brings a class; a frame publishes only the
+    classes that have one."""
 
-    def __init__(self, node: Node, qos: QoSProfile, confidence: bool, colour: bool) -> None:
+    def __init__(self, node: Node, qos: QoSProfile, confidence: bool, colour: bool, rate_hz: float = 0.0) -> None:
         self.node, self.qos = node, qos
+        self.rate = RateLimit(rate_hz)
         self.confidence = node.create_publisher(Image, "confidence", qos) if confidence else None
         self.colour = node.create_publisher(Image, "masks/colour", qos) if colour else None
         self.per_class: dict[str, Publisher] = {}
@@ -217,6 +237,9 @@ class ViewingOutputs:
             self.per_class = {**self.per_class, **new}
 
     def publish(self, header: Header, pred: Prediction, images: FrameImages) -> None:
+        watched = [p for p in (self.confidence, self.colour, *self.per_class.values()) if p is not None]
+        if not any(p.get_subscription_count() for p in watched) or not self.rate.due(time.monotonic()):
+            return
         if self.confidence is not None and self.confidence.get_subscription_count():
             self.confidence.publish(images.confidence())
         table = self.per_class  # one read: add_classes replaces the table, never edits it

@@ -132,7 +132,9 @@ class PerceptionNode(LifecycleNode):
         """SUCCESS: outputs are published and frames are taken from the camera topic."""
         qos = QoSProfile(depth=5, reliability=params.reliability(self.p("output_qos_reliability")))
         assert self.slot is not None
-        self.viewing = ViewingOutputs(self, qos, self.p("publish_confidence_image"), self.p("publish_colour_mask"))
+        self.viewing = ViewingOutputs(
+            self, qos, self.p("publish_confidence_image"), self.p("publish_colour_mask"), self.p("viewing_rate_hz")
+        )
         self.viewing.add_classes(self.slot.pipeline.manifest.outputs.classes)
         self.pub_model_info = self.create_publisher(ModelInfo, "model_info", LATCHED)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

@@ -91,3 +91,15 @@ def test_latched_model_info_reaches_a_late_subscriber_in_another_process():
             rclpy.shutdown()
     finally:
         stop(pub)
+
+
+def test_viewing_images_are_rate_limited_and_a_zero_rate_shows_every_frame():
+    """The viewing images (confidence, masks/<class>, masks/colour) are for people, at
+    `viewing_rate_hz`; frames in between are not encoded for them at all."""
+    from hades_perception_ros.messages import RateLimit
+
+    limit = RateLimit(2.0)  # one frame per 0.5 s
+    shown = [t for t in (0.0, 0.1, 0.3, 0.5, 0.55, 1.2, 1.3, 1.71) if limit.due(t)]
+    assert shown == [0.0, 0.5, 1.2, 1.71]
+    every = RateLimit(0.0)
+    assert all(every.due(t) for t in (0.0, 0.0, 0.001))

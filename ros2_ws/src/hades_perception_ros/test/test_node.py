@@ -50,6 +50,7 @@ def node(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sub
         "compressed_topic": "camera/image_raw/compressed",
         "diagnostics_period": 0.5,
         "max_image_pixels": 64_000_000,
+        "viewing_rate_hz": 0.0,  # every frame: the tests compare each frame's images
     }
     proc = start_node(params, folder, NS, CAMERA, log=folder / "node.log")
     proc.log_path = folder / "node.log"  # type: ignore[attr-defined]
