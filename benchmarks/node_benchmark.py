@@ -70,9 +70,15 @@ MASKS_MONITOR = textwrap.dedent("""
     import json, sys, time, rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from hades_perception_msgs.msg import SegmentationMasks
+    from sensor_msgs.msg import Image
     out = open(sys.argv[1], "a", buffering=1)
     rclpy.init()
     node = rclpy.create_node("bench_masks_monitor")
+    def on_view(topic):  # the viewing images too: every output has a subscriber
+        return lambda raw: out.write(json.dumps({"t": time.time(), "view": topic}) + "\\n")
+    for topic in ("confidence", "masks/colour", "masks/root", "masks/shoot", "masks/seed", "masks/occluded_root"):
+        node.create_subscription(Image, sys.argv[2] + "/" + topic, on_view(topic),
+                                 QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE), raw=True)
     def on_masks(raw):  # serialised: the stamp is the first field after the CDR header
         sec, ns = int.from_bytes(raw[4:8], "little", signed=True), int.from_bytes(raw[8:12], "little")
         out.write(json.dumps({"t": time.time(), "masks_stamp": sec + ns * 1e-9}) + "\\n")
@@ -149,10 +155,11 @@ def publish_stamped(pub: Any, msg: Any) -> float:
     return float(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
 
 
-def engine_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
-    from hades_perception.inference.pipeline import Pipeline
+def engine_alone(model: Path, frames: list[np.ndarray], providers: tuple[str, ...]) -> dict[str, Any]:
+    """The pipeline the node serves (same providers, precision auto), in this process."""
+    from hades_perception.inference.loading import load_pipeline
 
-    pipe = Pipeline.from_bundle(model, providers=("CPUExecutionProvider",))
+    pipe = load_pipeline(model, providers=providers)
     pipe(frames[0])  # warm-up
     total, engine = [], []
     for f in frames:
@@ -160,6 +167,7 @@ def engine_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
         total.append(p.timing_ms["total"])
         engine.append(p.timing_ms["engine"])
     return {
+        "engine": pipe.engine.name,
         "pipeline_ms_median": float(np.median(total)),
         "engine_ms_median": float(np.median(engine)),
         "pipeline_ms": total,
@@ -169,7 +177,7 @@ def engine_alone(model: Path, frames: list[np.ndarray]) -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, model: Path, work: Path) -> None:
+    def __init__(self, model: Path, work: Path, providers: tuple[str, ...]) -> None:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
@@ -177,7 +185,7 @@ class Bench:
         self.work = work
         params = {
             "model_bundle_path": str(model),
-            "execution_providers": ["CPUExecutionProvider"],
+            "execution_providers": list(providers),
             "qos_reliability": "reliable",
             "qos_depth": 10,
             "diagnostics_period": 1.0,
@@ -222,7 +230,7 @@ class Bench:
                 got[round(d["stamp"], 6)] = d["t"]
             elif "masks_stamp" in d:
                 masks[round(d["masks_stamp"], 6)] = d["t"]
-            else:
+            elif "total_p50_ms" in d.get("diag", {}):  # the node's frame status, not drift or store
                 diags.append(d)
         return got, diags, masks
 
@@ -326,10 +334,18 @@ def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: arg
     }
     out["ratio_node_to_pipeline_alone"] = lat["p50"] / alone["pipeline_ms_median"] if lat else None
     out["ratio_node_to_engine_alone"] = lat["p50"] / alone["engine_ms_median"] if lat else None
+    # The node's own work per frame (what issue 15 measures): its stages from taking the
+    # frame off the queue to the last publish, against its own engine stage.
+    b = out["latency_breakdown_p50_ms"]
+    own = [b.get(k) for k in ("conversion", "preprocess", "engine", "postprocess", "monitoring", "publish")]
+    if all(v is not None for v in own) and b.get("engine"):
+        out["node_work_p50_ms"] = sum(v for v in own if v is not None)
+        out["ratio_node_work_to_engine"] = out["node_work_p50_ms"] / b["engine"]
     print(
         f"  latency at {low:.3f} Hz: p50 {lat.get('p50', float('nan')):.0f} ms (masks p50 "
         f"{(r['masks_latency_ms'] or {}).get('p50', float('nan')):.0f} ms); ratio to pipeline alone "
-        f"{out['ratio_node_to_pipeline_alone'] or float('nan'):.3f}; steal {r['steal_share']:.1%}; "
+        f"{out['ratio_node_to_pipeline_alone'] or float('nan'):.3f}; node work / engine "
+        f"{out.get('ratio_node_work_to_engine', float('nan')):.3f}; steal {r['steal_share']:.1%}; "
         f"breakdown {out['latency_breakdown_p50_ms']}"
     )
     sweep = []
@@ -369,8 +385,15 @@ def main() -> int:
     ap.add_argument("--soak", type=float, default=60.0, help="seconds at twice the sustainable rate")
     ap.add_argument("--steal-limit", type=float, default=0.05, help="steal share above which a phase is redone")
     ap.add_argument("--retries", type=int, default=2, help="times a disturbed phase is redone")
+    ap.add_argument(
+        "--providers",
+        default="CPUExecutionProvider",
+        help="execution providers of the node and of engine alone (OpenVINO: run this script with "
+        "PYTHONPATH=.venv/openvino-runtime, docs/engines.md)",
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "node_cpu.json"))
     args = ap.parse_args()
+    providers = tuple(args.providers.split(","))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(102, 160)))
     frames = make_frames(args.frames, seed=900)
@@ -381,18 +404,19 @@ def main() -> int:
         "args": vars(args),
     }
     cpu0 = cpu_times()
-    alone = engine_alone(Path(args.model), frames)
+    alone = engine_alone(Path(args.model), frames, providers)
     alone["steal_share"] = steal_share(cpu0)
     result["engine_alone"] = alone
     print(
-        f"engine alone: pipeline {alone['pipeline_ms_median']:.0f} ms, engine {alone['engine_ms_median']:.0f} ms, "
+        f"engine alone ({alone['engine']}): pipeline {alone['pipeline_ms_median']:.0f} ms, "
+        f"engine {alone['engine_ms_median']:.0f} ms, "
         f"steal {alone['steal_share']:.1%}"
     )
     modes = {"landmarks_and_certainty": False, "all_outputs_with_masks": True}
     for mode, masks in modes.items():
         print(f"{mode}:")
         with tempfile.TemporaryDirectory() as tmp:
-            bench = Bench(Path(args.model), Path(tmp))  # a fresh node: its timing windows are this mode's
+            bench = Bench(Path(args.model), Path(tmp), providers)  # a fresh node: its timing windows are this mode's
             try:
                 bench.masks_subscriber(masks)
                 result[mode] = measure_mode(bench, frame_messages(frames), alone, args)

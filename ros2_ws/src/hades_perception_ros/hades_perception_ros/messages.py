@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.node import Node
@@ -45,11 +46,24 @@ def mono8(header: Header, mask: np.ndarray) -> Image:
 
 
 def colour_image(header: Header, pred: Prediction) -> Image:
-    """Every class in its colour (rgb8), for viewing."""
-    h, w = pred.confidence_map.shape
-    rgb = np.zeros((h, w, 3), np.uint8)
-    for i, (c, mask) in enumerate(pred.masks.items()):
-        rgb[mask] = class_colour(c, i)
+    """Every class in its colour (rgb8), for viewing; where classes overlap, the later
+    class's colour. Up to 8 classes: each pixel's set of classes as bits of one byte,
+    then a palette lookup per channel (several times faster on a full frame than painting
+    each class's mask)."""
+    classes = list(pred.masks)
+    if not classes:
+        return Image(header=header, height=pred.height, width=pred.width, encoding="rgb8", step=3 * pred.width)
+    if len(classes) > 8:
+        raise ValueError(f"colour_image: at most 8 classes, got {len(classes)}")
+    bits = np.zeros(pred.masks[classes[0]].shape, np.uint8)
+    for i, c in enumerate(classes):
+        bits |= pred.masks[c].view(np.uint8) << i
+    palette = np.zeros((256, 3), np.uint8)
+    for code in range(1, 1 << len(classes)):
+        top = code.bit_length() - 1  # the latest class present wins
+        palette[code] = class_colour(classes[top], top)
+    rgb = cv2.merge([cv2.LUT(bits, np.ascontiguousarray(palette[:, k])) for k in range(3)])
+    h, w = bits.shape
     return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
 
 

@@ -103,3 +103,24 @@ def test_viewing_images_are_rate_limited_and_a_zero_rate_shows_every_frame():
     assert shown == [0.0, 0.5, 1.2, 1.71]
     every = RateLimit(0.0)
     assert all(every.due(t) for t in (0.0, 0.0, 0.001))
+
+
+def test_the_colour_image_paints_each_class_in_its_colour_the_later_class_over_an_earlier_one():
+    from types import SimpleNamespace
+
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from hades_perception.inference.overlay import class_colour
+    from hades_perception_ros.messages import colour_image
+
+    rng = np.random.default_rng(2)
+    classes = ("root", "shoot", "seed", "occluded_root")
+    masks = {c: rng.random((30, 40)) > 0.6 for c in classes}
+    img = colour_image(Header(), SimpleNamespace(masks=masks, height=30, width=40))  # type: ignore[arg-type]
+    want = np.zeros((30, 40, 3), np.uint8)
+    for i, c in enumerate(classes):  # painted in order: where classes overlap the later one shows
+        want[masks[c]] = class_colour(c, i)
+    got = np.frombuffer(bytes(img.data), np.uint8).reshape(30, 40, 3)
+    assert (img.encoding, img.step) == ("rgb8", 120)
+    assert np.array_equal(got, want)
