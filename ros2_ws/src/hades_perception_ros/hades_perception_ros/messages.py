@@ -62,8 +62,8 @@ def colour_image(header: Header, pred: Prediction) -> Image:
     for code in range(1, 1 << len(classes)):
         top = code.bit_length() - 1  # the latest class present wins
         palette[code] = class_colour(classes[top], top)
+    h, w = pred.masks[classes[0]].shape
     rgb = cv2.merge([cv2.LUT(bits, np.ascontiguousarray(palette[:, k])) for k in range(3)])
-    h, w = bits.shape
     return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
 
 
