@@ -460,6 +460,10 @@ def _plant(
         x, y = frame.to_image(p[0], p[1])
         return float(x), float(y)
 
+    def imgs(points: np.ndarray) -> list[Point]:  # many at once: paths are thousands of pixels
+        x, y = frame.to_image(points[:, 0].astype(float), points[:, 1].astype(float))
+        return list(zip(np.asarray(x).tolist(), np.asarray(y).tolist(), strict=True))
+
     mine = owner == owner[s.node]
     ends = _end_points(graph, mine) if graph is not None else np.empty(0, int)
     ends = ends[ends != s.node]
@@ -502,7 +506,7 @@ def _plant(
     keep = _cut_at_peak(ev, line, ppm)
     line = line[:keep]
     cut_off = set(path[keep:].tolist())  # past the tip: no lateral branches off there either
-    plant.primary_path = [img(q) for q in line]
+    plant.primary_path = imgs(line)
     end = line[-1]
     peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
     if peak is not None and not _on_root(ev.root, peak):
@@ -519,7 +523,7 @@ def _plant(
         branch = _path(pred, int(e), stop=on_primary)
         if len(branch) < 2 or dist[e] - dist[branch[0]] < LATERAL_MIN_MM * ppm or int(branch[0]) in cut_off:
             continue
-        plant.lateral_paths.append([img(coords[i]) for i in branch])
+        plant.lateral_paths.append(imgs(coords[branch]))
         x, y = img(coords[e])
         plant.lateral_tips.append((x, y, _heat_near(ev.tip_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm)))
     plant.lateral_root_count = len(plant.lateral_paths)
