@@ -142,6 +142,7 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
         f"the evaluating machine (engine {_f(timing.get('engine'), 0)}, plant structure and the rest "
         f"{_f(timing.get('postprocess'), 0)}, monitoring signals {_f(timing.get('monitoring'), 1)}). Validation "
         "figures are in `manifest.json`; per-image figures in the metrics files.",
+        *_int8_lines(manifest),
         "",
         "## Limits",
         "",
@@ -160,6 +161,27 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
         "`scripts/train_default_model.sh` (synthetic data, training, export, test evaluations, this card).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _int8_lines(manifest: dict[str, Any]) -> list[str]:
+    """What the int8 variant costs and whether nodes serve it (its export gate)."""
+    variant = (manifest.get("variants") or {}).get("model.int8.onnx")
+    if not variant:
+        return []
+    gate = variant.get("gate") or {}
+    change = ", ".join(f"{c} {d:+.4f}" for c, d in (variant.get("iou_change") or {}).items())
+    if gate.get("passed"):
+        verdict = "passed its accuracy gate, so nodes serve it by default on CPUs, OpenVINO and TensorRT"
+    elif gate:
+        verdict = "failed its accuracy gate (" + "; ".join(gate.get("reasons") or []) + "): never served"
+    else:
+        verdict = "has no gate record: never served"
+    return [
+        "",
+        f"The int8 variant (`model.int8.onnx`) {verdict} (docs/engines.md). Its IoU change on the validation "
+        f"split: {change}; primary tips within 1 mm {_f(gate.get('tips_within_1mm'))} against fp32's "
+        f"{_f(gate.get('tips_within_1mm_fp32'))}.",
+    ]
 
 
 def write_card(bundle: Path, reports: dict[str, Path], out: Path) -> Path:
