@@ -25,15 +25,11 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 
 from hades_perception.inference.engine import DEFAULT_PROVIDERS, PRECISIONS
 from hades_perception.inference.image_files import IMAGE_SUFFIXES, read_image
-
-if TYPE_CHECKING:
-    from hades_perception.inference.pipeline import Pipeline
 
 PROG = "hades-perception"
 log = logging.getLogger(PROG)
@@ -41,6 +37,7 @@ log = logging.getLogger(PROG)
 
 def _predict(args: argparse.Namespace) -> int:
     from hades_perception.inference.landmarks import PRIMARY
+    from hades_perception.inference.loading import load_checked
     from hades_perception.inference.prediction_files import write_prediction
 
     src = Path(args.input)
@@ -52,7 +49,9 @@ def _predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{src}: no such image or folder")
     if not files:
         raise ValueError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    pipe = _checked_pipeline(Path(args.model), tuple(args.providers.split(",")), args.precision, args.px_per_mm)
+    pipe = load_checked(
+        Path(args.model), tuple(args.providers.split(",")), precision=args.precision, px_per_mm=args.px_per_mm
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
@@ -80,34 +79,6 @@ def _predict(args: argparse.Namespace) -> int:
         )
     print(f"wrote predictions for {len(files) - failed} of {len(files)} image(s) to {out}")
     return 1 if failed else 0
-
-
-def _checked_pipeline(bundle: Path, providers: tuple[str, ...], precision: str, px_per_mm: float | None) -> Pipeline:
-    """The pipeline `precision` resolves to (loading.py); one that is not fp32 must match
-    the bundle's fp32 golden sample, as on a node, or fp32 serves with a warning."""
-    from hades_perception.contract.golden import check_golden
-    from hades_perception.inference.loading import load_pipeline
-    from hades_perception.inference.tensorrt_engine import local_engine_key
-    from hades_perception.serving.model_source import engine_cache
-
-    def load(asked: str) -> Pipeline:
-        return load_pipeline(
-            bundle,
-            providers=providers,
-            engine_key=local_engine_key()[0],
-            px_per_mm=px_per_mm,
-            precision=asked,
-            engine_cache_dir=engine_cache(lambda _name: ""),
-        )
-
-    pipe = load(precision)
-    if pipe.engine.precision != "fp32":
-        report = check_golden(bundle, pipe)
-        if not report.ok:
-            log.warning("%s fails the golden check (%s): fp32 instead", pipe.engine.name, "; ".join(report.problems))
-            pipe = load("fp32")
-    log.info("%s %s on %s", pipe.manifest.name, pipe.manifest.version, pipe.engine.name)
-    return pipe
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -300,7 +271,13 @@ def _batch(args: argparse.Namespace) -> int:
     workers = max(1, args.workers)
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     job = Job(
-        str(Path(args.model).resolve()), args.input, args.out, threads, args.masks, tuple(args.providers.split(","))
+        str(Path(args.model).resolve()),
+        args.input,
+        args.out,
+        threads,
+        args.masks,
+        tuple(args.providers.split(",")),
+        args.precision,
     )
     if args.azure:
         from hades_perception.batch.azure import AzureBatch, submit_parallel_job
@@ -342,6 +319,12 @@ def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--address", default=None, help="a Ray cluster (ray://HOST:10001 or auto); default: a local Ray")
     p.add_argument("--masks", action="store_true", help="also write masks/<name>_<class>_mask.png")
     p.add_argument("--providers", default="CPUExecutionProvider", help="ONNX Runtime execution providers")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto (default): int8 where the bundle's int8 variant passed its accuracy gate (docs/engines.md)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     az = p.add_argument_group("Azure ML parallel job (--azure): input, --out and --model are datastore paths")
     az.add_argument("--azure", action="store_true", help="submit as an Azure ML parallel job instead of Ray")

@@ -25,7 +25,7 @@ from hades_perception.batch.archive import Archive, Results
 from hades_perception.batch.azure import AzureBatch, submit_parallel_job
 from hades_perception.batch.run import TRAIT_COLUMNS, plan
 from hades_perception.inference.image_files import read_image
-from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.loading import load_checked
 from tests.azurite import AZURITE, Azurite
 from tests.bundles import SHIPPED
 from tests.conftest import REPO
@@ -84,7 +84,7 @@ class TestAnArchiveOnALocalRay:
         assert [f["source"] for f in failures] == ["series74/notes.png"]
         assert "cannot be decoded as an image" in failures[0]["error"]
         # The same pipeline as `hades-perception predict`, on the same file.
-        direct = Pipeline.from_bundle(SHIPPED, providers=("CPUExecutionProvider",))(read_image(PLATES[0]))
+        direct = load_checked(SHIPPED, ("CPUExecutionProvider",))(read_image(PLATES[0]))
         got = json.loads((out / "results" / f"series74__{PLATES[0].stem}.json").read_text())
         assert got["source"] == f"series74/{PLATES[0].name}"
         assert [lm["kind"] for lm in got["landmarks"]] == [lm.kind for lm in direct.landmarks]

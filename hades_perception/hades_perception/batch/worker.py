@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -34,16 +34,17 @@ class Job:
     threads: int = 1
     masks: bool = False
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    precision: str = "auto"  # as everywhere: the int8 variant where it passed its gate (docs/engines.md)
 
 
 class PlatePredictor:
     """Callable on one row {"key": ...}; a Ray Data actor class (run.py)."""
 
     def __init__(self, job: Job) -> None:
-        from hades_perception.inference.pipeline import Pipeline
+        from hades_perception.inference.loading import load_checked
 
         self.job = job
-        self.pipeline = Pipeline.from_bundle(job.bundle, providers=job.providers, threads=job.threads)
+        self.pipeline = load_checked(Path(job.bundle), job.providers, precision=job.precision, threads=job.threads)
         self.archive, self.results = Archive(job.source), Results(job.out)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:

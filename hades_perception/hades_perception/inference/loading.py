@@ -19,6 +19,7 @@ on the CUDA provider, where QDQ int8 gains nothing.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
@@ -104,6 +105,46 @@ def load_pipeline(
         dish_mm=dish_mm,
         engine_cache_dir=cache,
     )
+
+
+def default_engine_cache() -> Path:
+    """$HADES_DATA_DIR/engine-cache, else ~/.cache/hades_perception-engines."""
+    data = os.environ.get("HADES_DATA_DIR")
+    return Path(data) / "engine-cache" if data else Path("~/.cache/hades_perception-engines").expanduser()
+
+
+def load_checked(
+    bundle: Path,
+    providers: tuple[str, ...],
+    *,
+    precision: str = "auto",
+    threads: int | None = None,
+    px_per_mm: float | None = None,
+) -> Pipeline:
+    """The pipeline `hades-perception predict` and the batch run: what `precision`
+    resolves to, held to the bundle's golden sample when it is not fp32, as a node holds
+    it; one that fails the check gives way to fp32, with a warning."""
+    from hades_perception.inference.tensorrt_engine import local_engine_key
+
+    def load(asked: str) -> Pipeline:
+        return load_pipeline(
+            bundle,
+            providers=providers,
+            threads=threads,
+            engine_key=local_engine_key()[0],
+            px_per_mm=px_per_mm,
+            precision=asked,
+            engine_cache_dir=default_engine_cache(),
+        )
+
+    pipe = load(precision)
+    if pipe.engine.precision != "fp32":
+        report = check_golden(bundle, pipe)
+        if not report.ok:
+            log.warning("%s fails the golden check (%s): fp32 instead", pipe.engine.name, "; ".join(report.problems))
+            pipe = load("fp32")
+    log.info("%s %s on %s", pipe.manifest.name, pipe.manifest.version, pipe.engine.name)
+    return pipe
 
 
 def native_precisions(manifest: Manifest, asked: str) -> list[str]:

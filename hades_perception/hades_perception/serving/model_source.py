@@ -16,7 +16,7 @@ from typing import Any
 from hades_perception.contract.bundle import BundleError, load_manifest, open_bundle
 from hades_perception.contract.golden import check_golden
 from hades_perception.contract.signing import Ed25519PublicKey, load_trusted_keys, verify_bundle
-from hades_perception.inference.loading import load_pipeline
+from hades_perception.inference.loading import default_engine_cache, load_pipeline
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.tensorrt_engine import local_engine_key
 from hades_perception.models.cache import ModelCache
@@ -66,10 +66,7 @@ def engine_cache(p: Param) -> Path:
     """Where TensorRT keeps the engines it builds and OpenVINO its compiled models:
     engine_cache_dir; empty: $HADES_DATA_DIR/engine-cache or ~/.cache/hades_perception-engines."""
     folder = p("engine_cache_dir")
-    if not folder:
-        data = os.environ.get("HADES_DATA_DIR")
-        folder = str(Path(data) / "engine-cache") if data else "~/.cache/hades_perception-engines"
-    return Path(folder).expanduser()
+    return Path(folder).expanduser() if folder else default_engine_cache()
 
 
 def follower(
