@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import pytest
 
 from hades_perception.contract.signing import Ed25519PublicKey, generate_keypair, load_trusted_keys
+from hades_perception.inference.loading import load_pipeline
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.models.cache import ModelCache
 from hades_perception.models.follower import STAGES, Attempt, ModelFollower
@@ -34,7 +35,10 @@ class Server:
     """What an adapter does around a follower: a ServingSlot serving one pipeline, which
     records the versions it was asked to load and the installs it heard of."""
 
-    def __init__(self, bundle: Path | None = SHIPPED, worker: InferenceWorker[Any] | None = None) -> None:
+    def __init__(
+        self, bundle: Path | None = SHIPPED, worker: InferenceWorker[Any] | None = None, precision: str = "fp32"
+    ) -> None:
+        self.precision = precision  # auto: what nodes serve (the int8 variant, which passed its gate)
         self.loads: list[str] = []  # versions load() was asked for, in order
         self.swaps: list[Attempt] = []
         self.slot = ServingSlot(self.load, worker)
@@ -44,7 +48,7 @@ class Server:
 
     def load(self, path: Path) -> Pipeline:
         self.loads.append(path.name)
-        return Pipeline.from_bundle(path, CPU)
+        return load_pipeline(path, providers=CPU, precision=self.precision, verified=True)
 
     def version(self) -> str:
         return self.slot.version
@@ -131,6 +135,26 @@ def test_a_promoted_version_is_validated_and_handed_over_with_every_stage_timed(
     assert f.poll_once() is None and server.loads == [V2]  # nothing moved, nothing done
     remembered = f.cache.last_pointer(MODEL, "swap")
     assert remembered is not None and remembered.version == V2
+
+
+def test_an_int8_version_is_held_to_its_own_golden_outputs_and_a_bad_one_is_still_refused(
+    store: ModelStore, tmp_path: Path
+) -> None:
+    """As a node serves by default (precision auto: the int8 variant, which passed its gate):
+    the follower checks a version's int8 model against the int8 golden outputs its export
+    recorded, not against fp32's, which int8 need not match peak for peak."""
+    server = Server(precision="auto")
+    f = follow(store, tmp_path, server, "int8")
+    settled_on_v1(store, f, "int8")
+    store.promote(MODEL, V2, "int8", "the same weights, re-exported", by="ana")
+    attempt = f.poll_once()
+    assert attempt is not None and attempt.ok, attempt.error if attempt else None
+    assert server.version() == V2 and server.slot.pipeline.engine.precision == "int8"
+    assert set(attempt.golden["mask_agreement"].values()) == {1.0}
+    store.promote(MODEL, BAD, "int8", "a bad one", by="ana")
+    refused = f.poll_once()
+    assert refused is not None and not refused.ok and "golden check failed" in refused.error
+    assert server.version() == V2
 
 
 def test_the_golden_passes_run_on_the_serving_thread_between_frames_and_their_wait_is_timed_apart(

@@ -112,7 +112,8 @@ class ModelFollower:
                     not_after = time.monotonic() + self.max_golden_wait_s
                 return self.slot.run_between_frames(lambda: candidate(image), not_after)
 
-            report = check_golden(path, between_frames, self.latency_budget_ms)
+            # Held to the golden outputs of the model file it runs (an int8 variant to its own).
+            report = check_golden(path, between_frames, self.latency_budget_ms, candidate.engine.precision)
             total = (time.perf_counter() - t0) * 1e3
             attempt.waited_ms = report.figures.get("waited_ms", 0.0)
             attempt.stages_ms["warmup"] = report.figures.get("warmup_ms", 0.0)
