@@ -216,7 +216,7 @@ def test_an_unknown_precision_is_refused_before_anything_loads():
     [
         ("auto", CPU, True, "int8"),
         ("auto", OPENVINO, True, "int8"),
-        ("auto", TENSORRT, True, "int8"),
+        ("auto", TENSORRT, True, "fp16"),  # the variant's asymmetric uint8 activations: not for TensorRT
         ("auto", CUDA, True, "fp32"),  # QDQ int8 gains nothing on the CUDA provider
         ("auto", CPU, False, "fp32"),
         ("auto", TENSORRT, False, "fp16"),
@@ -239,7 +239,8 @@ def test_prebuilt_engines_are_looked_for_best_precision_first_and_int8_only_past
     raw = json.loads((SHIPPED / MANIFEST).read_text())
     raw["variants"]["model.int8.onnx"]["gate"] = {"passed": True, "reasons": []}
     passed = Manifest.from_dict(raw)
-    assert native_keys(passed, "auto", ORIN) == [ORIN.replace("fp16", "int8"), ORIN]
+    assert native_keys(passed, "auto", ORIN) == [ORIN]  # auto: fp16 engines (docs/engines.md)
+    assert native_keys(passed, "int8", ORIN) == [ORIN.replace("fp16", "int8"), ORIN]
     assert native_keys(passed, "fp32", ORIN) == [ORIN.replace("fp16", "fp32")]
     raw["variants"]["model.int8.onnx"]["gate"] = {"passed": False, "reasons": ["x"]}
     assert native_keys(Manifest.from_dict(raw), "int8", ORIN) == [ORIN]
@@ -264,8 +265,10 @@ def test_tensorrt_builds_once_per_gpu_version_precision_and_shape_into_a_keyed_c
     assert "trt_engine_cache_path" not in fp16
     key = cache_key(manifest, "fp16", TENSORRT)
     assert key.startswith(manifest.sha256[:16] + "/") and key.endswith(f"_fp16_{tile}x{tile}")
+    int8_sha = manifest.raw["files"]["model.int8.onnx"]["sha256"]
+    assert cache_key(manifest, "int8", OPENVINO).startswith(int8_sha[:16] + "/")  # the file that runs
     assert "_trt" in key  # the TensorRT version ("unknown" without its Python package)
-    assert cache_key(manifest, "int8", OPENVINO) == f"{manifest.sha256[:16]}/openvino_int8_{tile}x{tile}"
+    assert cache_key(manifest, "int8", OPENVINO) == f"{int8_sha[:16]}/openvino_int8_{tile}x{tile}"
     ov = provider_options(OPENVINO, precision="int8", threads=2, cache_dir=tmp_path, tile=tile, input_name="image")
     assert ov == {"device_type": "CPU", "num_of_threads": "2", "cache_dir": str(tmp_path)}
 

@@ -433,10 +433,15 @@ def _tensorrt(tmp: Path, onnx_path: Path, cfg: TrainConfig, int8: bool) -> tuple
         log.info("TensorRT engine not built: %s", why)
         return {}, {"skipped": why}
     engines = dict([build_engine(onnx_path, tmp / "engines", tile=cfg.tile, precision="fp16")])
+    skipped = {}
     if int8:
-        key, meta = build_engine(tmp / "model.int8.onnx", tmp / "engines", tile=cfg.tile, precision="int8")
-        engines[key] = meta
-    return engines, {"built": sorted(engines)}
+        try:  # the variant's asymmetric uint8 activations may be refused by TensorRT's parser
+            key, meta = build_engine(tmp / "model.int8.onnx", tmp / "engines", tile=cfg.tile, precision="int8")
+            engines[key] = meta
+        except Exception as exc:
+            log.warning("TensorRT int8 engine not built: %s", exc)
+            skipped["int8"] = f"{type(exc).__name__}: {exc}"[:500]
+    return engines, {"built": sorted(engines), **({"skipped": skipped} if skipped else {})}
 
 
 def _log_to_mlflow(ck: dict[str, Any], out: Path, manifest: dict[str, Any]) -> None:

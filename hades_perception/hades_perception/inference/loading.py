@@ -150,7 +150,7 @@ def load_checked(
 def native_precisions(manifest: Manifest, asked: str) -> list[str]:
     """The precisions of a native TensorRT engine for `asked`, best first (int8 only
     when the bundle's int8 variant passed its gate)."""
-    order = {"fp32": ["fp32"], "fp16": ["fp16"], "int8": ["int8", "fp16"], "auto": ["int8", "fp16"]}[asked]
+    order = {"fp32": ["fp32"], "fp16": ["fp16"], "int8": ["int8", "fp16"], "auto": ["fp16"]}[asked]
     return [p for p in order if p != "int8" or int8_gate(manifest)[0]]
 
 
@@ -186,18 +186,20 @@ def resolve_precision(manifest: Manifest, asked: str, provider: str | None) -> t
         return ("fp16", "") if on_tensorrt else ("fp32", f"fp16 applies to TensorRT only; {provider} runs fp32")
     if asked == "int8":
         return ("int8", "") if int8_ok else ("fp32", int8_why)
-    # auto
-    if int8_ok and provider in (TENSORRT, OPENVINO, CPU):
+    # auto. Not int8 on TensorRT: the variant's activations are asymmetric uint8 (ONNX
+    # Runtime's CPU kernels are fastest so), which TensorRT's parser refuses; fp16 there.
+    if int8_ok and provider in (OPENVINO, CPU):
         return "int8", ""
     if on_tensorrt:
-        return "fp16", int8_why
+        return "fp16", ""
     return "fp32", int8_why if provider in (OPENVINO, CPU) else ""
 
 
 def cache_key(manifest: Manifest, precision: str, provider: str) -> str:
     """The engine cache folder of one model on one machine: TensorRT engines are valid
     only for the GPU model, TensorRT version, precision and input shape they were built
-    for, so each combination has its own folder (`<model sha>/<gpu>_trt<v>_<precision>_<tile>`)."""
+    for, so each combination has its own folder (`<sha of the model file served>/<gpu>_trt<v>_<precision>_<tile>`):
+    a re-export with the same weights but a new int8 calibration gets a new folder."""
     tile = manifest.input.tile
     if provider == TENSORRT:
         from hades_perception.inference.tensorrt_engine import engine_key, gpu_name, tensorrt_version
@@ -205,4 +207,5 @@ def cache_key(manifest: Manifest, precision: str, provider: str) -> str:
         machine = engine_key(gpu_name(), tensorrt_version(), precision)
     else:
         machine = f"{provider.removesuffix('ExecutionProvider').lower()}_{precision}"
-    return f"{manifest.sha256[:16]}/{machine}_{tile}x{tile}"
+    served = manifest.raw["files"][manifest.model_file("int8" if precision == "int8" else "fp32")]["sha256"]
+    return f"{str(served)[:16]}/{machine}_{tile}x{tile}"

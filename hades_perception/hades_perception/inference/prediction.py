@@ -80,9 +80,11 @@ class Prediction:
 
     @property
     def confidence_map(self) -> np.ndarray:
-        if callable(self.confidence):
-            self.confidence = self.confidence()
-        return self.confidence
+        made = self.confidence  # one read: another thread may assign it meanwhile
+        if callable(made):
+            made = made()
+            self.confidence = made
+        return made
 
     @property
     def low_confidence(self) -> list[dict[str, Any]]:

@@ -51,10 +51,18 @@ def colour_image(header: Header, pred: Prediction) -> Image:
     then a palette lookup per channel (several times faster on a full frame than painting
     each class's mask)."""
     classes = list(pred.masks)
-    if not classes:
-        return Image(header=header, height=pred.height, width=pred.width, encoding="rgb8", step=3 * pred.width)
-    if len(classes) > 8:
-        raise ValueError(f"colour_image: at most 8 classes, got {len(classes)}")
+    if not classes or len(classes) > 8:  # no class, or too many for one byte of codes: paint
+        rgb = np.zeros((pred.height, pred.width, 3), np.uint8)
+        for i, c in enumerate(classes):
+            rgb[pred.masks[c]] = class_colour(c, i)
+        return Image(
+            header=header,
+            height=pred.height,
+            width=pred.width,
+            encoding="rgb8",
+            step=3 * pred.width,
+            data=rgb.tobytes(),
+        )
     bits = np.zeros(pred.masks[classes[0]].shape, np.uint8)
     for i, c in enumerate(classes):
         bits |= pred.masks[c].view(np.uint8) << i
@@ -63,8 +71,8 @@ def colour_image(header: Header, pred: Prediction) -> Image:
         top = code.bit_length() - 1  # the latest class present wins
         palette[code] = class_colour(classes[top], top)
     h, w = pred.masks[classes[0]].shape
-    rgb = cv2.merge([cv2.LUT(bits, np.ascontiguousarray(palette[:, k])) for k in range(3)])
-    return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
+    coloured = cv2.merge([cv2.LUT(bits, np.ascontiguousarray(palette[:, k])) for k in range(3)])
+    return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=coloured.tobytes())
 
 
 def plant_msg(p: FoundPlant) -> Plant:

@@ -103,10 +103,10 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "precision",
         "auto",
-        "Model precision. auto: the bundle's int8 variant when it passed its accuracy gate at export (on CPUs, "
-        "OpenVINO and TensorRT), else fp16 on TensorRT, else fp32; int8: that variant when it passed its gate, "
-        "else fp32 with a warning; fp16: TensorRT only; fp32: model.onnx. Whatever is not fp32 must also pass "
-        "the bundle's golden check before it is served",
+        "Model precision. auto: the bundle's int8 variant when it passed its accuracy gate at export (CPU and "
+        "OpenVINO providers), fp16 on TensorRT, else fp32, and fp32 when the variant fails the golden check; "
+        "int8: that variant when it passed its gate, else fp32 with a warning; fp16: TensorRT only; fp32: "
+        "model.onnx. Whatever is not fp32 must pass the bundle's golden check before it is served",
         choices=PRECISIONS,
     ),
     Param(

@@ -124,3 +124,19 @@ def test_the_colour_image_paints_each_class_in_its_colour_the_later_class_over_a
     got = np.frombuffer(bytes(img.data), np.uint8).reshape(30, 40, 3)
     assert (img.encoding, img.step) == ("rgb8", 120)
     assert np.array_equal(got, want)
+
+
+def test_the_colour_image_of_a_model_with_more_than_eight_classes_or_none_is_still_painted():
+    from types import SimpleNamespace
+
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from hades_perception_ros.messages import colour_image
+
+    rng = np.random.default_rng(4)
+    many = {f"class{i}": rng.random((6, 7)) > 0.5 for i in range(10)}
+    img = colour_image(Header(), SimpleNamespace(masks=many, height=6, width=7))  # type: ignore[arg-type]
+    assert len(bytes(img.data)) == 6 * 7 * 3
+    none = colour_image(Header(), SimpleNamespace(masks={}, height=6, width=7))  # type: ignore[arg-type]
+    assert bytes(none.data) == bytes(6 * 7 * 3)  # black, and the size the header says
