@@ -103,9 +103,10 @@ class Manifest:
         return dict(self.raw.get("variants") or {})
 
     def model_file(self, precision: str = "fp32") -> str:
-        """The ONNX file for a precision: model.onnx (fp32) or model.<precision>.onnx when
-        the bundle ships that variant. Raises BundleError when it does not."""
-        if precision == "fp32":
+        """The ONNX file for a precision: model.onnx (fp32, and fp16, which is a TensorRT
+        build flag on it) or model.<precision>.onnx when the bundle ships that variant.
+        Raises BundleError when it does not."""
+        if precision in ("fp32", "fp16"):
             return "model.onnx"
         name = f"model.{precision}.onnx"
         if name not in self.variants:

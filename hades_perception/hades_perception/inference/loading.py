@@ -11,15 +11,17 @@ fallback bundle and for every store version it loads.
 
 Precision: a bundle's int8 variant is served only when it passed its accuracy gate
 at export (no class IoU worse by more than 0.005 and primary tips within 1 mm not
-fewer, on the validation split: hades_training/export.py); `auto` takes it on CPUs
-(OpenVINO or the CPU provider) and TensorRT, fp16 on TensorRT otherwise, and fp32
-on the CUDA provider, where QDQ int8 gains nothing.
+fewer, on the validation split: hades_training/export.py); `auto` takes it on the
+OpenVINO and CPU providers, fp16 on TensorRT (which refuses the variant's asymmetric
+uint8 activations), and fp32 on the CUDA provider, where QDQ int8 gains nothing. What is
+not fp32 must match the bundle's golden outputs before it serves (serve_checked).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
@@ -62,7 +64,7 @@ def load_pipeline(
                 asked = "a rebuild was asked for" if force_engine_update else "it does not exist"
                 raise BundleError(f"engine_file_path {engine_file}: {asked}, and it cannot be built here: {why}")
             spec = manifest.input
-            onnx = bundle / manifest.model_file("int8" if native == "int8" else "fp32")
+            onnx = bundle / manifest.model_file(native)
             write_engine(onnx, engine_file, tile=spec.tile, precision=native, input_name=spec.tensor)
         return Pipeline(
             manifest, TensorRTEngine(engine_file, manifest.input.tensor, native), px_per_mm=px_per_mm, dish_mm=dish_mm
@@ -113,6 +115,31 @@ def default_engine_cache() -> Path:
     return Path(data) / "engine-cache" if data else Path("~/.cache/hades_perception-engines").expanduser()
 
 
+def serve_checked(
+    bundle: Path,
+    load: Callable[[str], Pipeline],
+    asked: str,
+    *,
+    latency_budget_ms: float | None = None,
+    refuse_named: bool = True,
+) -> Pipeline:
+    """`load(asked)`, held to the bundle's golden outputs when it is not fp32, as every
+    store version is (models/follower.py). One that fails gives way to `load("fp32")`
+    with a warning under `auto`; asked for by name it raises BundleError, unless
+    `refuse_named` is False (the command line, which warns and goes on in fp32)."""
+    pipe = load(asked)
+    if pipe.engine.precision == "fp32":
+        return pipe
+    report = check_golden(bundle, pipe, latency_budget_ms)
+    if report.ok:
+        return pipe
+    why = f"{bundle} ({pipe.engine.name}): golden check failed: " + "; ".join(report.problems)
+    if asked != "auto" and refuse_named:
+        raise BundleError(why)  # asked for by name: nothing else starts in its place
+    log.warning("%s; serving fp32 instead", why)
+    return load("fp32")
+
+
 def load_checked(
     bundle: Path,
     providers: tuple[str, ...],
@@ -121,28 +148,24 @@ def load_checked(
     threads: int | None = None,
     px_per_mm: float | None = None,
 ) -> Pipeline:
-    """The pipeline `hades-perception predict` and the batch run: what `precision`
-    resolves to, held to the bundle's golden sample when it is not fp32, as a node holds
-    it; one that fails the check gives way to fp32, with a warning."""
+    """The pipeline `hades-perception predict` and the batch run (serve_checked, going on
+    in fp32 whatever was asked)."""
     from hades_perception.inference.tensorrt_engine import local_engine_key
+
+    machine_key = local_engine_key()[0]
 
     def load(asked: str) -> Pipeline:
         return load_pipeline(
             bundle,
             providers=providers,
             threads=threads,
-            engine_key=local_engine_key()[0],
+            engine_key=machine_key,
             px_per_mm=px_per_mm,
             precision=asked,
             engine_cache_dir=default_engine_cache(),
         )
 
-    pipe = load(precision)
-    if pipe.engine.precision != "fp32":
-        report = check_golden(bundle, pipe)
-        if not report.ok:
-            log.warning("%s fails the golden check (%s): fp32 instead", pipe.engine.name, "; ".join(report.problems))
-            pipe = load("fp32")
+    pipe = serve_checked(bundle, load, precision, refuse_named=False)
     log.info("%s %s on %s", pipe.manifest.name, pipe.manifest.version, pipe.engine.name)
     return pipe
 
@@ -207,5 +230,5 @@ def cache_key(manifest: Manifest, precision: str, provider: str) -> str:
         machine = engine_key(gpu_name(), tensorrt_version(), precision)
     else:
         machine = f"{provider.removesuffix('ExecutionProvider').lower()}_{precision}"
-    served = manifest.raw["files"][manifest.model_file("int8" if precision == "int8" else "fp32")]["sha256"]
+    served = manifest.raw["files"][manifest.model_file(precision)]["sha256"]
     return f"{str(served)[:16]}/{machine}_{tile}x{tile}"

@@ -128,7 +128,7 @@ class Pipeline:
         "fp16" runs model.onnx with TensorRT's fp16 flag. Which precision to serve is
         loading.load_pipeline's choice; this runs the one it is given."""
         manifest = open_bundle(bundle, verify=verify)
-        model = Path(bundle) / manifest.model_file("int8" if precision == "int8" else "fp32")
+        model = Path(bundle) / manifest.model_file(precision)
         engine = OnnxRuntimeEngine(
             model,
             manifest.input.tensor,

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hades_perception.contract.bundle import BundleError, load_manifest, open_bundle
-from hades_perception.contract.golden import check_golden
+from hades_perception.contract.bundle import load_manifest, open_bundle
 from hades_perception.contract.signing import Ed25519PublicKey, load_trusted_keys, verify_bundle
-from hades_perception.inference.loading import default_engine_cache, load_pipeline
+from hades_perception.inference.loading import default_engine_cache, load_pipeline, serve_checked
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.tensorrt_engine import local_engine_key
 from hades_perception.models.cache import ModelCache
@@ -29,14 +28,15 @@ log = logging.getLogger(__name__)
 Param = Callable[[str], Any]  # setting values by name (the node's parameter names)
 
 
-def bundle_loader(p: Param, following: bool) -> Callable[[Path], Pipeline]:
-    """bundle folder (already verified) -> pipeline, on the engine the parameters ask for.
+def bundle_loader(p: Param, following: bool) -> Callable[..., Pipeline]:
+    """bundle folder (already verified) -> pipeline, on the engine the parameters ask for
+    (`precision`: instead of the parameter's, for a fall back to fp32).
     engine_file_path applies only while no store is followed (one file, one version)."""
     engine_key, why = local_engine_key()  # which prebuilt TensorRT engine this machine could use
     log.info("prebuilt TensorRT engines: %s", engine_key or f"none ({why})")
     engine_file = p("engine_file_path")
 
-    def load(bundle: Path) -> Pipeline:
+    def load(bundle: Path, precision: str | None = None) -> Pipeline:
         return load_pipeline(
             bundle,
             providers=tuple(p("execution_providers")),
@@ -47,7 +47,7 @@ def bundle_loader(p: Param, following: bool) -> Callable[[Path], Pipeline]:
             verified=True,
             px_per_mm=p("px_per_mm") or None,
             dish_mm=p("dish_mm"),
-            precision=p("precision"),
+            precision=precision or p("precision"),
             engine_cache_dir=engine_cache(p),
         )
 
@@ -103,7 +103,8 @@ def start_serving(p: Param, worker: InferenceWorker[Any] | None) -> tuple[Servin
             "as the embedded demo); production sets trusted_keys_dir, and unsigned bundles are then refused"
         )
     fallback = Path(p("model_bundle_path")).expanduser()
-    slot = ServingSlot(bundle_loader(p, following=bool(p("store_url"))), worker)
+    load = bundle_loader(p, following=bool(p("store_url")))
+    slot = ServingSlot(load, worker)
     follows = None
     if p("store_url"):
         model = p("model_name") or load_manifest(fallback).name
@@ -121,15 +122,9 @@ def start_serving(p: Param, worker: InferenceWorker[Any] | None) -> tuple[Servin
     if trusted:
         verify_bundle(fallback, trusted)
     manifest = open_bundle(fallback, verify=True)  # sha256 of every file before it is served
-    pipeline = slot.load(fallback)
-    if pipeline.engine.precision != "fp32":  # a variant must match its golden outputs before it serves
-        report = check_golden(fallback, pipeline, p("latency_budget_ms") or None)
-        if not report.ok:
-            why = f"{fallback} ({pipeline.engine.precision}): golden check failed: " + "; ".join(report.problems)
-            if p("precision") != "auto":
-                raise BundleError(why)  # asked for by name: the node does not start on something else
-            log.warning("%s; serving fp32 instead (precision auto)", why)
-            pipeline = bundle_loader(lambda name: "fp32" if name == "precision" else p(name), following=False)(fallback)
+    pipeline = serve_checked(
+        fallback, lambda asked: load(fallback, asked), p("precision"), latency_budget_ms=p("latency_budget_ms") or None
+    )
     slot.install(pipeline, Attempt(manifest.version, "bundle", ok=True))
     return slot, follows
 
