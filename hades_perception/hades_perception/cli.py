@@ -32,6 +32,10 @@ from hades_perception.inference.engine import DEFAULT_PROVIDERS, PRECISIONS
 from hades_perception.inference.image_files import IMAGE_SUFFIXES, read_image
 
 PROG = "hades-perception"
+PRECISION_HELP = (
+    "auto (default): the bundle's int8 variant where it passed its accuracy gate, on the CPU and OpenVINO "
+    "providers; fp16 on TensorRT; else fp32 (docs/engines.md)"
+)
 log = logging.getLogger(PROG)
 
 
@@ -187,12 +191,7 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, OpenVINO, CPU)",
     )
     p.add_argument("--threads", type=int, default=D["intra_op_threads"], help="ONNX Runtime threads; 0: all cores")
-    p.add_argument(
-        "--precision",
-        default=D["precision"],
-        choices=PRECISIONS,
-        help="auto: int8 where the bundle's int8 variant passed its accuracy gate, else fp16 on TensorRT, else fp32",
-    )
+    p.add_argument("--precision", default=D["precision"], choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish")
     p.add_argument("--keys", help="API keys file (default $HADES_DATA_DIR/api-keys.json)")
     p.add_argument(
@@ -319,12 +318,7 @@ def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--address", default=None, help="a Ray cluster (ray://HOST:10001 or auto); default: a local Ray")
     p.add_argument("--masks", action="store_true", help="also write masks/<name>_<class>_mask.png")
     p.add_argument("--providers", default="CPUExecutionProvider", help="ONNX Runtime execution providers")
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto (default): int8 where the bundle's int8 variant passed its accuracy gate (docs/engines.md)",
-    )
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     az = p.add_argument_group("Azure ML parallel job (--azure): input, --out and --model are datastore paths")
     az.add_argument("--azure", action="store_true", help="submit as an Azure ML parallel job instead of Ray")
@@ -352,13 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(DEFAULT_PROVIDERS),
         help="ONNX Runtime execution providers by preference (default: TensorRT, CUDA, OpenVINO, CPU)",
     )
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto (default): int8 where the bundle's int8 variant passed its accuracy gate, else fp16 on "
-        "TensorRT, else fp32",
-    )
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument(
         "--px-per-mm", type=float, default=None, help="calibration; default: measured from the dish (120 mm agar width)"
     )

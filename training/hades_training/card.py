@@ -171,7 +171,7 @@ def _int8_lines(manifest: dict[str, Any]) -> list[str]:
     gate = variant.get("gate") or {}
     change = ", ".join(f"{c} {d:+.4f}" for c, d in (variant.get("iou_change") or {}).items())
     if gate.get("passed"):
-        verdict = "passed its accuracy gate, so nodes serve it by default on CPUs, OpenVINO and TensorRT"
+        verdict = "passed its accuracy gate, so nodes serve it by default on the CPU and OpenVINO providers"
     elif gate:
         verdict = "failed its accuracy gate (" + "; ".join(gate.get("reasons") or []) + "): never served"
     else:
