@@ -33,3 +33,17 @@ def test_the_committed_card_is_what_the_command_writes(tmp_path: Path):
     args = ["card", "--model", str(SHIPPED), "--report", str(REPORTS["normal"])]
     assert main([*args, "--also", f"realistic={REPORTS['realistic']}", "--out", str(out)]) == 0
     assert out.read_text() == (SHIPPED.parent / "MODEL_CARD.md").read_text()
+
+
+def test_a_fine_tuned_model_names_the_weights_it_started_from_back_to_the_first_run():
+    manifest = json.loads((SHIPPED / "manifest.json").read_text())
+    base = {"path": "runs/base/best.pt", "sha256": "a" * 64, "mlflow_run_id": "r1", "epoch": 17}
+    base |= {"config": {"epochs": 24}, "dataset": {"train": {"items": 64, "path": "datasets/mixed"}}}
+    tuned = {"path": "runs/real/best.pt", "sha256": "b" * 64, "mlflow_run_id": "r2", "epoch": 3, "init_from": base}
+    manifest["lineage"]["init_from"] = tuned | {"config": {"epochs": 6}, "dataset": {"train": {"items": 12}}}
+    tests = {"normal": json.loads(REPORTS["normal"].read_text())}
+    lines = [line for line in render_card(manifest, tests).splitlines() if "fine-tuned from" in line]
+    assert len(lines) == 2
+    assert "`runs/real/best.pt`" in lines[0] and "MLflow run `r2`" in lines[0] and "epoch 4 of 6" in lines[0]
+    assert "`runs/base/best.pt`" in lines[1] and "64 plates of `datasets/mixed`" in lines[1]
+    assert "epoch 18 of 24" in lines[1]

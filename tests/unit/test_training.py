@@ -268,3 +268,50 @@ def test_torchrun_trains_with_ddp_on_two_processes(small_dataset: Path, data_dir
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     ck = torch.load(tmp_path / "ddp" / "checkpoints" / "last.pt", weights_only=False)
     assert ck["step"] == 3 and "mlflow_run_id" in ck
+
+
+def test_fine_tuning_starts_a_new_run_from_a_checkpoints_weights_and_records_where_they_came_from(
+    tiny_checkpoint: Path, small_dataset: Path, data_dir: Path, tmp_path: Path
+):
+    import mlflow
+
+    from hades_perception.contract.bundle import sha256_file
+    from hades_training.train import train
+
+    # A learning rate too small to move the weights: what the run ends with is what it started
+    # from (batch-norm statistics move whatever the rate: they are not compared).
+    still = load_config(None, [*TINY, "lr=1e-12", "weight_decay=0"])
+    tuned = train(still, str(small_dataset), tmp_path / "ft", split="train", val_split="val", init=tiny_checkpoint)
+    source, ck = (torch.load(p, weights_only=False) for p in (tiny_checkpoint, tuned))
+    for k, w in source["model"].items():
+        if "running_" in k or "num_batches" in k:
+            continue
+        assert torch.allclose(ck["model"][k].float(), w.float(), atol=1e-6), f"{k} did not start from the checkpoint"
+    assert ck["mlflow_run_id"] != source["mlflow_run_id"], "fine-tuning continued the source's run"
+    assert ck["init_from"]["sha256"] == sha256_file(tiny_checkpoint)
+    assert ck["init_from"]["mlflow_run_id"] == source["mlflow_run_id"]
+    assert ck["init_from"]["dataset"] == source["dataset"]
+    mlflow.set_tracking_uri(f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}")
+    run = mlflow.get_run(ck["mlflow_run_id"])
+    assert run.data.params["init_sha256"] == ck["init_from"]["sha256"][:16]
+    assert run.data.tags["hades.init_from_run"] == source["mlflow_run_id"]
+
+
+def test_fine_tuning_refuses_a_checkpoint_of_another_network_shape_or_a_resume_beside_it(
+    tiny_checkpoint: Path, small_dataset: Path, data_dir: Path, tmp_path: Path
+):
+    from hades_training.train import train
+
+    wider = load_config(None, [*TINY, "width=16"])
+    with pytest.raises(ValueError, match=r"width \(8 there, 16 here\)"):
+        train(wider, str(small_dataset), tmp_path / "w", split="train", val_split="val", init=tiny_checkpoint)
+    with pytest.raises(ValueError, match="give one"):
+        train(
+            load_config(None, TINY),
+            str(small_dataset),
+            tmp_path / "r",
+            split="train",
+            val_split="val",
+            init=tiny_checkpoint,
+            resume=tiny_checkpoint,
+        )

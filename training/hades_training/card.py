@@ -72,6 +72,23 @@ def _split(t: dict[str, Any]) -> str:
     return f"{t['images']} plates, `{Path(d.get('path', '?')).name}/{d.get('split')}`"
 
 
+def _fine_tuned_from(init: dict[str, Any] | None) -> list[str]:
+    """The card's line for a model fine-tuned from another run's weights (train --init),
+    back to the run that started from random weights."""
+    lines: list[str] = []
+    while init:
+        train = (init.get("dataset") or {}).get("train", {})
+        cfg = init.get("config") or {}
+        lines.append(
+            f"- {'fine-tuned' if not lines else '  which was fine-tuned'} from the weights of `{init.get('path')}` "
+            f"(sha256 `{str(init.get('sha256', ''))[:16]}...`, MLflow run `{init.get('mlflow_run_id')}`, "
+            f"epoch {_epoch(init.get('epoch'))} of {cfg.get('epochs', '?')} on {train.get('items', '?')} plates of "
+            f"`{train.get('path', '?')}`)"
+        )
+        init = init.get("init_from")
+    return lines
+
+
 def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> str:
     """The card: what the model is, its data and config from its lineage, and a table of
     test figures per preset (`tests`: preset name -> evaluate's metrics.json) against
@@ -126,6 +143,7 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
         f"- config: patch {cfg.get('patch')}, batch {cfg.get('batch')}, {cfg.get('epochs')} epochs x "
         f"{cfg.get('steps_per_epoch')} steps, lr {cfg.get('lr')} ({cfg.get('lr_schedule')}), width "
         f"{cfg.get('width')}; best checkpoint after epoch {_epoch(lin.get('checkpoint_epoch'))} (validation score)",
+        *_fine_tuned_from(lin.get("init_from")),
         f"- code commit `{lin.get('code_commit')}`, MLflow run `{lin.get('mlflow_run_id')}`",
         "- drift reference: "
         + ", ".join(

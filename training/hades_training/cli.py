@@ -51,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
         val_data=args.val_data,
         val_split=args.val_split,
         resume=Path(args.resume) if args.resume else None,
+        init=Path(args.init) if args.init else None,
     )
     print(f"best checkpoint: {best}")
     if int(os.environ.get("RANK", "0")) == 0:  # one line per run, from the process that logs it
@@ -242,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="YAML file of config values (see hades_training/config.py)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config value")
     p.add_argument("--resume", default=None, help="continue from a checkpoint (its MLflow run continues too)")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CHECKPOINT",
+        help="fine-tune: start a new run from a checkpoint's weights (same network shape); the bundle's "
+        "lineage records it",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help="checkpoint -> calibrated, verified, versioned model bundle")

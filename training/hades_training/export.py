@@ -294,6 +294,7 @@ def _build(
             "mlflow_tracking_uri": ck.get("mlflow_tracking_uri"),
             "checkpoint_epoch": ck.get("epoch"),
             "checkpoint_step": ck.get("step"),
+            "init_from": ck.get("init_from"),
         },
         "reference_stats": reference_stats(preds, samples)
         | {"signals": reference_signals(pipe, preds, _reference_images(data, split))},

@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from hades_perception.contract.bundle import sha256_file
 from hades_perception.inference.pipeline import Pipeline
 from hades_training.config import TrainConfig
 from hades_training.data import DatasetError, HadesFolder, RootNavFolder, open_dataset
@@ -203,6 +204,39 @@ def _log_run_start(
     )
 
 
+#: Config keys that fix the network's shape: a checkpoint to start from must agree on them.
+ARCHITECTURE_KEYS = ("classes", "kinds", "width", "depthwise", "light_full_res")
+
+
+def _load_init(model: torch.nn.Module, path: Path, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """Load a checkpoint's weights into `model` for fine-tuning; returns where they came
+    from (path, sha256, its MLflow run, training data, epoch, and what it was itself
+    started from). A checkpoint of another shape is refused with the keys that differ."""
+    ck = torch.load(path, map_location=device, weights_only=False)
+    theirs = ck.get("config", {})
+    differ = [k for k in ARCHITECTURE_KEYS if k in theirs and _as_config(theirs[k]) != _as_config(getattr(cfg, k))]
+    if differ:
+        raise ValueError(
+            f"{path}: its network differs from this config in "
+            + ", ".join(f"{k} ({theirs[k]!r} there, {getattr(cfg, k)!r} here)" for k in differ)
+        )
+    model.load_state_dict(ck["model"])
+    log.info("starting from the weights of %s (epoch %s)", path, ck.get("epoch"))
+    return {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "mlflow_run_id": ck.get("mlflow_run_id"),
+        "dataset": ck.get("dataset"),
+        "epoch": ck.get("epoch"),
+        "config": theirs,
+        "init_from": ck.get("init_from"),
+    }
+
+
+def _as_config(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
 def _epoch_metrics(losses: list[tuple[float, float, float]], summary: dict[str, Any], lr: float) -> dict[str, float]:
     mean = np.mean(losses, axis=0)
     metrics = {"loss": mean[0], "loss_seg": mean[1], "loss_heat": mean[2], "lr": lr, "val_score": headline(summary)}
@@ -234,12 +268,19 @@ def train(
     val_data: str | None = None,
     val_split: str | None = None,
     resume: Path | None = None,
+    init: Path | None = None,
     on_epoch: EpochHook | None = None,
     tags: dict[str, str] | None = None,
 ) -> Path:
     """Train and return the path of the best checkpoint. `on_epoch(epoch, score, summary)`
     runs after each validation (tuning uses it to prune); an exception from it ends
-    training after the checkpoint of that epoch is written."""
+    training after the checkpoint of that epoch is written.
+
+    `init`: start from another run's weights (fine-tuning, e.g. on annotated real plates)
+    with a fresh optimiser, schedule and MLflow run; where they came from is kept in the
+    checkpoint and so in the exported bundle's lineage. `resume` continues one run instead."""
+    if init and resume:
+        raise ValueError("init starts a new run from a checkpoint's weights, resume continues its run: give one")
     rank, world = _distributed()
     device, amp_dtype = _device(cfg)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -261,11 +302,15 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
+    init_from = None
+    if init:
+        init_from = _load_init(model, init, cfg, device)
     if resume:
         ck = torch.load(resume, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, step, best, run_id = ck["epoch"] + 1, ck["step"], ck["best"], ck["mlflow_run_id"]
+        init_from = ck.get("init_from")
         log.info("resumed from %s at epoch %d", resume, start_epoch)
     net: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
     aug = Augment()
@@ -279,6 +324,9 @@ def train(
     try:
         if run is not None and run_id is None:
             _log_run_start(cfg, ds, model, device, world, tags or {})
+            if init_from is not None:
+                mlflow.log_params({"init_checkpoint": init_from["path"], "init_sha256": init_from["sha256"][:16]})
+                mlflow.set_tag("hades.init_from_run", str(init_from.get("mlflow_run_id")))
         for epoch in range(start_epoch, cfg.epochs):
             # train one epoch
             rng = epoch_rng(cfg.seed, rank, epoch)
@@ -347,6 +395,7 @@ def train(
                 "dataset": ds.description,
                 "code_commit": git_commit(),
                 "val_summary": summary,
+                "init_from": init_from,
             }
             _save(state, ckdir / "last.pt")
             if score > best:
