@@ -328,6 +328,34 @@ class TestWhereTheRootEnds:
         assert plants[2].primary_root_length_px == pytest.approx(295, rel=0.03)
         assert not plants[2].low_confidence
 
+    def test_a_tip_the_detector_sees_just_past_where_the_mask_fades_out_is_the_roots_tip(self):
+        # A young root's last 1.6 mm is too faint for the mask and the extension (a trace of
+        # 0.05, not bare agar); the detector fires at its end: that is the tip, and the length
+        # runs to it.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        root(maps, [(x, end), (x, end + 16)], p=0.05, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x, end + 16), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, end + 16), 3), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(311, rel=0.03)
+        assert not plants[2].low_confidence
+
+    @pytest.mark.parametrize(
+        ("peak", "trace"),
+        [((0, 40), True), ((14, 14), True), ((0, 16), False)],
+        ids=["4 mm on: too far", "45 degrees off the root's direction", "bare agar between"],
+    )
+    def test_a_peak_past_the_end_is_not_taken_too_far_off_the_roots_line_or_across_bare_agar(self, peak, trace):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        if trace:
+            root(maps, [(x, end), (x + peak[0], end + peak[1])], p=0.05, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x + peak[0], end + peak[1]), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, end), 4), plants[2].primary_root_tip
+        assert plants[2].low_confidence
+
 
 class TestContinuity:
     """Where a plant's root paths part, the primary root goes on in its direction: a path

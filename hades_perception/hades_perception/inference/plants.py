@@ -23,7 +23,8 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    silent at its end (a mask running into a drop) ends at the peak; a primary root whose
    end the detector does not confirm goes on into root pieces no plant reaches that lie
    ahead of it, run on in its direction and have faint root evidence across the gap (a
-   faint young root the mask broke into pieces); laterals are the
+   faint young root the mask broke into pieces), and ends at a detector peak just
+   ahead of it along its direction (a last stretch too faint for the mask); laterals are the
    other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
    input-image px;
 6. numbering: plants left to right in the manifest's count of slots; a slot with no
@@ -59,6 +60,8 @@ EXTEND_FADING = 0.8  # a root whose last millimetre is less probable than this i
 EXTEND_LOW = 0.12  # root probability that carries a faint tip on past the mask's end
 EXTEND_MM = 3.0  # at most this far
 EXTEND_GAP_MM = 0.7  # across unsupported stretches at most this long
+AHEAD_MM = 2.5  # a tip-detector peak this far past a root's end, ...
+AHEAD_ANGLE = 20.0  # ...within this many degrees of its direction, is where the root ends
 CUT_PEAK = 0.5  # a tip-detector peak this strong on a path before its end, ...
 CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it: the root ends at the peak
 CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
@@ -511,6 +514,8 @@ def _plant(
     peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
     if peak is not None and not _on_root(ev.root, peak):
         peak = None  # a peak off the root (a drop's rim beside the tip) is not this root's tip
+    if peak is None:  # the faint last stretch the mask and the extension lost, the detector saw
+        peak = _peak_ahead(ev, line, ppm)
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
         plant.primary_path.append(img(peak[:2]))
     plant.primary_root_tip = plant.primary_path[-1]
@@ -683,6 +688,27 @@ def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | 
     d = np.hypot(peaks[:, 0] - p[0], peaks[:, 1] - p[1])
     near = np.nonzero(d <= radius)[0]
     return peaks[near[np.argmax(peaks[near, 2])]] if len(near) else None
+
+
+def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float) -> np.ndarray | None:
+    """The strongest tip-detector peak just past the end of `line` (model px, base to
+    tip): at most AHEAD_MM on, within AHEAD_ANGLE of the root's direction over its last
+    mm, with faint root evidence between (not bare agar: GAP_SUPPORT). A young root's
+    last millimetre or two can be too faint for the mask and the extension while the
+    tip detector, which looks at a wider context, still finds its tip."""
+    d = _direction(line, ppm)
+    if d is None or not len(ev.primary_peaks):
+        return None
+    end = line[-1]
+    v = ev.primary_peaks[:, :2] - end
+    along = v @ d
+    across = np.abs(v[:, 0] * d[1] - v[:, 1] * d[0])
+    ahead = (along > 0) & (np.hypot(v[:, 0], v[:, 1]) <= AHEAD_MM * ppm)
+    ahead &= across <= np.maximum(0.3 * ppm, along * math.tan(math.radians(AHEAD_ANGLE)))
+    for k in np.argsort(-ev.primary_peaks[:, 2]):
+        if ahead[k] and _along(ev.root, end, ev.primary_peaks[k, :2], ev.root_threshold) >= GAP_SUPPORT:
+            return ev.primary_peaks[k]
+    return None
 
 
 def _extend_tip(root: np.ndarray, path: np.ndarray, ppm: float) -> list[np.ndarray]:
