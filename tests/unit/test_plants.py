@@ -392,6 +392,20 @@ class TestContinuity:
         assert near(plants[2].primary_root_tip, branch_tip, 4), plants[2].primary_root_tip
         assert plants[2].confidence < 0.9
 
+    def test_a_much_longer_unconfirmed_path_turning_off_does_not_take_the_primary_from_its_confirmed_tip(self):
+        # A faint arc (a scratch, a fibre) leaves the root 15 mm above its tip at 45 degrees and
+        # runs on for 50 mm, twice the primary's length, with the detector silent at its end;
+        # the root goes straight on to a tip the detector confirms: that is the primary tip,
+        # flagged because a longer path ends elsewhere.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        root(maps, [(x, ROW_Y + 180), (x + 350, ROW_Y + 530), (x + 360, ROW_Y + 700)], p=0.4)
+        plants = run(maps, peaks=tips)
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(300, rel=0.03)
+        assert plants[2].low_confidence and "a longer root path ends elsewhere" in plants[2].reason
+
 
 class TestBadInput:
     @pytest.mark.parametrize("case", ["empty dish", "only agar and drops", "one plant"])

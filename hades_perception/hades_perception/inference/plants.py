@@ -19,7 +19,8 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    along the gap supports it (a faint stretch, not bare agar);
 5. per plant: the primary tip is the end point farthest from the start, preferring
    ends the tip detector (heatmap) confirms, but not a path that turns off where the
-   longest goes straight on; a path that runs on past a detector peak with the detector
+   longest goes straight on, nor the longest, unconfirmed, where it turns off from a
+   path going straight on to a firmly confirmed tip; a path that runs on past a detector peak with the detector
    silent at its end (a mask running into a drop) ends at the peak; a primary root whose
    end the detector does not confirm goes on into root pieces no plant reaches that lie
    ahead of it, run on in its direction and have faint root evidence across the gap (a
@@ -495,6 +496,14 @@ def _plant(
         far_path = coords[_path(pred, int(ends[far]))]
         if not decides or _cut_at_peak(ev, far_path, ppm) < len(far_path):
             chosen = far
+    elif chosen == far and heat[far] < low_confidence:
+        # The longest path, its end unconfirmed, may turn off (onto a scratch, a fibre, a
+        # neighbour's root) where the primary root goes straight on to a tip the detector
+        # confirms firmly: that end is the primary's, however much shorter.
+        firm = [k for k in np.argsort(-lengths) if heat[k] >= low_confidence and k != far]
+        straight = [k for k in firm if _turns_less(coords, pred, int(ends[k]), int(ends[far]), ppm)]
+        if straight:
+            chosen = int(straight[0])
     tip = int(ends[chosen])
     path = _path(pred, tip)
     on_primary = set(path.tolist())
