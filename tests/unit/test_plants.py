@@ -272,6 +272,15 @@ class TestDoubt:
         assert plants[2].confidence < 0.5
         assert not any(p.low_confidence for i, p in enumerate(plants) if i != 2)
 
+    def test_a_detector_peak_off_the_root_within_a_millimetre_of_its_end_is_not_the_tip(self):
+        # The rim 0.9 mm from the end, beside the root's line, over bare agar: neither snapped
+        # to (it is off the root) nor taken as a tip further on.
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        drop = (tips[1][0] - 7, tips[1][1] + 5)
+        plants = run(maps, peaks=[tips[0], drop, *tips[2:]])
+        assert near(plants[1].primary_root_tip, tips[1], 3), plants[1].primary_root_tip
+
     def test_a_detector_peak_off_the_root_beside_its_end_is_not_the_tip(self):
         # A condensation drop's rim just past the end of a root fires the tip detector: the
         # tip stays where the root ends, and without the detector's support there it is flagged.
@@ -330,31 +339,46 @@ class TestWhereTheRootEnds:
         assert plants[2].primary_root_length_px == pytest.approx(295, rel=0.03)
         assert not plants[2].low_confidence
 
-    def test_a_tip_the_detector_sees_just_past_where_the_mask_fades_out_is_the_roots_tip(self):
-        # A young root's last 1.6 mm is too faint for the mask and the extension (a trace of
-        # 0.05, not bare agar); the detector fires at its end: that is the tip, and the length
+    def test_a_tip_the_detector_sees_just_past_where_the_mask_stops_is_the_roots_tip(self):
+        # A young root's last 1.2 mm is too faint for the mask and the extension (a trace of
+        # 0.1, not bare agar); the detector fires at its end: that is the tip, and the length
         # runs to it.
         maps = blank()
         tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
         x, end = tips[2]
-        root(maps, [(x, end), (x, end + 16)], p=0.05, width=2)
-        plants = run(maps, peaks=[*tips[:2], (x, end + 16), *tips[3:]])
-        assert near(plants[2].primary_root_tip, (x, end + 16), 3), plants[2].primary_root_tip
-        assert plants[2].primary_root_length_px == pytest.approx(311, rel=0.03)
+        root(maps, [(x, end), (x, end + 12)], p=0.1, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x, end + 12), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, end + 12), 3), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(307, rel=0.03)
         assert not plants[2].low_confidence
 
     @pytest.mark.parametrize(
         ("peak", "trace"),
-        [((0, 40), True), ((14, 14), True), ((0, 16), False)],
-        ids=["4 mm on: too far", "45 degrees off the root's direction", "bare agar between"],
+        [((0, 20), 0.1), ((9, 9), 0.1), ((0, 12), 0.0), ((0, 12), 0.03)],
+        ids=["2 mm on: too far", "45 degrees off the root's direction", "bare agar between", "a faint halo only"],
     )
-    def test_a_peak_past_the_end_is_not_taken_too_far_off_the_roots_line_or_across_bare_agar(self, peak, trace):
+    def test_a_peak_past_the_end_is_not_taken_too_far_off_the_roots_line_or_without_root_evidence(self, peak, trace):
         maps = blank()
         tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
         x, end = tips[2]
         if trace:
-            root(maps, [(x, end), (x + peak[0], end + peak[1])], p=0.05, width=2)
+            root(maps, [(x, end), (x + peak[0], end + peak[1])], p=trace, width=2)
         plants = run(maps, peaks=[*tips[:2], (x + peak[0], end + peak[1]), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, end), 4), plants[2].primary_root_tip
+        assert plants[2].low_confidence
+
+    def test_a_peak_past_the_end_on_a_neighbours_root_is_not_taken(self):
+        # Plant 3's root bends under plant 2's faint end and ends there, confirmed: plant 2
+        # does not take that tip (two plants would share one), and is flagged.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in (*SLOTS[:2], SLOTS[2], SLOTS[4])]
+        x, end = tips[2]
+        shoot(maps, SLOTS[3])
+        neighbour_tip = (x + 4, end + 12)
+        root(maps, [(SLOTS[3], ROW_Y + 30), (SLOTS[3], ROW_Y + 200), (x + 30, end), neighbour_tip])
+        root(maps, [(x, end), neighbour_tip], p=0.1, width=2)
+        plants = run(maps, peaks=[*tips[:2], tips[3], neighbour_tip])  # plant 2's own end: no peak
+        assert near(plants[3].primary_root_tip, neighbour_tip, 4), plants[3].primary_root_tip
         assert near(plants[2].primary_root_tip, (x, end), 4), plants[2].primary_root_tip
         assert plants[2].low_confidence
 

@@ -6,7 +6,8 @@ visible (they sit in the hypocotyl base or under the shoot), so plants defined b
 seeds collapse and their numbering shifts, and tip peaks land on condensation and
 debris far from any root (issue 11). Here a plant is a place where a root system
 starts just below a shoot (or a seed); its primary root is the longest path from
-that start through the root skeleton; tips are end points of that skeleton, so every
+that start through the root skeleton; tips are end points of that skeleton (or the
+tip detector's peak at most 1.5 mm past one, over faint root evidence), so every
 primary tip lies on its plant's root, and nothing far from a plant becomes a landmark.
 
 Steps, at model resolution (what the probabilities come at), on the dish crop:
@@ -24,8 +25,9 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    silent at its end (a mask running into a drop) ends at the peak; a primary root whose
    end the detector does not confirm goes on into root pieces no plant reaches that lie
    ahead of it, run on in its direction and have faint root evidence across the gap (a
-   faint young root the mask broke into pieces), and ends at a detector peak just
-   ahead of it along its direction (a last stretch too faint for the mask); laterals are the
+   faint young root the mask broke into pieces), and ends at a detector peak at most
+   1.5 mm ahead of it along its direction over faint root evidence (a last stretch too
+   faint for the mask), never one on another plant's root; laterals are the
    other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
    input-image px;
 6. numbering: plants left to right in the manifest's count of slots; a slot with no
@@ -61,8 +63,9 @@ EXTEND_FADING = 0.8  # a root whose last millimetre is less probable than this i
 EXTEND_LOW = 0.12  # root probability that carries a faint tip on past the mask's end
 EXTEND_MM = 3.0  # at most this far
 EXTEND_GAP_MM = 0.7  # across unsupported stretches at most this long
-AHEAD_MM = 2.5  # a tip-detector peak this far past a root's end, ...
-AHEAD_ANGLE = 20.0  # ...within this many degrees of its direction, is where the root ends
+AHEAD_MM = 1.5  # a tip-detector peak this far past a root's end, ...
+AHEAD_ANGLE = 20.0  # ...within this many degrees of its direction, ...
+AHEAD_SUPPORT = 0.05  # ...with this mean root probability between (bare agar: ~0), is its tip
 CUT_PEAK = 0.5  # a tip-detector peak this strong on a path before its end, ...
 CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it: the root ends at the peak
 CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
@@ -492,12 +495,15 @@ def _plant(
         # a lateral's (the primary root keeps its direction), however firmly the detector
         # fires there: it mistakes laterals' tips for primary ones more often than a primary
         # root turns off at a junction (dev plates: 91 -> 92 of 100 realistic, 97 -> 98
-        # normal). Its end unconfirmed, the tip is flagged.
+        # normal). Where the detector does not confirm the longest path's end, the tip is
+        # flagged (below).
         chosen = far
     elif chosen == far and heat[far] < low_confidence:
         # The longest path, its end unconfirmed, may turn off (onto a scratch, a fibre, a
         # neighbour's root) where the primary root goes straight on to a tip the detector
-        # confirms firmly: that end is the primary's, however much shorter.
+        # confirms firmly: that end is the primary's, however much shorter (at least the
+        # TURN_MM it takes to tell a direction). Being under 60 % of the longest path (else it
+        # would have been picked above), it stays flagged: a longer path ends elsewhere.
         firm = [k for k in np.argsort(-lengths) if heat[k] >= low_confidence and k != far]
         straight = [k for k in firm if _turns_less(coords, pred, int(ends[k]), int(ends[far]), ppm)]
         if straight:
@@ -519,10 +525,17 @@ def _plant(
     plant.primary_path = imgs(line)
     end = line[-1]
     peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
-    if peak is not None and not _on_root(ev.root, peak):
+    off_root = peak is not None and not _on_root(ev.root, peak)
+    if off_root:
         peak = None  # a peak off the root (a drop's rim beside the tip) is not this root's tip
-    if peak is None:  # the faint last stretch the mask and the extension lost, the detector saw
-        peak = _peak_ahead(ev, line, ppm)
+    if peak is None and not off_root:  # a faint last stretch the mask lost and the detector saw
+
+        def neighbours(p: np.ndarray) -> bool:  # on, or right beside, another plant's root
+            d = np.hypot(coords[:, 0] - p[0], coords[:, 1] - p[1])
+            near_nodes = d <= 0.5 * ppm
+            return bool(np.any(near_nodes & (owner >= 0) & ~mine))
+
+        peak = _peak_ahead(ev, line, ppm, neighbours)
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
         plant.primary_path.append(img(peak[:2]))
     plant.primary_root_tip = plant.primary_path[-1]
@@ -697,12 +710,15 @@ def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | 
     return peaks[near[np.argmax(peaks[near, 2])]] if len(near) else None
 
 
-def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float) -> np.ndarray | None:
+def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float, taken: Callable[[np.ndarray], bool]) -> np.ndarray | None:
     """The strongest tip-detector peak just past the end of `line` (model px, base to
-    tip): at most AHEAD_MM on, within AHEAD_ANGLE of the root's direction over its last
-    mm, with faint root evidence between (not bare agar: GAP_SUPPORT). A young root's
-    last millimetre or two can be too faint for the mask and the extension while the
-    tip detector, which looks at a wider context, still finds its tip."""
+    tip): at most AHEAD_MM on (just beyond TIP_EVIDENCE_MM, which confirms an end),
+    within AHEAD_ANGLE of the root's direction over its last mm, with faint root
+    evidence between (AHEAD_SUPPORT, not bare agar), and not on another plant's root
+    (`taken`). A young root's last half millimetre can be too faint for the mask and
+    the extension while the tip detector, which looks at a wider context, still finds
+    its tip; the mask often stops abruptly there rather than fading (dev plates: 3 of
+    the 5 peaks taken were past ends whose last millimetre was sure root)."""
     d = _direction(line, ppm)
     if d is None or not len(ev.primary_peaks):
         return None
@@ -713,9 +729,19 @@ def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float) -> np.ndarray | None
     ahead = (along > 0) & (np.hypot(v[:, 0], v[:, 1]) <= AHEAD_MM * ppm)
     ahead &= across <= np.maximum(0.3 * ppm, along * math.tan(math.radians(AHEAD_ANGLE)))
     for k in np.argsort(-ev.primary_peaks[:, 2]):
-        if ahead[k] and _along(ev.root, end, ev.primary_peaks[k, :2], ev.root_threshold) >= GAP_SUPPORT:
-            return ev.primary_peaks[k]
+        peak = ev.primary_peaks[k]
+        if ahead[k] and _along(ev.root, end, peak[:2], ev.root_threshold) >= AHEAD_SUPPORT and not taken(peak):
+            return peak
     return None
+
+
+def _fading(root: np.ndarray, path: np.ndarray, ppm: float) -> bool:
+    """Whether a root (`path`, model px, base to tip) fades out: its last millimetre's
+    median root probability under EXTEND_FADING (a crisp end is where the root ends)."""
+    h, w = root.shape
+    last = path[-max(2, round(ppm)) :].round().astype(int)
+    last_p = root[np.clip(last[:, 1], 0, h - 1), np.clip(last[:, 0], 0, w - 1)]
+    return float(np.median(last_p)) < EXTEND_FADING
 
 
 def _extend_tip(root: np.ndarray, path: np.ndarray, ppm: float) -> list[np.ndarray]:
@@ -724,13 +750,9 @@ def _extend_tip(root: np.ndarray, path: np.ndarray, ppm: float) -> list[np.ndarr
     probability, though below the mask's thresholds, stays at least EXTEND_LOW along the
     root's direction (turning at most 20 degrees a step), across gaps of at most
     EXTEND_GAP_MM; at most EXTEND_MM in all."""
-    if len(path) < 3:
-        return []
-    h, w = root.shape
-    last = path[-max(2, round(ppm)) :].round().astype(int)
-    last_p = root[np.clip(last[:, 1], 0, h - 1), np.clip(last[:, 0], 0, w - 1)]
-    if float(np.median(last_p)) >= EXTEND_FADING:
+    if len(path) < 3 or not _fading(root, path, ppm):
         return []  # a crisp end: the root ends where its mask does (a halo past it is no tip)
+    h, w = root.shape
     # The direction over the last 2 mm but its last pixels: a skeleton's very end can hook sideways.
     back = path[max(0, len(path) - 1 - max(4, round(2 * ppm))) :]
     d = back[-min(3, len(back) - 1) - 1] - back[0]
