@@ -189,3 +189,13 @@ def test_in_the_cloud_the_trigger_remembers_seen_data_in_the_model_store(tmp_pat
         == "promoted-canary"
     )
     assert not cfg.state_file.exists()  # nothing on the job's disk
+
+
+def test_a_fine_tuned_production_version_is_retrained_with_the_config_of_its_first_run():
+    from hades_training.retrain import production_config
+
+    first = {"config": {"epochs": 24, "lr": 0.003, "width": 16}, "init_from": None}
+    manifest = {"lineage": {"config": {"epochs": 12, "lr": 0.001, "width": 16}, "init_from": first}}
+    cfg = production_config(manifest, ["batch=4"])
+    assert (cfg.epochs, cfg.lr, cfg.width, cfg.batch) == (24, 0.003, 16, 4)
+    assert production_config({"lineage": {"config": {"epochs": 12}}}, []).epochs == 12

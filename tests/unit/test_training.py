@@ -288,6 +288,7 @@ def test_fine_tuning_starts_a_new_run_from_a_checkpoints_weights_and_records_whe
             continue
         assert torch.allclose(ck["model"][k].float(), w.float(), atol=1e-6), f"{k} did not start from the checkpoint"
     assert ck["mlflow_run_id"] != source["mlflow_run_id"], "fine-tuning continued the source's run"
+    assert (ck["epoch"], ck["step"]) == (0, still.steps_per_epoch), "the schedule did not start afresh"
     assert ck["init_from"]["sha256"] == sha256_file(tiny_checkpoint)
     assert ck["init_from"]["mlflow_run_id"] == source["mlflow_run_id"]
     assert ck["init_from"]["dataset"] == source["dataset"]

@@ -80,7 +80,7 @@ def _fine_tuned_from(init: dict[str, Any] | None) -> list[str]:
         train = (init.get("dataset") or {}).get("train", {})
         cfg = init.get("config") or {}
         lines.append(
-            f"- {'fine-tuned' if not lines else '  which was fine-tuned'} from the weights of `{init.get('path')}` "
+            f"{'- fine-tuned' if not lines else '  - which was fine-tuned'} from the weights of `{init.get('path')}` "
             f"(sha256 `{str(init.get('sha256', ''))[:16]}...`, MLflow run `{init.get('mlflow_run_id')}`, "
             f"epoch {_epoch(init.get('epoch'))} of {cfg.get('epochs', '?')} on {train.get('items', '?')} plates of "
             f"`{train.get('path', '?')}`)"

@@ -400,8 +400,16 @@ def _train_and_gate(
 
 
 def production_config(manifest: dict[str, Any], overrides: list[str]) -> TrainConfig:
-    """The production version's training config (its manifest's lineage), with overrides."""
-    base = dict((manifest.get("lineage") or {}).get("config") or {})
+    """The production version's training config (its manifest's lineage), with overrides.
+    A version fine-tuned from another run's weights (train --init) gives the config of
+    the run that started from random weights, since retraining starts from random weights
+    too: a fine-tune's few epochs at a low rate would not train a model from nothing."""
+    lineage = manifest.get("lineage") or {}
+    base = dict(lineage.get("config") or {})
+    init = lineage.get("init_from")
+    while init:
+        base = dict(init.get("config") or base)
+        init = init.get("init_from")
     if not base:
         raise ValueError("the production version's manifest has no lineage.config to train from")
     if overrides:

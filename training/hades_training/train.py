@@ -208,27 +208,36 @@ def _log_run_start(
 ARCHITECTURE_KEYS = ("classes", "kinds", "width", "depthwise", "light_full_res")
 
 
-def _load_init(model: torch.nn.Module, path: Path, cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
-    """Load a checkpoint's weights into `model` for fine-tuning; returns where they came
-    from (path, sha256, its MLflow run, training data, epoch, and what it was itself
-    started from). A checkpoint of another shape is refused with the keys that differ."""
-    ck = torch.load(path, map_location=device, weights_only=False)
+def _read_init(path: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """The checkpoint to fine-tune from, read before any data is prepared: one of another
+    network shape is refused with the keys that differ (a key an older checkpoint lacks
+    counts as its default)."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
     theirs = ck.get("config", {})
-    differ = [k for k in ARCHITECTURE_KEYS if k in theirs and _as_config(theirs[k]) != _as_config(getattr(cfg, k))]
+    defaults = TrainConfig()
+    there = {k: theirs.get(k, getattr(defaults, k)) for k in ARCHITECTURE_KEYS}
+    differ = [k for k in ARCHITECTURE_KEYS if _as_config(there[k]) != _as_config(getattr(cfg, k))]
     if differ:
         raise ValueError(
             f"{path}: its network differs from this config in "
-            + ", ".join(f"{k} ({theirs[k]!r} there, {getattr(cfg, k)!r} here)" for k in differ)
+            + ", ".join(f"{k} ({there[k]!r} there, {getattr(cfg, k)!r} here)" for k in differ)
         )
+    return ck
+
+
+def _init_from(model: torch.nn.Module, path: Path, ck: dict[str, Any]) -> dict[str, Any]:
+    """Load the checkpoint's weights into `model`; returns where they came from (path,
+    sha256, its MLflow run, training data, epoch, config, and what it was itself
+    started from), for the new checkpoints, MLflow and the bundle's lineage."""
     model.load_state_dict(ck["model"])
     log.info("starting from the weights of %s (epoch %s)", path, ck.get("epoch"))
     return {
-        "path": str(path),
+        "path": str(path.resolve()),
         "sha256": sha256_file(path),
         "mlflow_run_id": ck.get("mlflow_run_id"),
         "dataset": ck.get("dataset"),
         "epoch": ck.get("epoch"),
-        "config": theirs,
+        "config": ck.get("config", {}),
         "init_from": ck.get("init_from"),
     }
 
@@ -281,6 +290,7 @@ def train(
     checkpoint and so in the exported bundle's lineage. `resume` continues one run instead."""
     if init and resume:
         raise ValueError("init starts a new run from a checkpoint's weights, resume continues its run: give one")
+    init_ck = _read_init(init, cfg) if init else None
     rank, world = _distributed()
     device, amp_dtype = _device(cfg)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -302,9 +312,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
-    init_from = None
-    if init:
-        init_from = _load_init(model, init, cfg, device)
+    init_from = _init_from(model, init, init_ck) if init and init_ck is not None else None
     if resume:
         ck = torch.load(resume, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
@@ -326,7 +334,8 @@ def train(
             _log_run_start(cfg, ds, model, device, world, tags or {})
             if init_from is not None:
                 mlflow.log_params({"init_checkpoint": init_from["path"], "init_sha256": init_from["sha256"][:16]})
-                mlflow.set_tag("hades.init_from_run", str(init_from.get("mlflow_run_id")))
+                if init_from.get("mlflow_run_id"):
+                    mlflow.set_tag("hades.init_from_run", init_from["mlflow_run_id"])
         for epoch in range(start_epoch, cfg.epochs):
             # train one epoch
             rng = epoch_rng(cfg.seed, rank, epoch)
