@@ -316,3 +316,31 @@ def test_fine_tuning_refuses_a_checkpoint_of_another_network_shape_or_a_resume_b
             init=tiny_checkpoint,
             resume=tiny_checkpoint,
         )
+
+
+def test_a_bundle_carries_its_training_weights_so_the_shipped_model_can_be_fine_tuned(
+    tiny_bundle: Path, tiny_checkpoint: Path, small_dataset: Path, data_dir: Path, tmp_path: Path
+):
+    import shutil
+
+    from hades_training.train import train
+
+    m = open_bundle(tiny_bundle)
+    weights = tiny_bundle / m.raw["lineage"]["weights_file"]
+    assert m.raw["files"][weights.name]["sha256"], "the weights are not among the bundle's checked files"
+    still = load_config(None, [*TINY, "lr=1e-12", "weight_decay=0"])
+    tuned = train(still, str(small_dataset), tmp_path / "ft", split="train", val_split="val", init=tiny_bundle)
+    source, ck = (torch.load(p, weights_only=False) for p in (tiny_checkpoint, tuned))
+    for k, w in source["model"].items():
+        if w.is_floating_point() and "running_" not in k:  # stored in fp16: equal to its precision
+            assert torch.allclose(ck["model"][k], w, rtol=1e-3, atol=1e-4), k
+    assert ck["init_from"]["path"] == str(tiny_bundle.resolve())
+    assert ck["init_from"]["mlflow_run_id"] == source["mlflow_run_id"]
+
+    old = tmp_path / "old-bundle"  # exported before bundles carried their weights
+    shutil.copytree(tiny_bundle, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["lineage"]["weights_file"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="carries no training weights"):
+        train(still, str(small_dataset), tmp_path / "ft2", split="train", val_split="val", init=old)

@@ -166,7 +166,8 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
         "",
         "- Trained and tested on synthetic plates only. Real Hades images differ in texture, seedling shapes and "
         "artefacts; expect lower accuracy until it is fine-tuned on annotated real plates "
-        "(`hades-train train --data` on a Hades folder).",
+        "(`hades-train train --data REAL_PLATES --init BUNDLE --set lr=0.001 --set epochs=12`: the bundle carries "
+        "its training weights).",
         "- Plants come from shoots and the roots below them, numbered in the dish's slots: a missing plant keeps its "
         "number. Roots crossing between neighbours are split by shortest path from each plant's start, which can "
         "give a lateral or the lower part of a root to the wrong plant; such tips are often, not always, flagged.",

@@ -247,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         default=None,
         metavar="CHECKPOINT",
-        help="fine-tune: start a new run from a checkpoint's weights (same network shape); the bundle's "
-        "lineage records it",
+        help="fine-tune: start a new run from the weights of a checkpoint or of a model bundle folder (e.g. "
+        "models/hades-seedlings; same network shape); the new bundle's lineage records it",
     )
     p.set_defaults(func=_train)
 

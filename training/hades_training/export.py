@@ -295,6 +295,7 @@ def _build(
             "checkpoint_epoch": ck.get("epoch"),
             "checkpoint_step": ck.get("step"),
             "init_from": ck.get("init_from"),
+            "weights_file": _write_weights(tmp, model, cfg, ck),
         },
         "reference_stats": reference_stats(preds, samples)
         | {"signals": reference_signals(pipe, preds, _reference_images(data, split))},
@@ -314,6 +315,21 @@ def _build(
     if not report.ok:
         raise RuntimeError(f"the exported bundle fails its own golden check: {report.problems}")
     return final
+
+
+#: The training weights a bundle carries, so that `hades-train train --init BUNDLE` can
+#: fine-tune the shipped model (on annotated real plates, say) without its run folder.
+WEIGHTS_FILE = "weights.pt"
+
+
+def _write_weights(tmp: Path, model: HadesNet, cfg: TrainConfig, ck: dict[str, Any]) -> str:
+    """The network's weights in fp16 (half the size; fine-tuning does not miss the rest of
+    fp32's precision) with what `train --init` records of where they came from; no
+    optimiser state. Returns the file's name, for the lineage."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    keep = ("dataset", "mlflow_run_id", "epoch", "step", "code_commit", "init_from")
+    torch.save({"model": state, "config": cfg.to_dict(), **{k: ck.get(k) for k in keep}}, tmp / WEIGHTS_FILE)
+    return WEIGHTS_FILE
 
 
 def _golden(tmp: Path, pipe: Pipeline, image: np.ndarray, precision: str = "fp32") -> dict[str, Any]:

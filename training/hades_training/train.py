@@ -208,11 +208,25 @@ def _log_run_start(
 ARCHITECTURE_KEYS = ("classes", "kinds", "width", "depthwise", "light_full_res")
 
 
+def _init_file(path: Path) -> Path:
+    """The weights file of `--init`: a checkpoint, or a model bundle's weights.pt (after
+    the bundle's files are checked against its manifest)."""
+    if not path.is_dir():
+        return path
+    from hades_perception.contract.bundle import open_bundle
+
+    manifest = open_bundle(path)
+    name = manifest.raw.get("lineage", {}).get("weights_file")
+    if not name:
+        raise ValueError(f"{path}: this bundle carries no training weights (exported before they were included)")
+    return path / name
+
+
 def _read_init(path: Path, cfg: TrainConfig) -> dict[str, Any]:
     """The checkpoint to fine-tune from, read before any data is prepared: one of another
     network shape is refused with the keys that differ (a key an older checkpoint lacks
     counts as its default)."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = torch.load(_init_file(path), map_location="cpu", weights_only=False)
     theirs = ck.get("config", {})
     defaults = TrainConfig()
     there = {k: theirs.get(k, getattr(defaults, k)) for k in ARCHITECTURE_KEYS}
@@ -229,11 +243,11 @@ def _init_from(model: torch.nn.Module, path: Path, ck: dict[str, Any]) -> dict[s
     """Load the checkpoint's weights into `model`; returns where they came from (path,
     sha256, its MLflow run, training data, epoch, config, and what it was itself
     started from), for the new checkpoints, MLflow and the bundle's lineage."""
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(ck["model"])  # a bundle's fp16 weights are copied into fp32 parameters
     log.info("starting from the weights of %s (epoch %s)", path, ck.get("epoch"))
     return {
         "path": str(path.resolve()),
-        "sha256": sha256_file(path),
+        "sha256": sha256_file(_init_file(path)),
         "mlflow_run_id": ck.get("mlflow_run_id"),
         "dataset": ck.get("dataset"),
         "epoch": ck.get("epoch"),
