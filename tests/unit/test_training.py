@@ -3,6 +3,7 @@ real ONNX export and ONNX Runtime sessions), a few steps each."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import subprocess
@@ -303,19 +304,11 @@ def test_fine_tuning_refuses_a_checkpoint_of_another_network_shape_or_a_resume_b
 ):
     from hades_training.train import train
 
-    wider = load_config(None, [*TINY, "width=16"])
+    run = functools.partial(train, split="train", val_split="val", init=tiny_checkpoint)
     with pytest.raises(ValueError, match=r"width \(8 there, 16 here\)"):
-        train(wider, str(small_dataset), tmp_path / "w", split="train", val_split="val", init=tiny_checkpoint)
+        run(load_config(None, [*TINY, "width=16"]), str(small_dataset), tmp_path / "w")
     with pytest.raises(ValueError, match="give one"):
-        train(
-            load_config(None, TINY),
-            str(small_dataset),
-            tmp_path / "r",
-            split="train",
-            val_split="val",
-            init=tiny_checkpoint,
-            resume=tiny_checkpoint,
-        )
+        run(load_config(None, TINY), str(small_dataset), tmp_path / "r", resume=tiny_checkpoint)
 
 
 def test_a_bundle_carries_its_training_weights_so_the_shipped_model_can_be_fine_tuned(
