@@ -118,6 +118,56 @@ def test_an_engine_file_that_cannot_be_built_here_is_refused_with_the_reason(tmp
     assert not engine.with_name("hades.plan.partial").exists()
 
 
+def _engine_file_built_for(tmp_path: Path, **built: object) -> Path:
+    """An engine file (its bytes do not matter: it is judged by its description) whose
+    description says it was built from the shipped model.onnx in fp16 for a 768 tile,
+    but for what `built` says instead."""
+    from hades_perception.inference.tensorrt_engine import description_path, engine_description
+
+    manifest = open_bundle(SHIPPED)
+    engine = tmp_path / "hades.plan"
+    engine.write_bytes(b"an engine from before")
+    source = manifest.raw["files"]["model.onnx"]["sha256"]
+    described = engine_description(source, "fp16", manifest.input.tile, "Orin", "10.3.0") | built
+    description_path(engine).write_text(json.dumps(described))
+    return engine
+
+
+@pytest.mark.skipif(tensorrt_available()[0], reason="TensorRT and a CUDA GPU are present here")
+@pytest.mark.parametrize(
+    ("built", "why"),
+    [({"source_sha256": "0" * 64}, "model file"), ({"precision": "int8"}, "precision"), ({"tile": 1440}, "tile")],
+    ids=["another model version", "another precision", "another tile"],
+)
+def test_an_engine_file_built_from_another_model_or_precision_is_stale_and_not_served(
+    tmp_path: Path, built: dict[str, object], why: str
+) -> None:
+    """An engine_file_path engine left from an earlier version (or built in int8 while
+    fp16 is asked for) would serve the wrong model under the right name: it is rebuilt
+    where TensorRT is, and refused with the reason where it is not."""
+    engine = _engine_file_built_for(tmp_path, **built)
+    with pytest.raises(BundleError, match=rf"stale: built for another {why}.*cannot be built here"):
+        load_pipeline(SHIPPED, providers=("CPUExecutionProvider",), engine_file=engine, precision="fp16")
+
+
+def test_an_engine_file_built_from_this_model_is_current_and_one_without_a_description_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hades_perception.inference.tensorrt_engine import description_path, engine_description, stale_engine
+
+    manifest = open_bundle(SHIPPED)
+    source = manifest.raw["files"]["model.onnx"]["sha256"]
+    engine = _engine_file_built_for(tmp_path)
+    # Where no TensorRT can say which GPU and version this is, those are not compared.
+    assert stale_engine(engine, engine_description(source, "fp16", manifest.input.tile, "unknown", "unknown")) is None
+    assert stale_engine(engine, engine_description(source, "fp16", manifest.input.tile, "Orin", "10.3.0")) is None
+    assert "GPU" in str(stale_engine(engine, engine_description(source, "fp16", manifest.input.tile, "Thor", "10.3.0")))
+    description_path(engine).unlink()
+    with caplog.at_level(logging.WARNING):
+        assert stale_engine(engine, engine_description(source, "fp16", manifest.input.tile, "Orin", "10.3.0")) is None
+    assert "not checked" in caplog.text
+
+
 @pytest.mark.skipif(not tensorrt_available()[0], reason=f"needs TensorRT and a CUDA GPU: {tensorrt_available()[1]}")
 def test_an_engine_built_for_this_machine_is_chosen_and_passes_the_bundles_golden_check(
     tiny_bundle: Path, tmp_path: Path
@@ -148,6 +198,7 @@ def test_a_missing_engine_file_is_built_from_the_bundles_onnx_and_serves(tiny_bu
     engine = tmp_path / "engines" / "tiny.plan"
     served = load_pipeline(tiny_bundle, providers=("CPUExecutionProvider",), engine_file=engine)
     assert engine.is_file() and served.engine.name == "tensorrt:tiny"
+    assert json.loads(engine.with_name("tiny.plan.json").read_text())["precision"] == "fp16"
     report = check_golden(tiny_bundle, served)
     assert report.ok, report.problems
 

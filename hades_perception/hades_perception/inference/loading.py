@@ -28,7 +28,16 @@ from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
 from hades_perception.contract.golden import check_golden
 from hades_perception.inference.engine import CPU, OPENVINO, PRECISIONS, TENSORRT, first_available
 from hades_perception.inference.pipeline import DISH_MM, Pipeline
-from hades_perception.inference.tensorrt_engine import TensorRTEngine, prebuilt_engine, tensorrt_available, write_engine
+from hades_perception.inference.tensorrt_engine import (
+    TensorRTEngine,
+    engine_description,
+    gpu_name,
+    prebuilt_engine,
+    stale_engine,
+    tensorrt_available,
+    tensorrt_version,
+    write_engine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +67,24 @@ def load_pipeline(
     manifest = open_bundle(bundle, verify=not verified)
     if engine_file is not None:
         native = native_precisions(manifest, precision)[0]
-        if force_engine_update or not engine_file.exists():
+        spec = manifest.input
+        onnx = bundle / manifest.model_file(native)
+        stale = None
+        if engine_file.exists() and not force_engine_update:
+            source = str(manifest.raw["files"][manifest.model_file(native)]["sha256"])
+            wanted = engine_description(source, native, spec.tile, _gpu_if_any(), tensorrt_version())
+            stale = stale_engine(engine_file, wanted)
+        if force_engine_update or not engine_file.exists() or stale:
             ok, why = tensorrt_available()
             if not ok:
-                asked = "a rebuild was asked for" if force_engine_update else "it does not exist"
+                asked = (
+                    "a rebuild was asked for"
+                    if force_engine_update
+                    else (f"it is stale: {stale}" if stale else "it does not exist")
+                )
                 raise BundleError(f"engine_file_path {engine_file}: {asked}, and it cannot be built here: {why}")
-            spec = manifest.input
-            onnx = bundle / manifest.model_file(native)
+            if stale:
+                log.warning("engine_file_path %s is stale (%s): rebuilding it", engine_file, stale)
             write_engine(onnx, engine_file, tile=spec.tile, precision=native, input_name=spec.tensor)
         return Pipeline(
             manifest, TensorRTEngine(engine_file, manifest.input.tensor, native), px_per_mm=px_per_mm, dish_mm=dish_mm
@@ -107,6 +127,11 @@ def load_pipeline(
         dish_mm=dish_mm,
         engine_cache_dir=cache,
     )
+
+
+def _gpu_if_any() -> str:
+    """The GPU's name where TensorRT is here to use it, else "unknown" (not compared)."""
+    return gpu_name() if tensorrt_available()[0] else "unknown"
 
 
 def default_engine_cache() -> Path:

@@ -11,6 +11,7 @@ works and these paths are skipped with a reason.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hades_perception.contract.bundle import BundleError, Manifest
+from hades_perception.contract.bundle import BundleError, Manifest, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +140,64 @@ def serialize_engine(onnx_path: Path, *, tile: int, precision: str = "fp16", inp
 
 def write_engine(onnx_path: Path, path: Path, *, tile: int, precision: str = "fp16", input_name: str = "image") -> Path:
     """Build an engine into `path`, atomically: a build cut short leaves no half file
-    that a later start would try to load."""
+    that a later start would try to load. Beside it, `<path>.json` says what it was
+    built from and for (engine_description), so that a later start can tell a stale
+    engine from a current one."""
     log.info("building TensorRT %s engine %s from %s (minutes on a Jetson)", precision, path, onnx_path)
     data = serialize_engine(onnx_path, tile=tile, precision=precision, input_name=input_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(data)
+    description = engine_description(sha256_file(onnx_path), precision, tile, gpu_name(), tensorrt_version())
+    description_path(path).write_text(json.dumps(description, indent=1))
     partial.replace(path)
     log.info("TensorRT engine %s (%.1f MB)", path, len(data) / 1e6)
     return path
+
+
+def description_path(engine: Path) -> Path:
+    return engine.with_name(engine.name + ".json")
+
+
+def engine_description(source_sha256: str, precision: str, tile: int, gpu: str, trt_version: str) -> dict[str, Any]:
+    """What an engine file was built from (the ONNX file's sha256) and for."""
+    return {"source_sha256": source_sha256, "precision": precision, "tile": tile, "gpu": gpu, "tensorrt": trt_version}
+
+
+#: An engine description's keys, as a person reads them.
+DESCRIBED = {
+    "source_sha256": "model file",
+    "precision": "precision",
+    "tile": "tile",
+    "gpu": "GPU",
+    "tensorrt": "TensorRT",
+}
+
+
+def stale_engine(engine: Path, wanted: dict[str, Any]) -> str | None:
+    """Why the engine file at `engine` is not the one `wanted` (engine_description of what
+    would be built now) describes, or None when it is, or when it has no description (an
+    engine built by hand, e.g. with trtexec: served as it is, with a warning). Keys whose
+    wanted value is "unknown" (no TensorRT here to ask) are not compared."""
+    path = description_path(engine)
+    if not path.is_file():
+        log.warning(
+            "engine_file_path %s has no %s beside it (built outside hades-perception?): served as it is; "
+            "its precision and the model it was built from are not checked, only its golden outputs",
+            engine,
+            path.name,
+        )
+        return None
+    try:
+        built = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"its description {path.name} cannot be read ({exc})"
+    differ = [k for k, v in wanted.items() if v != "unknown" and built.get(k) != v]
+    if not differ:
+        return None
+    return "built for another " + ", ".join(
+        f"{DESCRIBED.get(k, k)} ({str(built.get(k))[:16]}, not {str(wanted[k])[:16]})" for k in differ
+    )
 
 
 def build_engine(

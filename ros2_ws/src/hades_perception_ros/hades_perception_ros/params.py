@@ -62,7 +62,9 @@ PARAMS: tuple[Param, ...] = (
         "engine_file_path",
         "",
         "A TensorRT engine to run instead of ONNX Runtime while store_url is empty; built from the "
-        "bundle's ONNX first when missing. Empty: the bundle's engine for this GPU if any, else ONNX Runtime",
+        "bundle's ONNX first when missing, or when its description (<file>.json) says it was built from "
+        "another model file, precision, tile, GPU or TensorRT. Empty: the bundle's engine for this GPU if "
+        "any, else ONNX Runtime",
     ),
     # model store and hot swap (store_url empty: serve model_bundle_path only)
     Param(
