@@ -93,6 +93,18 @@ def test_a_pipeline_job_takes_a_dataset_id_as_its_new_data(jobs_server: Server, 
     assert job["mlflow_run_id"] is None  # a dry run starts no MLflow run
 
 
+def test_a_train_job_takes_the_served_model_as_the_weights_to_fine_tune(jobs_server: Server, dataset: str):
+    # The served test bundle was exported before bundles carried their training weights:
+    # the run reaches hades-train, which refuses it with the reason (a bundle exported now
+    # carries them: tests/unit/test_training.py fine-tunes one).
+    key = jobs_server.key("train")
+    args = {"data": f"dataset:{dataset}", "init": "served"}
+    job = jobs_server.wait_job(start(jobs_server, key, "train", **args), key)
+    assert job["status"] == FAILED, job
+    lines = jobs_server.request("GET", f"/v1/jobs/{job['job']}/log?tail=20", key).json()["lines"]
+    assert any("carries no training weights" in line for line in lines), lines
+
+
 def test_a_failing_run_is_failed_with_its_exit_status_and_the_log_says_why(jobs_server: Server, dataset: str):
     key = jobs_server.key("train")
     args = {"data": f"dataset:{dataset}", "split": "nosuch", "no_mlflow": True}

@@ -84,6 +84,7 @@ KINDS: dict[str, tuple[Arg, ...]] = {
         Arg("config", "path"),
         Arg("set", "overrides"),
         Arg("resume", "path"),
+        Arg("init", "path"),  # "served": fine-tune the served model (its bundle carries its weights)
     ),
     "evaluate": (
         Arg("model", "path", default="served"),
