@@ -222,11 +222,12 @@ def _init_file(path: Path) -> Path:
     return path / name
 
 
-def _read_init(path: Path, cfg: TrainConfig) -> dict[str, Any]:
-    """The checkpoint to fine-tune from, read before any data is prepared: one of another
-    network shape is refused with the keys that differ (a key an older checkpoint lacks
-    counts as its default)."""
-    ck = torch.load(_init_file(path), map_location="cpu", weights_only=False)
+def _read_init(path: Path, cfg: TrainConfig) -> tuple[Path, dict[str, Any]]:
+    """The weights file to fine-tune from (`_init_file`) and its content, read before any
+    data is prepared: one of another network shape is refused with the keys that differ
+    (a key an older checkpoint lacks counts as its default)."""
+    file = _init_file(path)
+    ck = torch.load(file, map_location="cpu", weights_only=False)
     theirs = ck.get("config", {})
     defaults = TrainConfig()
     there = {k: theirs.get(k, getattr(defaults, k)) for k in ARCHITECTURE_KEYS}
@@ -236,18 +237,19 @@ def _read_init(path: Path, cfg: TrainConfig) -> dict[str, Any]:
             f"{path}: its network differs from this config in "
             + ", ".join(f"{k} ({there[k]!r} there, {getattr(cfg, k)!r} here)" for k in differ)
         )
-    return ck
+    return file, ck
 
 
-def _init_from(model: torch.nn.Module, path: Path, ck: dict[str, Any]) -> dict[str, Any]:
-    """Load the checkpoint's weights into `model`; returns where they came from (path,
-    sha256, its MLflow run, training data, epoch, config, and what it was itself
-    started from), for the new checkpoints, MLflow and the bundle's lineage."""
+def _init_from(model: torch.nn.Module, path: Path, file: Path, ck: dict[str, Any]) -> dict[str, Any]:
+    """Load the checkpoint's weights into `model`; returns where they came from (`path`
+    as given, the sha256 of the weights `file`, its MLflow run, training data, epoch,
+    config, and what it was itself started from), for the new checkpoints, MLflow and
+    the bundle's lineage."""
     model.load_state_dict(ck["model"])  # a bundle's fp16 weights are copied into fp32 parameters
     log.info("starting from the weights of %s (epoch %s)", path, ck.get("epoch"))
     return {
         "path": str(path.resolve()),
-        "sha256": sha256_file(_init_file(path)),
+        "sha256": sha256_file(file),
         "mlflow_run_id": ck.get("mlflow_run_id"),
         "dataset": ck.get("dataset"),
         "epoch": ck.get("epoch"),
@@ -304,7 +306,7 @@ def train(
     checkpoint and so in the exported bundle's lineage. `resume` continues one run instead."""
     if init and resume:
         raise ValueError("init starts a new run from a checkpoint's weights, resume continues its run: give one")
-    init_ck = _read_init(init, cfg) if init else None
+    init_read = _read_init(init, cfg) if init else None
     rank, world = _distributed()
     device, amp_dtype = _device(cfg)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -326,7 +328,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
-    init_from = _init_from(model, init, init_ck) if init and init_ck is not None else None
+    init_from = _init_from(model, init, *init_read) if init and init_read else None
     if resume:
         ck = torch.load(resume, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])

@@ -116,7 +116,11 @@ class Manifest:
     @property
     def sha256(self) -> str:
         """Checksum of the ONNX model file: what model_info reports."""
-        return str(self.raw["files"]["model.onnx"]["sha256"])
+        return self.model_sha256()
+
+    def model_sha256(self, precision: str = "fp32") -> str:
+        """Checksum of the ONNX file a precision runs (model_file)."""
+        return str(self.raw["files"][self.model_file(precision)]["sha256"])
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Manifest:

@@ -71,7 +71,7 @@ def load_pipeline(
         onnx = bundle / manifest.model_file(native)
         stale = None
         if engine_file.exists() and not force_engine_update:
-            source = str(manifest.raw["files"][manifest.model_file(native)]["sha256"])
+            source = manifest.model_sha256(native)
             wanted = engine_description(source, native, spec.tile, _gpu_if_any(), tensorrt_version())
             stale = stale_engine(engine_file, wanted)
         if force_engine_update or not engine_file.exists() or stale:
@@ -255,5 +255,4 @@ def cache_key(manifest: Manifest, precision: str, provider: str) -> str:
         machine = engine_key(gpu_name(), tensorrt_version(), precision)
     else:
         machine = f"{provider.removesuffix('ExecutionProvider').lower()}_{precision}"
-    served = manifest.raw["files"][manifest.model_file(precision)]["sha256"]
-    return f"{str(served)[:16]}/{machine}_{tile}x{tile}"
+    return f"{manifest.model_sha256(precision)[:16]}/{machine}_{tile}x{tile}"

@@ -149,8 +149,14 @@ def write_engine(onnx_path: Path, path: Path, *, tile: int, precision: str = "fp
     partial = path.with_name(path.name + ".partial")
     partial.write_bytes(data)
     description = engine_description(sha256_file(onnx_path), precision, tile, gpu_name(), tensorrt_version())
-    description_path(path).write_text(json.dumps(description, indent=1))
     partial.replace(path)
+    # After the engine: a stop between the two leaves the new engine beside the old
+    # description, which a later start finds stale and rebuilds; the other order would
+    # leave an old engine described as the new one.
+    described = description_path(path)
+    partial_description = described.with_name(described.name + ".partial")
+    partial_description.write_text(json.dumps(description, indent=1))
+    partial_description.replace(described)
     log.info("TensorRT engine %s (%.1f MB)", path, len(data) / 1e6)
     return path
 
