@@ -155,6 +155,16 @@ class TestNumbering:
         kept = [t for i, t in enumerate(tips) if i not in (1, 5)]
         assert [near(p.primary_root_tip, t) for p, t in zip(plants, kept, strict=True)] == [True] * 5
 
+    def test_a_fibre_starting_in_the_row_yields_to_a_young_plant_whose_shoot_was_found(self):
+        # Six root systems start in the row: five below shoots (one a young plant's short
+        # root) and a longer fibre with no shoot between plants 0 and 1. The fibre is not a
+        # plant, so it does not push the young plant out and the numbers do not shift.
+        maps = blank()
+        tips = [plant_at(maps, x, length=500 if i < 4 else 150) for i, x in enumerate(SLOTS)]
+        root(maps, [(SLOTS[0] + 100, ROW_Y + 10), (SLOTS[0] + 110, ROW_Y + 120), (SLOTS[0] + 105, ROW_Y + 230)])
+        plants = run(maps, peaks=tips)
+        assert [near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True)] == [True] * 5
+
 
 class TestRoots:
     def test_a_faint_gap_the_probabilities_support_is_bridged_bare_agar_is_not(self):
@@ -280,6 +290,19 @@ class TestDoubt:
         drop = (tips[1][0] - 7, tips[1][1] + 5)
         plants = run(maps, peaks=[tips[0], drop, *tips[2:]])
         assert near(plants[1].primary_root_tip, tips[1], 3), plants[1].primary_root_tip
+
+    def test_a_detector_peak_just_past_the_end_straight_on_over_a_faint_trace_is_the_tip(self):
+        # A young root's last millimetre is fainter than the root mask's low threshold (a trace
+        # of 0.15), and the detector fires at its end, 0.7 mm on along the root: within a
+        # millimetre of the end, off the mask, but where the root runs on, so it is the tip,
+        # not a drop's rim beside it.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        root(maps, [(x, end), (x, end + 10)], p=0.15, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x, end + 7), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, end + 7), 1), plants[2].primary_root_tip
+        assert not plants[2].low_confidence
 
     def test_a_detector_peak_off_the_root_beside_its_end_is_not_the_tip(self):
         # A condensation drop's rim just past the end of a root fires the tip detector: the

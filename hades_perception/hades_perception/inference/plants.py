@@ -410,10 +410,12 @@ def _own(graph: csr_matrix, starts: list[_Start]) -> tuple[np.ndarray, np.ndarra
 
 
 def _plausible(starts: list[_Start], ppm: float, n: int) -> list[_Start]:
-    """At most n starts: those with a root system, the longest first. Condensation and
-    debris segmented as shoot reach no root and fall out."""
+    """At most n starts: those with a root system; those below a shoot or at a seed
+    before those found from a root's top alone, the longest first. Condensation and
+    debris segmented as shoot reach no root and fall out; a fibre or scratch starting in
+    the row yields to a young plant whose shoot was found, however much longer."""
     rooted = [s for s in starts if s.length >= MIN_ROOT_MM * ppm]
-    return sorted(rooted, key=lambda s: -s.length)[:n]
+    return sorted(rooted, key=lambda s: (not (s.shoot_area or s.seed), -s.length))[:n]
 
 
 def _numbered(
@@ -525,9 +527,15 @@ def _plant(
     plant.primary_path = imgs(line)
     end = line[-1]
     peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
-    off_root = peak is not None and not _on_root(ev.root, peak)
+    # A peak off the root (a drop's rim beside the tip) is not this root's tip; one straight
+    # ahead of the end, with faint root between, is: the last stretch was too faint to follow.
+    off_root = (
+        peak is not None
+        and not _on_root(ev.root, peak)
+        and not _ahead(ev, line, peak[None, :2], TIP_EVIDENCE_MM * ppm, ppm)[0]
+    )
     if off_root:
-        peak = None  # a peak off the root (a drop's rim beside the tip) is not this root's tip
+        peak = None
     if peak is None and not off_root:  # a faint last stretch the mask lost and the detector saw
 
         def neighbours(p: np.ndarray) -> bool:  # on, or right beside, another plant's root
@@ -719,20 +727,31 @@ def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float, taken: Callable[[np.
     the extension while the tip detector, which looks at a wider context, still finds
     its tip; the mask often stops abruptly there rather than fading (dev plates: 3 of
     the 5 peaks taken were past ends whose last millimetre was sure root)."""
-    d = _direction(line, ppm)
-    if d is None or not len(ev.primary_peaks):
+    if not len(ev.primary_peaks):
         return None
+    ahead = _ahead(ev, line, ev.primary_peaks[:, :2], AHEAD_MM * ppm, ppm)
+    for k in np.argsort(-ev.primary_peaks[:, 2]):
+        if ahead[k] and not taken(ev.primary_peaks[k]):
+            return ev.primary_peaks[k]
+    return None
+
+
+def _ahead(ev: Evidence, line: np.ndarray, points: np.ndarray, reach: float, ppm: float) -> np.ndarray:
+    """Which `points` (model px) lie past the end of `line` (base to tip) where its root
+    would run on: at most `reach` on, within AHEAD_ANGLE of its direction over its last
+    mm, with faint root evidence between (AHEAD_SUPPORT, not bare agar)."""
+    d = _direction(line, ppm)
+    if d is None:
+        return np.zeros(len(points), bool)
     end = line[-1]
-    v = ev.primary_peaks[:, :2] - end
+    v = points - end
     along = v @ d
     across = np.abs(v[:, 0] * d[1] - v[:, 1] * d[0])
-    ahead = (along > 0) & (np.hypot(v[:, 0], v[:, 1]) <= AHEAD_MM * ppm)
+    ahead = (along > 0) & (np.hypot(v[:, 0], v[:, 1]) <= reach)
     ahead &= across <= np.maximum(0.3 * ppm, along * math.tan(math.radians(AHEAD_ANGLE)))
-    for k in np.argsort(-ev.primary_peaks[:, 2]):
-        peak = ev.primary_peaks[k]
-        if ahead[k] and _along(ev.root, end, peak[:2], ev.root_threshold) >= AHEAD_SUPPORT and not taken(peak):
-            return peak
-    return None
+    for k in np.nonzero(ahead)[0]:
+        ahead[k] = _along(ev.root, end, points[k], ev.root_threshold) >= AHEAD_SUPPORT
+    return ahead
 
 
 def _fading(root: np.ndarray, path: np.ndarray, ppm: float) -> bool:
