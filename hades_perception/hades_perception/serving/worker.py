@@ -96,6 +96,7 @@ class InferenceWorker(Generic[T]):
         size: int = 1,
         policy: str = "keep_newest",
         on_error: Callable[[T, Exception], None] | None = None,
+        name: str = "inference",
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"queue policy {policy!r} is not one of {POLICIES}")
@@ -110,7 +111,7 @@ class InferenceWorker(Generic[T]):
         self._cv = threading.Condition()
         self._stop = False
         self._busy = False
-        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, item: T) -> bool:

@@ -79,8 +79,15 @@ def _status(level: bytes, name: str, message: str, ns: str, values: dict[str, st
 
 
 def serving_status(
-    name: str, ns: str, slot: ServingSlot, worker: InferenceWorker[Any], frames: FrameLog
+    name: str,
+    ns: str,
+    slot: ServingSlot,
+    worker: InferenceWorker[Any],
+    frames: FrameLog,
+    images: InferenceWorker[Any] | None = None,
 ) -> DiagnosticStatus:
+    """`images`: the worker publishing full-size images; its drops are frames whose masks
+    and viewing images were skipped because the previous frame's were still going out."""
     s = worker.snapshot()
     m = slot.pipeline.manifest
     stages, problem = frames.snapshot()
@@ -97,6 +104,8 @@ def serving_status(
         "errors": str(s.errors),
         "queued": str(worker.queued),
     }
+    if images is not None:
+        values["images_dropped"] = str(images.snapshot().dropped)
     values.update({f"latency_{k}_ms": f"{v:.1f}" for k, v in worker.latency.percentiles().items()})
     values.update({f"{k}_p50_ms": f"{v:.1f}" for k, v in stages.items()})
     return _status(level, f"{name}: perception", message, ns, values)
@@ -162,10 +171,11 @@ def statuses(
     followed: dict[str, ModelFollower | None],
     drift: DriftStatus | None = None,
     degraded: tuple[Degraded, str] | None = None,
+    images: InferenceWorker[Any] | None = None,
 ) -> list[DiagnosticStatus]:
     """The node's /diagnostics: serving, drift, a degraded swap (with the action taken),
     then one status per followed channel (by role)."""
-    out = [serving_status(name, ns, slot, worker, frames)]
+    out = [serving_status(name, ns, slot, worker, frames, images)]
     if drift is not None:
         out.append(drift_status(name, ns, drift))
     if degraded is not None:

@@ -154,10 +154,11 @@ class Outputs:
         pred: Prediction,
         name: str,
         version: str,
-        images: FrameImages | None = None,
         drift: tuple[int, str] = (0, ""),
     ) -> None:
-        """`drift`: the node's latest drift level (0-2) and message, carried on monitoring."""
+        """What a robot acts on: landmarks, certainty, plants, monitoring (small; `drift`:
+        the node's latest drift level (0-2) and message, carried on monitoring). The masks
+        go out separately (`publish_masks`), so a caller can send them from another thread."""
         self.landmarks.publish(
             LandmarkArray(
                 header=header,
@@ -204,7 +205,13 @@ class Outputs:
                 drift_message=drift[1],
             )
         )
-        if not self.masks.get_subscription_count():
+
+    def masks_wanted(self) -> bool:
+        return bool(self.masks.get_subscription_count())
+
+    def publish_masks(self, header: Header, pred: Prediction, version: str, images: FrameImages | None = None) -> None:
+        """The masks message (63 MB at 4202x3006), built only while someone subscribes."""
+        if not self.masks_wanted():
             return
         images = images or FrameImages(header, pred)
         self.masks.publish(
@@ -258,10 +265,14 @@ class ViewingOutputs:
         if new:
             self.per_class = {**self.per_class, **new}
 
-    def publish(self, header: Header, pred: Prediction, images: FrameImages) -> None:
+    def due(self) -> bool:
+        """Whether this frame's viewing images are to be published: someone watches and
+        the rate allows one now (then counted). Asked once per frame, on the frame thread."""
         watched = [p for p in (self.confidence, self.colour, *self.per_class.values()) if p is not None]
-        if not any(p.get_subscription_count() for p in watched) or not self.rate.due(time.monotonic()):
-            return
+        return any(p.get_subscription_count() for p in watched) and self.rate.due(time.monotonic())
+
+    def publish(self, header: Header, pred: Prediction, images: FrameImages) -> None:
+        """The images of a frame that `due` let through, to those who subscribe."""
         if self.confidence is not None and self.confidence.get_subscription_count():
             self.confidence.publish(images.confidence())
         table = self.per_class  # one read: add_classes replaces the table, never edits it

@@ -8,7 +8,10 @@ A managed (lifecycle) node that activates itself unless autostart:=false:
 Topics (docs/node.md): in image_raw [+ compressed_topic]; out landmarks, certainty, plants,
 monitoring, masks, masks/<class>, masks/colour, confidence, model_info, /diagnostics, shadow/...;
 service pin_model. Frames go to an InferenceWorker thread, which runs the ServingSlot's
-pipeline, read once per frame, so a swap takes effect between frames. The follower
+pipeline, read once per frame, so a swap takes effect between frames; what a robot acts
+on (landmarks, certainty, plants) is published from that thread. The full-size images
+(masks, viewing images) go to a second worker with a queue of one (keep_newest, drops
+counted) and are built and published there, while the next frame runs. The follower
 talks to the slot; a guard condition brings each swap to the executor's thread.
 """
 
@@ -29,8 +32,10 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from hades_perception.inference.pipeline import InputError
+from hades_perception.inference.prediction import Prediction
 from hades_perception.models.follower import ModelFollower
 from hades_perception.serving import model_source
 from hades_perception.serving.probation import Degraded, Probation
@@ -55,10 +60,22 @@ class Frame:
     received_wall: float  # time.time() at the callback, to compare with the header stamp
 
 
+@dataclass
+class ImageJob:
+    """A served frame's full-size outputs, for the image worker."""
+
+    header: Header
+    pred: Prediction
+    version: str
+    masks: bool  # someone subscribes to masks
+    viewing: bool  # the viewing images are due (someone watches, the rate allows)
+
+
 class PerceptionNode(LifecycleNode):
     # configured
     slot: ServingSlot | None = None
     worker: InferenceWorker[Frame] | None = None
+    images: InferenceWorker[ImageJob] | None = None
     follower: ModelFollower | None = None
     shadow: Shadow | None = None
     # active
@@ -97,6 +114,9 @@ class PerceptionNode(LifecycleNode):
             self.monitoring = FrameMonitoring(self.p("drift_window"), self.p("drift_min_frames"), probation)
             self.worker = InferenceWorker(
                 self._process, size=self.p("queue_size"), policy=self.p("queue_policy"), on_error=self._frame_failed
+            )
+            self.images = InferenceWorker(
+                self._publish_images, size=1, policy="keep_newest", on_error=self._images_failed, name="images"
             )
             self.slot, self.follower = model_source.start_serving(self.p, self.worker)
             self.slot.add_listener(lambda _new, _old, _attempt: self._model_changed.trigger())
@@ -161,8 +181,9 @@ class PerceptionNode(LifecycleNode):
             self.destroy_timer(self._timer)
             self._timer = None
         outputs, self.outputs = self.outputs, None
-        if self.worker is not None:
-            self.worker.idle(timeout=30.0)
+        for worker in (self.worker, self.images):
+            if worker is not None:
+                worker.idle(timeout=30.0)
         if self.shadow is not None:
             self.shadow.deactivate()
         for pub in filter(None, (self.pub_model_info, self.pub_diagnostics)):
@@ -188,12 +209,12 @@ class PerceptionNode(LifecycleNode):
     def _release(self) -> None:
         if self.monitoring is not None:
             self.monitoring.close()
-        for part in (self.follower, self.shadow, self.worker):
+        for part in (self.follower, self.shadow, self.worker, self.images):
             if isinstance(part, ModelFollower):
                 part.stop(timeout=5.0)
             elif part is not None:
                 part.close()
-        self.follower = self.shadow = self.worker = self.slot = None
+        self.follower = self.shadow = self.worker = self.images = self.slot = None
         self.monitoring = None
 
     # --- frames in, results out (the worker's thread) -----------------------------------
@@ -213,9 +234,10 @@ class PerceptionNode(LifecycleNode):
         pred = pipeline(image)
         t2 = time.monotonic()
         header, m = frame.msg.header, pipeline.manifest
-        images = FrameImages(header, pred)
-        outputs.publish(header, pred, m.name, m.version, images, monitoring.verdict)
-        viewing.publish(header, pred, images)
+        outputs.publish(header, pred, m.name, m.version, monitoring.verdict)
+        job = ImageJob(header, pred, m.version, outputs.masks_wanted(), viewing.due())
+        if self.images is not None and (job.masks or job.viewing):
+            self.images.submit(job)
         if self.shadow is not None:
             self.shadow.submit(ShadowFrame(header, image, pred, m.version))
         t3 = time.monotonic()
@@ -225,6 +247,24 @@ class PerceptionNode(LifecycleNode):
         monitoring.add(pipeline, pred.signals, stages)
         attributes = {"model.version": m.version, "frame.stamp": stamp, "frame.id": header.frame_id}
         monitoring.trace(frame.received_wall, frame.received, marks, pred.timing_ms, attributes)
+
+    def _publish_images(self, job: ImageJob) -> None:
+        """The image worker: full-size masks and viewing images, built once for both."""
+        outputs, viewing = self.outputs, self.viewing
+        if outputs is None or viewing is None:
+            return  # deactivated while the job waited
+        t0 = time.monotonic()
+        images = FrameImages(job.header, job.pred)
+        if job.masks:
+            outputs.publish_masks(job.header, job.pred, job.version, images)
+        if job.viewing:
+            viewing.publish(job.header, job.pred, images)
+        self.frames.add({"images": (time.monotonic() - t0) * 1e3})
+
+    def _images_failed(self, job: ImageJob, exc: Exception) -> None:
+        self.frames.problem(f"image outputs failed: {type(exc).__name__}: {exc}")
+        stamp = job.header.stamp
+        self.get_logger().warning(f"images of frame {stamp.sec}.{stamp.nanosec:09d} not published: {exc}")
 
     def _frame_failed(self, frame: Frame, exc: Exception) -> None:
         kind = "bad input" if isinstance(exc, InputError) else "inference failed"
@@ -276,6 +316,7 @@ class PerceptionNode(LifecycleNode):
             followed,
             drift,
             self._degraded if self._degraded and self._degraded[0].version == self.slot.version else None,
+            self.images,
         )
         arr = DiagnosticArray(status=status)
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -87,6 +87,7 @@ class Shadow:
         pred = candidate(item.image)
         m = candidate.manifest
         outputs.publish(item.header, pred, m.name, m.version)
+        outputs.publish_masks(item.header, pred, m.version)
         a = agreement.compare(item.serving, pred)
         self.tally.add(item.serving_version, m.version, a)
         mean = self.tally.mean_iou()
