@@ -222,3 +222,26 @@ def test_prediction_json_has_the_documented_shape(tiny_bundle: Path, small_plate
     assert set(d["certainty"]) >= {"per_class", "per_plant", "low_confidence"}
     assert len(d["certainty"]["per_plant"]) == 5  # every expected plant, found or not
     assert set(d["certainty"]["per_class"]) == {"root", "shoot", "seed", "occluded_root"}
+
+
+def test_a_frames_second_half_on_another_thread_beside_the_next_frames_first_gives_the_same_result(
+    tiny_bundle: Path, small_plates: Path
+):
+    # What the node does: finish(frame i) on one thread while start(frame i+1) runs on another.
+    import threading
+
+    pipe = Pipeline.from_bundle(tiny_bundle, providers=("CPUExecutionProvider",))
+    images = [HadesFolder(small_plates)[i].image for i in range(2)]
+    alone = [pipe(im).to_json() for im in images]
+    first = pipe.start(images[0])
+    got: dict[int, dict] = {}
+    second = threading.Thread(target=lambda: got.setdefault(0, pipe.finish(first).to_json()))
+    second.start()
+    inferred = pipe.start(images[1])
+    second.join()
+    got[1] = pipe.finish(inferred).to_json()
+    for i in range(2):
+        for d in (alone[i], got[i]):
+            d.pop("timing_ms")
+        assert got[i] == alone[i]
+    assert set(pipe(images[0]).timing_ms) == {"preprocess", "engine", "postprocess", "monitoring", "total"}

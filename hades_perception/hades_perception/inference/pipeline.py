@@ -92,8 +92,22 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return w
 
 
+@dataclass(frozen=True)
+class Inferred:
+    """A frame after `Pipeline.start`: the image, where its dish is, and the engine's logits."""
+
+    rgb: np.ndarray
+    dish: DishRegion | None
+    box: tuple[int, int, int, int]
+    frame: Frame
+    seg_logits: np.ndarray
+    heat_logits: np.ndarray
+    timing_ms: dict[str, float]
+
+
 class Pipeline:
-    """One model serving images. Not thread-safe: give each worker its own."""
+    """One model serving images. Not thread-safe: give each worker its own; `start` and
+    `finish` may run on two threads at once, on different frames."""
 
     def __init__(
         self, manifest: Manifest, engine: Engine, *, px_per_mm: float | None = None, dish_mm: float = DISH_MM
@@ -236,25 +250,33 @@ class Pipeline:
 
     # --- the whole thing -------------------------------------------------------------
     def __call__(self, image: np.ndarray) -> Prediction:
+        return self.finish(self.start(image))
+
+    def start(self, image: np.ndarray) -> Inferred:
+        """Preprocess and engine: the first half of a frame. A node runs the second half
+        (`finish`) of one frame while this runs on the next: the engine (which releases the
+        GIL, and on a GPU leaves the CPU free) overlaps the CPU's postprocessing."""
         t0 = time.perf_counter()
         rgb = as_rgb8(image)
-        h, w = rgb.shape[:2]
         dish, box = self.locate(rgb)
         chw, frame = self.to_model_input(rgb, box)
         t1 = time.perf_counter()
         seg_logits, heat_logits = self.infer(chw)
         t2 = time.perf_counter()
-        pred = self.decode(seg_logits, heat_logits, frame, box, (h, w), dish)
+        timing = {"preprocess": (t1 - t0) * 1e3, "engine": (t2 - t1) * 1e3}
+        return Inferred(rgb, dish, box, frame, seg_logits, heat_logits, timing)
+
+    def finish(self, inferred: Inferred) -> Prediction:
+        """Decode (masks, plants, landmarks, certainty) and monitoring signals: the second
+        half of a frame. timing_ms["total"] is the frame's work, not time it waited between."""
+        i = inferred
+        t2 = time.perf_counter()
+        pred = self.decode(i.seg_logits, i.heat_logits, i.frame, i.box, (i.rgb.shape[0], i.rgb.shape[1]), i.dish)
         t3 = time.perf_counter()
-        pred.signals = self.input_signals(rgb, (dish, box)) | self.prediction_signals(pred)
+        pred.signals = self.input_signals(i.rgb, (i.dish, i.box)) | self.prediction_signals(pred)
         t4 = time.perf_counter()
-        pred.timing_ms = {
-            "preprocess": (t1 - t0) * 1e3,
-            "engine": (t2 - t1) * 1e3,
-            "postprocess": (t3 - t2) * 1e3,
-            "monitoring": (t4 - t3) * 1e3,
-            "total": (t4 - t0) * 1e3,
-        }
+        pred.timing_ms = {**i.timing_ms, "postprocess": (t3 - t2) * 1e3, "monitoring": (t4 - t3) * 1e3}
+        pred.timing_ms["total"] = sum(pred.timing_ms.values())
         return pred
 
     def input_signals(

@@ -4,6 +4,8 @@ The camera can be faster than the engine. Then the queue's policy decides:
 `keep_newest` (default) drops the oldest waiting frame so latency stays bounded
 and the robot sees the freshest plate; `keep_oldest` refuses the new frame.
 Every drop is counted. No rclpy here: the node passes in what to do per frame.
+A frame's work may be two stages on two threads (`finish`): the engine of one frame
+then overlaps the postprocessing of the one before.
 
 The same thread also runs background jobs (a candidate model's warm-up and golden
 check) in the gaps between frames, one at a time: on a machine where the engine
@@ -20,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -87,12 +89,18 @@ class LatencyWindow:
 
 
 class InferenceWorker(Generic[T]):
-    """Runs `handle(item)` for queued items on its own thread."""
+    """Runs `handle(item)` for queued items on its own thread. With `finish`, a frame's work
+    is two stages on two threads: `finish(item, handle(item))` runs on the second while the
+    first handles the next item (a node's engine overlaps the previous frame's
+    postprocessing). Nothing is dropped between the stages: the first waits while the
+    second still has an item waiting. Counters and latency are taken when a frame is
+    finished; an error in either stage goes to `on_error`."""
 
     def __init__(
         self,
-        handle: Callable[[T], None],
+        handle: Callable[[T], Any],
         *,
+        finish: Callable[[T, Any], None] | None = None,
         size: int = 1,
         policy: str = "keep_newest",
         on_error: Callable[[T, Exception], None] | None = None,
@@ -102,7 +110,7 @@ class InferenceWorker(Generic[T]):
             raise ValueError(f"queue policy {policy!r} is not one of {POLICIES}")
         if size < 1:
             raise ValueError(f"queue size must be at least 1, got {size}")
-        self.handle, self.on_error = handle, on_error
+        self.handle, self.finish, self.on_error = handle, finish, on_error
         self.size, self.policy = size, policy
         self.stats = Stats()
         self.latency = LatencyWindow()
@@ -111,8 +119,14 @@ class InferenceWorker(Generic[T]):
         self._cv = threading.Condition()
         self._stop = False
         self._busy = False
+        self._handoff: tuple[float, T, Any] | None = None  # first stage done, second to take it
+        self._finishing = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        self._second: threading.Thread | None = None
+        if finish is not None:
+            self._second = threading.Thread(target=self._run_finish, name=f"{name}-finish", daemon=True)
+            self._second.start()
 
     def submit(self, item: T) -> bool:
         """Hand a frame over; never blocks. False when the frame was dropped."""
@@ -125,7 +139,7 @@ class InferenceWorker(Generic[T]):
                     return False
                 self._queue.popleft()
             self._queue.append((time.monotonic(), item))
-            self._cv.notify()
+            self._cv.notify_all()  # two threads may wait on it (with `finish`)
             return accepted
 
     def run_when_idle(self, fn: Callable[[], R], not_after: float | None = None) -> R:
@@ -143,7 +157,7 @@ class InferenceWorker(Generic[T]):
             if self._stop:
                 raise RuntimeError("the inference worker is closed")
             self._jobs.append(job)
-            self._cv.notify()
+            self._cv.notify_all()  # two threads may wait on it (with `finish`)
         job.done.wait()
         if job.error is not None:
             raise job.error
@@ -188,22 +202,62 @@ class InferenceWorker(Generic[T]):
                 continue
             t_in, item = got
             try:
-                self.handle(item)
-                self.latency.add((time.monotonic() - t_in) * 1e3)
-                with self._cv:
-                    self.stats.processed += 1
-            except Exception as exc:
-                with self._cv:
-                    self.stats.errors += 1
-                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                if self.on_error is not None:
-                    self.on_error(item, exc)
+                mid = self.handle(item)
+                if self.finish is None:
+                    self._done(t_in)
                 else:
-                    log.exception("frame failed")
+                    self._hand_on(t_in, item, mid)
+            except Exception as exc:
+                self._failed(item, exc)
             finally:
                 with self._cv:
                     self._busy = False
                     self._cv.notify_all()
+
+    def _hand_on(self, t_in: float, item: T, mid: Any) -> None:
+        """To the second stage; waits while it still has an item waiting."""
+        with self._cv:
+            while self._handoff is not None and not self._stop:
+                self._cv.wait()
+            if not self._stop:
+                self._handoff = (t_in, item, mid)
+                self._cv.notify_all()
+
+    def _run_finish(self) -> None:
+        assert self.finish is not None
+        while True:
+            with self._cv:
+                while self._handoff is None and not self._stop:
+                    self._cv.wait()
+                handoff = self._handoff
+                if self._stop or handoff is None:
+                    return
+                t_in, item, mid = handoff
+                self._handoff, self._finishing = None, True
+                self._cv.notify_all()
+            try:
+                self.finish(item, mid)
+                self._done(t_in)
+            except Exception as exc:
+                self._failed(item, exc)
+            finally:
+                with self._cv:
+                    self._finishing = False
+                    self._cv.notify_all()
+
+    def _done(self, t_in: float) -> None:
+        self.latency.add((time.monotonic() - t_in) * 1e3)
+        with self._cv:
+            self.stats.processed += 1
+
+    def _failed(self, item: T, exc: Exception) -> None:
+        with self._cv:
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if self.on_error is not None:
+            self.on_error(item, exc)
+        else:
+            log.exception("frame failed")
 
     def snapshot(self) -> Stats:
         """A copy of the counters, consistent with each other (for another thread to read)."""
@@ -214,7 +268,7 @@ class InferenceWorker(Generic[T]):
         """Wait until nothing is queued or running (for shutdown and tests)."""
         deadline = time.monotonic() + timeout
         with self._cv:
-            while self._queue or self._jobs or self._busy:
+            while self._queue or self._jobs or self._busy or self._handoff is not None or self._finishing:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -231,6 +285,8 @@ class InferenceWorker(Generic[T]):
             job.error = RuntimeError("the inference worker closed before the job ran")
             job.done.set()
         self._thread.join(timeout)
+        if self._second is not None:
+            self._second.join(timeout)
 
     @property
     def queued(self) -> int:

@@ -51,7 +51,11 @@ class FrameLog:
         stages["queue"] = (t0 - received) * 1e3
         stages["conversion"] = (t1 - t0) * 1e3
         stages.update(
-            {k: timing_ms[k] for k in ("preprocess", "engine", "postprocess", "monitoring") if k in timing_ms}
+            {
+                k: timing_ms[k]
+                for k in ("preprocess", "engine", "handoff", "postprocess", "monitoring")
+                if k in timing_ms
+            }
         )
         stages["publish"] = (t3 - t2) * 1e3
         stages["total"] = (t3 - received) * 1e3

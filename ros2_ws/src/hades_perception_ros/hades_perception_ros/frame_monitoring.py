@@ -59,7 +59,8 @@ class FrameMonitoring:
             return round((received_wall + (mono - received)) * 1e9)
 
         t0, t1, t2, t3 = marks
-        pipeline = [(k, timing_ms[k]) for k in ("preprocess", "engine", "postprocess", "monitoring") if k in timing_ms]
+        order = ("preprocess", "engine", "handoff", "postprocess", "monitoring")
+        pipeline = [(k, timing_ms[k]) for k in order if k in timing_ms]
         stages = [("queue", ns(received), ns(t0)), ("conversion", ns(t0), ns(t1)), *sequential(ns(t1), pipeline)]
         stages.append(("publish", ns(t2), ns(t3)))
         self.tracer.frame(ns(received), ns(t3), stages, attributes)

@@ -8,8 +8,10 @@ A managed (lifecycle) node that activates itself unless autostart:=false:
 Topics (docs/node.md): in image_raw [+ compressed_topic]; out landmarks, certainty, plants,
 monitoring, masks, masks/<class>, masks/colour, confidence, model_info, /diagnostics, shadow/...;
 service pin_model. Frames go to an InferenceWorker thread, which runs the ServingSlot's
-pipeline, read once per frame, so a swap takes effect between frames; what a robot acts
-on (landmarks, certainty, plants) is published from that thread. The full-size images
+pipeline, read once per frame, so a swap takes effect between frames. A frame's work is
+two stages on two threads: decoding, preprocess and engine on the inference thread; then
+plants, landmarks and certainty, published, on a second thread while the next frame's
+engine runs (ONNX Runtime releases the GIL; on a GPU the CPU is free meanwhile). The full-size images
 (masks, viewing images) go to a second worker with a queue of one (keep_newest, drops
 counted) and are built and published there, while the next frame runs. The follower
 talks to the slot; a guard condition brings each swap to the executor's thread.
@@ -22,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -34,7 +37,7 @@ from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from hades_perception.inference.pipeline import InputError
+from hades_perception.inference.pipeline import Inferred, InputError, Pipeline
 from hades_perception.inference.prediction import Prediction
 from hades_perception.models.follower import ModelFollower
 from hades_perception.serving import model_source
@@ -58,6 +61,16 @@ class Frame:
     msg: Image | CompressedImage
     received: float  # time.monotonic() at the callback
     received_wall: float  # time.time() at the callback, to compare with the header stamp
+
+
+@dataclass
+class Started:
+    """A frame through its first stage, for the second."""
+
+    pipeline: Pipeline  # the one that started it: a swap in between does not mix versions
+    image: np.ndarray
+    inferred: Inferred
+    marks: tuple[float, float, float]  # monotonic: taken from the queue, decoded, engine done
 
 
 @dataclass
@@ -113,7 +126,11 @@ class PerceptionNode(LifecycleNode):
             probation = Probation(self.p("probation_frames"), self.p("probation_max_error_rate"))
             self.monitoring = FrameMonitoring(self.p("drift_window"), self.p("drift_min_frames"), probation)
             self.worker = InferenceWorker(
-                self._process, size=self.p("queue_size"), policy=self.p("queue_policy"), on_error=self._frame_failed
+                self._start,
+                finish=self._finish,
+                size=self.p("queue_size"),
+                policy=self.p("queue_policy"),
+                on_error=self._frame_failed,
             )
             self.images = InferenceWorker(
                 self._publish_images, size=1, policy="keep_newest", on_error=self._images_failed, name="images"
@@ -223,15 +240,27 @@ class PerceptionNode(LifecycleNode):
         if self.worker is not None:
             self.worker.submit(Frame(msg, time.monotonic(), time.time()))
 
-    def _process(self, frame: Frame) -> None:
-        slot, outputs, viewing, monitoring = self.slot, self.outputs, self.viewing, self.monitoring
-        if slot is None or outputs is None or viewing is None or monitoring is None:
-            return  # deactivated while the frame waited
+    def _start(self, frame: Frame) -> Started | None:
+        """The first stage (the inference thread): decoding, preprocess and engine."""
+        slot = self.slot
+        if slot is None or self.outputs is None:
+            return None  # deactivated while the frame waited
         pipeline = slot.pipeline  # once: a swap during this frame takes effect at the next
         t0 = time.monotonic()
         image = decode_message(frame.msg, self._max_pixels)
         t1 = time.monotonic()
-        pred = pipeline(image)
+        inferred = pipeline.start(image)
+        return Started(pipeline, image, inferred, (t0, t1, time.monotonic()))
+
+    def _finish(self, frame: Frame, started: Started | None) -> None:
+        """The second stage (its own thread, while the next frame's engine runs): plants,
+        landmarks and certainty, published; the full-size images handed to the image worker."""
+        outputs, viewing, monitoring = self.outputs, self.viewing, self.monitoring
+        if started is None or outputs is None or viewing is None or monitoring is None:
+            return  # deactivated while the frame waited
+        t_finish = time.monotonic()
+        pipeline, image = started.pipeline, started.image
+        pred = pipeline.finish(started.inferred)
         t2 = time.monotonic()
         header, m = frame.msg.header, pipeline.manifest
         outputs.publish(header, pred, m.name, m.version, monitoring.verdict)
@@ -242,11 +271,13 @@ class PerceptionNode(LifecycleNode):
             self.shadow.submit(ShadowFrame(header, image, pred, m.version))
         t3 = time.monotonic()
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        t0, t1, t_engine = started.marks
         marks = (t0, t1, t2, t3)
-        stages = self.frames.add_frame(frame.received, frame.received_wall - stamp, marks, pred.timing_ms)
+        timing = {**pred.timing_ms, "handoff": (t_finish - t_engine) * 1e3}
+        stages = self.frames.add_frame(frame.received, frame.received_wall - stamp, marks, timing)
         monitoring.add(pipeline, pred.signals, stages)
         attributes = {"model.version": m.version, "frame.stamp": stamp, "frame.id": header.frame_id}
-        monitoring.trace(frame.received_wall, frame.received, marks, pred.timing_ms, attributes)
+        monitoring.trace(frame.received_wall, frame.received, marks, timing, attributes)
 
     def _publish_images(self, job: ImageJob) -> None:
         """The image worker: full-size masks and viewing images, built once for both."""

@@ -183,7 +183,8 @@ def test_each_frame_reaches_the_trace_collector_as_a_frame_span_with_its_stages(
     frame = frames[0]
     children = [span for _, _, span in collector.spans if span.parent_span_id == frame.span_id]
     names = [span.name for span in sorted(children, key=lambda c: c.start_time_unix_nano)]
-    assert names == ["queue", "conversion", "preprocess", "engine", "postprocess", "monitoring", "publish"]
+    stages = ["queue", "conversion", "preprocess", "engine", "handoff", "postprocess", "monitoring", "publish"]
+    assert names == stages
     assert all(frame.start_time_unix_nano <= c.start_time_unix_nano <= c.end_time_unix_nano for c in children)
     attrs = {a.key: a.value for a in frame.attributes}
     assert attrs["model.version"].string_value == "0.0.1-test"
