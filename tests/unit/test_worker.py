@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hades_perception.serving.worker import InferenceWorker
+from hades_perception.serving.worker import InferenceWorker, Stats
 
 
 class Recorder:
@@ -256,45 +256,37 @@ class TwoStages:
     def on_error(self, item: str, exc: Exception) -> None:
         self.errors.append((item, str(exc)))
 
+    def serve(self, items: list[str], size: int) -> Stats:
+        """The items through a two-stage worker until it is idle; its counters then."""
+        w: InferenceWorker[str] = InferenceWorker(self.start, finish=self.finish, size=size, on_error=self.on_error)
+        try:
+            for item in items:
+                w.submit(item)
+            assert w.idle(10)  # idle only once the second stage has finished too
+            assert w.latency.percentiles() or not self.spans
+            return w.snapshot()
+        finally:
+            w.close()
+
 
 class TestTwoStages:
     def test_the_second_stage_of_a_frame_runs_while_the_first_handles_the_next(self) -> None:
         s = TwoStages(0.1, 0.1)
-        w: InferenceWorker[str] = InferenceWorker(s.start, finish=s.finish, size=4)
-        try:
-            for i in range(4):
-                w.submit(f"f{i}")
-            assert w.idle(10)
-        finally:
-            w.close()
+        stats = s.serve([f"f{i}" for i in range(4)], size=4)
         for i in range(3):  # frame i's second stage overlaps frame i+1's first
             second, first_next = s.spans[("second", f"f{i}")], s.spans[("first", f"f{i + 1}")]
             assert second[0] < first_next[1] and first_next[0] < second[1]
-        assert w.snapshot().processed == 4 and w.latency.percentiles()
+        assert stats.processed == 4
 
     def test_nothing_is_dropped_between_the_stages_when_the_second_is_slower(self) -> None:
         s = TwoStages(0.01, 0.08)
-        w: InferenceWorker[str] = InferenceWorker(s.start, finish=s.finish, size=8)
-        try:
-            for i in range(6):
-                w.submit(f"f{i}")
-            assert w.idle(10)  # idle only once the second stage has finished too
-            stats = w.snapshot()
-        finally:
-            w.close()
+        stats = s.serve([f"f{i}" for i in range(6)], size=8)
         assert sorted(k[1] for k in s.spans if k[0] == "second") == [f"f{i}" for i in range(6)]
         assert (stats.received, stats.processed, stats.dropped) == (6, 6, 0)
 
     def test_a_frame_failing_in_the_second_stage_is_counted_and_reported_and_the_next_is_served(self) -> None:
         s = TwoStages(0.0, 0.01, fail="bad")
-        w: InferenceWorker[str] = InferenceWorker(s.start, finish=s.finish, size=4, on_error=s.on_error)
-        try:
-            for item in ("bad", "good"):
-                w.submit(item)
-            assert w.idle(10)
-            stats = w.snapshot()
-        finally:
-            w.close()
+        stats = s.serve(["bad", "good"], size=4)
         assert s.errors == [("bad", "bad failed")] and ("second", "good") in s.spans
         assert (stats.processed, stats.errors, stats.last_error) == (1, 1, "ValueError: bad failed")
 
