@@ -405,6 +405,19 @@ class TestWhereTheRootEnds:
         assert near(plants[2].primary_root_tip, (x, end), 4), plants[2].primary_root_tip
         assert plants[2].low_confidence
 
+    def test_a_peak_straight_past_the_end_and_off_the_root_beside_a_neighbours_root_is_not_taken(self):
+        # As above, within a millimetre of plant 2's faint end and off any root: a peak
+        # 0.4 mm from the end of plant 3's root, which bends under plant 2, is plant 3's.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in (*SLOTS[:2], SLOTS[2], SLOTS[4])]
+        x, end = tips[2]
+        shoot(maps, SLOTS[3])
+        root(maps, [(SLOTS[3], ROW_Y + 30), (SLOTS[3], ROW_Y + 200), (x + 40, end + 11)])
+        root(maps, [(x + 40, end + 11), (x + 2, end + 11)], width=1)  # a thin last stretch
+        root(maps, [(x, end), (x, end + 9)], p=0.15, width=2)
+        plants = run(maps, peaks=[*tips[:2], tips[3], (x + 1, end + 7)])
+        assert near(plants[2].primary_root_tip, (x, end), 3), plants[2].primary_root_tip
+
 
 class TestContinuity:
     """Where a plant's root paths part, the primary root goes on in its direction: a path

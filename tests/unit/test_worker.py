@@ -307,3 +307,31 @@ class TestTwoStages:
         finally:
             w.close()
         assert ran == ["job"]
+
+    def test_a_background_job_waits_while_the_second_stage_finishes_a_frame(self) -> None:
+        # A job never runs beside a frame: on a machine whose engine takes every core it
+        # would slow the frame down, and a golden check would be timed slow itself.
+        s = TwoStages(0.0, 0.3)
+        w: InferenceWorker[str] = InferenceWorker(s.start, finish=s.finish)
+        try:
+            w.submit("f0")
+            time.sleep(0.05)  # f0 is in its second stage
+            started = w.run_when_idle(time.monotonic, time.monotonic() + 60)
+        finally:
+            w.close()
+        assert started >= s.spans[("second", "f0")][1]
+
+    def test_an_error_handler_that_fails_does_not_stop_the_worker(self) -> None:
+        s = TwoStages(0.0, 0.0, fail="bad")
+
+        def on_error(item: str, exc: Exception) -> None:
+            raise RuntimeError("the handler broke")
+
+        w: InferenceWorker[str] = InferenceWorker(s.start, finish=s.finish, on_error=on_error, size=4)
+        try:
+            w.submit("bad")
+            w.submit("good")
+            assert w.idle(5)
+        finally:
+            w.close()
+        assert ("second", "good") in s.spans

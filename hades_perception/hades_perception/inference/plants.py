@@ -526,23 +526,23 @@ def _plant(
     cut_off = set(path[keep:].tolist())  # past the tip: no lateral branches off there either
     plant.primary_path = imgs(line)
     end = line[-1]
+
+    def neighbours(p: np.ndarray) -> bool:  # on, or right beside, another plant's root
+        d = np.hypot(coords[:, 0] - p[0], coords[:, 1] - p[1])
+        return bool(np.any((d <= 0.5 * ppm) & (owner >= 0) & ~mine))
+
     peak = _peak_near(ev.primary_peaks, end, TIP_EVIDENCE_MM * ppm)
     # A peak off the root (a drop's rim beside the tip) is not this root's tip; one straight
-    # ahead of the end, with faint root between, is: the last stretch was too faint to follow.
+    # ahead of the end, with faint root between, is (the last stretch was too faint to
+    # follow), unless it is on or beside another plant's root.
     off_root = (
         peak is not None
         and not _on_root(ev.root, peak)
-        and not _ahead(ev, line, peak[None, :2], TIP_EVIDENCE_MM * ppm, ppm)[0]
+        and not (_ahead(ev, line, peak[None, :2], TIP_EVIDENCE_MM * ppm, ppm)[0] and not neighbours(peak))
     )
     if off_root:
         peak = None
     if peak is None and not off_root:  # a faint last stretch the mask lost and the detector saw
-
-        def neighbours(p: np.ndarray) -> bool:  # on, or right beside, another plant's root
-            d = np.hypot(coords[:, 0] - p[0], coords[:, 1] - p[1])
-            near_nodes = d <= 0.5 * ppm
-            return bool(np.any(near_nodes & (owner >= 0) & ~mine))
-
         peak = _peak_ahead(ev, line, ppm, neighbours)
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
         plant.primary_path.append(img(peak[:2]))

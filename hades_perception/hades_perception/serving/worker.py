@@ -7,10 +7,11 @@ Every drop is counted. No rclpy here: the node passes in what to do per frame.
 A frame's work may be two stages on two threads (`finish`): the engine of one frame
 then overlaps the postprocessing of the one before.
 
-The same thread also runs background jobs (a candidate model's warm-up and golden
-check) in the gaps between frames, one at a time: on a machine where the engine
-takes every core, a job run beside a frame would slow that frame down, while a
-job run in a gap delays at most the one frame that arrives during it.
+The first thread also runs background jobs (a candidate model's warm-up and golden
+check) in the gaps between frames, one at a time, when no stage has a frame: on a
+machine where the engine takes every core, a job run beside a frame would slow that
+frame down (and be timed slow itself), while a job run in a gap delays at most the one
+frame that arrives during it.
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ class InferenceWorker(Generic[T]):
         background work is never starved by a camera faster than the engine. Jobs that
         belong together (a candidate's warm-up and validation) share one `not_after`,
         so together they wait at most that long."""
-        if threading.current_thread() is self._thread:
-            return fn()
+        if threading.current_thread() in (self._thread, self._second):
+            return fn()  # from a frame's own stage: waiting for a gap would wait for itself
         job = _Job(fn, time.monotonic() + DEFAULT_MAX_DEFER_S if not_after is None else not_after)
         with self._cv:
             if self._stop:
@@ -164,22 +165,26 @@ class InferenceWorker(Generic[T]):
         return job.result  # type: ignore[return-value]
 
     def _next(self) -> tuple[float, T] | _Job | None:
-        """The next frame, or a job when no frame waits (or a job waited long enough:
-        the one with the earliest deadline, whichever caller queued it first)."""
+        """The next frame, or a job in a gap: no frame waits and the second stage is idle
+        (so a job never runs beside a frame); or a job that waited long enough, the one
+        with the earliest deadline, whichever caller queued it first."""
         with self._cv:
-            while not self._queue and not self._jobs and not self._stop:
-                self._cv.wait()
-            if self._stop:
-                return None
-            self._busy = True
-            if self._jobs and not self._queue:
-                return self._jobs.popleft()
-            if self._jobs:
-                due = min(self._jobs, key=lambda job: job.deadline)
-                if due.deadline <= time.monotonic():
-                    self._jobs.remove(due)
-                    return due
-            return self._queue.popleft()
+            while True:
+                if self._stop:
+                    return None
+                now = time.monotonic()
+                due = min(self._jobs, key=lambda job: job.deadline) if self._jobs else None
+                overdue = due is not None and due.deadline <= now
+                gap = not self._queue and self._handoff is None and not self._finishing
+                if due is not None and (overdue or gap):
+                    job = due if overdue else self._jobs[0]
+                    self._jobs.remove(job)
+                    self._busy = True
+                    return job
+                if self._queue:
+                    self._busy = True
+                    return self._queue.popleft()
+                self._cv.wait(None if due is None else due.deadline - now)
 
     def _run_job(self, job: _Job) -> None:
         try:
@@ -254,10 +259,13 @@ class InferenceWorker(Generic[T]):
         with self._cv:
             self.stats.errors += 1
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        if self.on_error is not None:
-            self.on_error(item, exc)
-        else:
+        if self.on_error is None:
             log.exception("frame failed")
+            return
+        try:
+            self.on_error(item, exc)
+        except Exception:  # a failing handler must not take the thread (and the frames) with it
+            log.exception("the error handler failed on a frame that failed with %r", exc)
 
     def snapshot(self) -> Stats:
         """A copy of the counters, consistent with each other (for another thread to read)."""

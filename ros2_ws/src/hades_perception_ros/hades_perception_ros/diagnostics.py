@@ -1,8 +1,8 @@
 """/diagnostics for the node: how frames are served, and where each followed store stands.
 
-The frame thread records per-stage times and the last problem in a FrameLog (locked);
-the executor reads a snapshot of it once a period, so nothing the executor reads is
-mutated while it reads.
+The frame threads (inference, its second stage, images) record per-stage times and the
+last problem in a FrameLog (locked); the executor reads a snapshot of it once a period,
+so nothing the executor reads is mutated while it reads.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ WINDOW = 200  # frames per stage window
 
 class FrameLog:
     """Per-stage times (ms) of the last frames, and the last problem, written by the
-    frame thread and read by the executor."""
+    frame threads and read by the executor."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -248,7 +248,7 @@ class ViewingOutputs:
     """masks/<class> and confidence (mono8), masks/colour (rgb8): filled only while
     someone looks, and at most `rate_hz` frames a second (0: every frame): a person
     watching in rviz or Foxglove needs no 12-megapixel image per frame, and each costs the
-    frame thread tens of milliseconds. Publishers per class are added on the executor
+    images thread tens of milliseconds. Publishers per class are added on the executor
     (`add_classes`) when a new version brings a class; a frame publishes only the
     classes that have one."""
 
@@ -260,16 +260,20 @@ class ViewingOutputs:
         self.per_class: dict[str, Publisher] = {}
 
     def add_classes(self, classes: tuple[str, ...]) -> None:
-        """On the executor thread only: the frame thread reads a copy of the table."""
+        """On the executor thread only: the images thread reads a copy of the table."""
         new = {c: self.node.create_publisher(Image, f"masks/{c}", self.qos) for c in classes if c not in self.per_class}
         if new:
             self.per_class = {**self.per_class, **new}
 
+    def watched(self) -> bool:
+        """Whether anyone subscribes to a viewing image."""
+        pubs = [p for p in (self.confidence, self.colour, *self.per_class.values()) if p is not None]
+        return any(p.get_subscription_count() for p in pubs)
+
     def due(self) -> bool:
-        """Whether this frame's viewing images are to be published: someone watches and
-        the rate allows one now (then counted). Asked once per frame, on the frame thread."""
-        watched = [p for p in (self.confidence, self.colour, *self.per_class.values()) if p is not None]
-        return any(p.get_subscription_count() for p in watched) and self.rate.due(time.monotonic())
+        """Whether a frame's viewing images are to be published now: someone watches and
+        the rate allows one (then counted). Asked on the images thread only."""
+        return self.watched() and self.rate.due(time.monotonic())
 
     def publish(self, header: Header, pred: Prediction, images: FrameImages) -> None:
         """The images of a frame that `due` let through, to those who subscribe."""

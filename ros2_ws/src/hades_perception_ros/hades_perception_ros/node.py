@@ -61,14 +61,20 @@ class Frame:
     msg: Image | CompressedImage
     received: float  # time.monotonic() at the callback
     received_wall: float  # time.time() at the callback, to compare with the header stamp
+    version: str = ""  # the model version that started it (set by the first stage)
 
 
 @dataclass
 class Started:
-    """A frame through its first stage, for the second."""
+    """A frame through its first stage, for the second. It carries what the frame was
+    taken with (the model, the publishers), so a swap or a deactivation in between
+    neither mixes versions nor loses the frame in hand."""
 
-    pipeline: Pipeline  # the one that started it: a swap in between does not mix versions
-    image: np.ndarray
+    pipeline: Pipeline
+    outputs: Outputs
+    viewing: ViewingOutputs
+    monitoring: FrameMonitoring
+    image: np.ndarray | None  # for the shadow candidate, when there is one
     inferred: Inferred
     marks: tuple[float, float, float]  # monotonic: taken from the queue, decoded, engine done
 
@@ -80,8 +86,8 @@ class ImageJob:
     header: Header
     pred: Prediction
     version: str
-    masks: bool  # someone subscribes to masks
-    viewing: bool  # the viewing images are due (someone watches, the rate allows)
+    outputs: Outputs
+    viewing: ViewingOutputs
 
 
 class PerceptionNode(LifecycleNode):
@@ -242,33 +248,33 @@ class PerceptionNode(LifecycleNode):
 
     def _start(self, frame: Frame) -> Started | None:
         """The first stage (the inference thread): decoding, preprocess and engine."""
-        slot = self.slot
-        if slot is None or self.outputs is None:
+        slot, outputs, viewing, monitoring = self.slot, self.outputs, self.viewing, self.monitoring
+        if slot is None or outputs is None or viewing is None or monitoring is None:
             return None  # deactivated while the frame waited
         pipeline = slot.pipeline  # once: a swap during this frame takes effect at the next
+        frame.version = pipeline.manifest.version
         t0 = time.monotonic()
         image = decode_message(frame.msg, self._max_pixels)
         t1 = time.monotonic()
         inferred = pipeline.start(image)
-        return Started(pipeline, image, inferred, (t0, t1, time.monotonic()))
+        kept = image if self.shadow is not None else None
+        return Started(pipeline, outputs, viewing, monitoring, kept, inferred, (t0, t1, time.monotonic()))
 
     def _finish(self, frame: Frame, started: Started | None) -> None:
         """The second stage (its own thread, while the next frame's engine runs): plants,
         landmarks and certainty, published; the full-size images handed to the image worker."""
-        outputs, viewing, monitoring = self.outputs, self.viewing, self.monitoring
-        if started is None or outputs is None or viewing is None or monitoring is None:
+        if started is None:
             return  # deactivated while the frame waited
         t_finish = time.monotonic()
-        pipeline, image = started.pipeline, started.image
+        pipeline, outputs, viewing, monitoring = started.pipeline, started.outputs, started.viewing, started.monitoring
         pred = pipeline.finish(started.inferred)
         t2 = time.monotonic()
         header, m = frame.msg.header, pipeline.manifest
         outputs.publish(header, pred, m.name, m.version, monitoring.verdict)
-        job = ImageJob(header, pred, m.version, outputs.masks_wanted(), viewing.due())
-        if self.images is not None and (job.masks or job.viewing):
-            self.images.submit(job)
-        if self.shadow is not None:
-            self.shadow.submit(ShadowFrame(header, image, pred, m.version))
+        if self.images is not None and (outputs.masks_wanted() or viewing.watched()):
+            self.images.submit(ImageJob(header, pred, m.version, outputs, viewing))
+        if self.shadow is not None and started.image is not None:
+            self.shadow.submit(ShadowFrame(header, started.image, pred, m.version))
         t3 = time.monotonic()
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         t0, t1, t_engine = started.marks
@@ -280,16 +286,14 @@ class PerceptionNode(LifecycleNode):
         monitoring.trace(frame.received_wall, frame.received, marks, timing, attributes)
 
     def _publish_images(self, job: ImageJob) -> None:
-        """The image worker: full-size masks and viewing images, built once for both."""
-        outputs, viewing = self.outputs, self.viewing
-        if outputs is None or viewing is None:
-            return  # deactivated while the job waited
+        """The image worker: full-size masks and viewing images, built once for both. The
+        viewing rate is counted here, on the frames whose images go out: a frame whose job
+        was replaced by a newer one's uses up no viewing slot."""
         t0 = time.monotonic()
         images = FrameImages(job.header, job.pred)
-        if job.masks:
-            outputs.publish_masks(job.header, job.pred, job.version, images)
-        if job.viewing:
-            viewing.publish(job.header, job.pred, images)
+        job.outputs.publish_masks(job.header, job.pred, job.version, images)
+        if job.viewing.due():
+            job.viewing.publish(job.header, job.pred, images)
         self.frames.add({"images": (time.monotonic() - t0) * 1e3})
 
     def _images_failed(self, job: ImageJob, exc: Exception) -> None:
@@ -300,7 +304,7 @@ class PerceptionNode(LifecycleNode):
     def _frame_failed(self, frame: Frame, exc: Exception) -> None:
         kind = "bad input" if isinstance(exc, InputError) else "inference failed"
         if self.monitoring is not None and self.slot is not None and not isinstance(exc, InputError):
-            self.monitoring.failed(self.slot.version)
+            self.monitoring.failed(frame.version or self.slot.version)  # the version it ran on
         self.frames.problem(f"{kind}: {exc}")
         stamp = frame.msg.header.stamp
         self.get_logger().warning(
