@@ -17,6 +17,10 @@ CARD=${2:-models/MODEL_CARD.md}
 DATA="$HADES_DATA_DIR/datasets/mixed"      # train + val: both presets
 TEST_NORMAL="$HADES_DATA_DIR/datasets/synth"
 TEST_REALISTIC="$HADES_DATA_DIR/datasets/realistic"
+# Larger test splits (40 plates, 200 plants each), added in session 10: the 20-plate ones
+# above alone moved by several tips between seeds.
+TEST_NORMAL2="$HADES_DATA_DIR/datasets/normal-test2"
+TEST_REALISTIC2="$HADES_DATA_DIR/datasets/realistic-test2"
 RUN="$HADES_DATA_DIR/runs/default-$(date -u +%Y%m%d-%H%M%S)"
 if [[ ! -d "$DATA/train" ]]; then
   hades-train synth --out "$DATA" --split train --count 32 --seed 1
@@ -28,6 +32,8 @@ if [[ ! -d "$DATA/val" ]]; then
 fi
 [[ -d "$TEST_NORMAL/test" ]]    || hades-train synth --out "$TEST_NORMAL" --split test --count 20 --seed 3
 [[ -d "$TEST_REALISTIC/test" ]] || hades-train synth --out "$TEST_REALISTIC" --split test --count 20 --seed 13 --difficulty realistic
+[[ -d "$TEST_NORMAL2/test" ]]    || hades-train synth --out "$TEST_NORMAL2" --split test --count 40 --seed 43
+[[ -d "$TEST_REALISTIC2/test" ]] || hades-train synth --out "$TEST_REALISTIC2" --split test --count 40 --seed 33 --difficulty realistic
 # Fine-tuning data: the same 64 plates and 48 more `realistic` ones (seed 21).
 FINETUNE="$HADES_DATA_DIR/datasets/finetune"
 if [[ ! -d "$FINETUNE/train" ]]; then
@@ -46,8 +52,14 @@ echo "training took $(( $(date +%s) - start )) s"
 hades-train export --checkpoint "$RUN/finetune/checkpoints/best.pt" --data "$DATA" --split val --out "$BUNDLE" --int8 --force
 hades-train evaluate --model "$BUNDLE" --data "$TEST_NORMAL" --split test --out "$RUN/test-report"
 hades-train evaluate --model "$BUNDLE" --data "$TEST_REALISTIC" --split test --out "$RUN/test-report-realistic"
+hades-train evaluate --model "$BUNDLE" --data "$TEST_NORMAL2" --split test --out "$RUN/test-report-normal2"
+hades-train evaluate --model "$BUNDLE" --data "$TEST_REALISTIC2" --split test --out "$RUN/test-report-realistic2"
 cp "$RUN/test-report/metrics.json" "$BUNDLE.test-metrics.json"
 cp "$RUN/test-report-realistic/metrics.json" "$BUNDLE.test-metrics-realistic.json"
+cp "$RUN/test-report-normal2/metrics.json" "$BUNDLE.test-metrics-normal2.json"
+cp "$RUN/test-report-realistic2/metrics.json" "$BUNDLE.test-metrics-realistic2.json"
 hades-train card --model "$BUNDLE" --report "$BUNDLE.test-metrics.json" \
-  --also "realistic=$BUNDLE.test-metrics-realistic.json" --out "$CARD"
+  --also "realistic=$BUNDLE.test-metrics-realistic.json" \
+  --also "normal 2=$BUNDLE.test-metrics-normal2.json" \
+  --also "realistic 2=$BUNDLE.test-metrics-realistic2.json" --out "$CARD"
 echo "bundle: $BUNDLE; test reports: $RUN/test-report/report.md (normal), $RUN/test-report-realistic/report.md (realistic)"
