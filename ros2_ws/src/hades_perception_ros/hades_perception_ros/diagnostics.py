@@ -21,6 +21,9 @@ from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
 
 WINDOW = 200  # frames per stage window
+# The pipeline's stages in a frame's order, as its timing_ms names them (handoff: the
+# wait between the node's two stages); /diagnostics and traces both list them so.
+PIPELINE_STAGES = ("preprocess", "engine", "handoff", "postprocess", "monitoring")
 
 
 class FrameLog:
@@ -50,13 +53,7 @@ class FrameLog:
         stages = {"transport": transport_s * 1e3} if 0 <= transport_s < 60 else {}
         stages["queue"] = (t0 - received) * 1e3
         stages["conversion"] = (t1 - t0) * 1e3
-        stages.update(
-            {
-                k: timing_ms[k]
-                for k in ("preprocess", "engine", "handoff", "postprocess", "monitoring")
-                if k in timing_ms
-            }
-        )
+        stages.update({k: timing_ms[k] for k in PIPELINE_STAGES if k in timing_ms})
         stages["publish"] = (t3 - t2) * 1e3
         stages["total"] = (t3 - received) * 1e3
         self.add(stages)

@@ -17,6 +17,7 @@ from hades_perception.monitoring.drift import LEVEL_NAMES, OK, DriftMonitor, Dri
 from hades_perception.serving.probation import Degraded, Probation
 from hades_perception.serving.slot import ServingSlot
 from hades_perception.serving.worker import InferenceWorker
+from hades_perception_ros.diagnostics import PIPELINE_STAGES
 
 
 class FrameMonitoring:
@@ -59,8 +60,7 @@ class FrameMonitoring:
             return round((received_wall + (mono - received)) * 1e9)
 
         t0, t1, t2, t3 = marks
-        order = ("preprocess", "engine", "handoff", "postprocess", "monitoring")
-        pipeline = [(k, timing_ms[k]) for k in order if k in timing_ms]
+        pipeline = [(k, timing_ms[k]) for k in PIPELINE_STAGES if k in timing_ms]
         stages = [("queue", ns(received), ns(t0)), ("conversion", ns(t0), ns(t1)), *sequential(ns(t1), pipeline)]
         stages.append(("publish", ns(t2), ns(t3)))
         self.tracer.frame(ns(received), ns(t3), stages, attributes)
