@@ -127,7 +127,7 @@ def _engine_file_built_for(tmp_path: Path, **built: object) -> Path:
     manifest = open_bundle(SHIPPED)
     engine = tmp_path / "hades.plan"
     engine.write_bytes(b"an engine from before")
-    source = manifest.raw["files"]["model.onnx"]["sha256"]
+    source = manifest.model_sha256()
     described = engine_description(source, "fp16", manifest.input.tile, "Orin", "10.3.0") | built
     description_path(engine).write_text(json.dumps(described))
     return engine
@@ -156,7 +156,7 @@ def test_an_engine_file_built_from_this_model_is_current_and_one_without_a_descr
     from hades_perception.inference.tensorrt_engine import description_path, engine_description, stale_engine
 
     manifest = open_bundle(SHIPPED)
-    source = manifest.raw["files"]["model.onnx"]["sha256"]
+    source = manifest.model_sha256()
     engine = _engine_file_built_for(tmp_path)
     # Where no TensorRT can say which GPU and version this is, those are not compared.
     assert stale_engine(engine, engine_description(source, "fp16", manifest.input.tile, "unknown", "unknown")) is None
