@@ -472,6 +472,91 @@ class TestContinuity:
         assert plants[2].low_confidence and "a longer root path ends elsewhere" in plants[2].reason
 
 
+class TestCrossings:
+    """Two roots that cross run straight through each other: each plant keeps its own
+    root below the crossing, wherever the shortest path would turn the corner."""
+
+    @staticmethod
+    def crossing_pair(maps: dict[str, np.ndarray], spread: float) -> tuple[Point, Point]:
+        """Plants 1 and 2 with roots that cross below the row, each leaving its shoot's
+        line `spread` px sideways per 100 px down; returns their tips. Plant 1's path to
+        the crossing is the shorter: shortest paths alone give it both lower parts."""
+        a, b = SLOTS[1], SLOTS[2]
+        shoot(maps, a)
+        shoot(maps, b)
+        mid_y = ROW_Y + 150 + 100 * (b - a) / (2 * spread)  # where the two slanted stretches meet
+        tip_a = (a + spread * 5.5, ROW_Y + 700.0)
+        tip_b = (b - spread * 4.0, ROW_Y + 600.0)
+        root(maps, [(a, ROW_Y + 30), (a, ROW_Y + 150), (a + spread * 5.0, ROW_Y + 650), tip_a])
+        root(maps, [(b, ROW_Y + 30), (b + 30, ROW_Y + 90), (b, ROW_Y + 150), (b - spread * 3.8, ROW_Y + 530), tip_b])
+        assert ROW_Y + 150 < mid_y < ROW_Y + 530
+        return tip_a, tip_b
+
+    @pytest.mark.parametrize("spread", [100.0, 45.0], ids=["at right angles", "at a shallow angle"])
+    def test_each_plant_keeps_its_own_root_below_a_crossing(self, spread: float):
+        maps = blank()
+        tips = {i: plant_at(maps, SLOTS[i], length=300, drift=0) for i in (0, 3, 4)}
+        tips[1], tips[2] = self.crossing_pair(maps, spread)
+        plants = run(maps, peaks=[tips[i] for i in range(5)])
+        for i in range(5):
+            assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip, tips[i])
+            assert not plants[i].low_confidence, (i, plants[i].reason)
+        assert plants[1].lateral_root_count == plants[2].lateral_root_count == 0
+
+    def test_laterals_leaving_on_both_sides_at_one_point_are_not_a_crossing(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        root(maps, [(x, ROW_Y + 250), (x - 70, ROW_Y + 320)])
+        root(maps, [(x, ROW_Y + 250), (x + 70, ROW_Y + 320)])
+        plants = run(maps, peaks=tips)
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].lateral_root_count == 2
+
+
+class TestTheMouldRing:
+    """The ring a dish mould leaves in the lid is segmented as faint root; it is no root
+    to follow, but a root crossing it keeps its path."""
+
+    @staticmethod
+    def ring(maps: dict[str, np.ndarray], centre: tuple[int, int], radius_mm: float = 15.0) -> None:
+        cv2.circle(maps["root"], centre, round(radius_mm * PPM), 0.6, 2)
+
+    def test_a_root_ending_on_the_ring_ends_there_not_round_it(self):
+        # Plant 2's tip touches the top of the ring and the detector is silent there (as
+        # on dev plates): its root would run on round the ring (a loop: no end at all).
+        maps = blank()
+        tips = [plant_at(maps, x, length=350, drift=0) for x in SLOTS]
+        self.ring(maps, (SLOTS[2], round(tips[2][1]) + 150))
+        plants = run(maps, peaks=[t for i, t in enumerate(tips) if i != 2])
+        assert near(plants[2].primary_root_tip, tips[2], 5), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(350, rel=0.05)
+        assert plants[2].low_confidence
+        for i in (0, 1, 3, 4):
+            assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip)
+
+    def test_roots_crossing_the_ring_keep_their_paths_to_their_tips(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
+        self.ring(maps, (760, 650))  # plants 2 and 3 cross it; their tips lie inside
+        plants = run(maps, peaks=tips)
+        for i in range(5):
+            assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip)
+            assert plants[i].primary_root_length_px == pytest.approx(500, rel=0.03), i
+
+    def test_a_root_curving_round_is_not_a_ring(self):
+        # A root that curves through 90 degrees on one radius (more than any on dev plates)
+        # is followed to its tip.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, y0 = SLOTS[2], ROW_Y + 330
+        arc = [(x + 120 * (1 - math.cos(t)), y0 + 120 * math.sin(t)) for t in np.linspace(0, math.pi / 2, 40)]
+        root(maps, [(x, ROW_Y + 30), *arc])
+        tips[2] = arc[-1]
+        plants = run(maps, peaks=tips)
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+
+
 class TestBadInput:
     @pytest.mark.parametrize("case", ["empty dish", "only agar and drops", "one plant"])
     def test_every_expected_plant_is_reported_with_a_reason(self, case: str):

@@ -13,7 +13,10 @@ primary tip lies on its plant's root, and nothing far from a plant becomes a lan
 Steps, at model resolution (what the probabilities come at), on the dish crop:
 1. root evidence: root or occluded-root probability, hysteresis thresholded (a weak
    pixel counts when it connects to a sure one: faint tips stay attached), closed;
-2. skeleton and its pixel graph (scikit-image; shortest paths with scipy's csgraph);
+2. skeleton and its pixel graph (scikit-image; shortest paths with scipy's csgraph),
+   without the dish mould's ring (stretches on one large circle, no root's), and with
+   crossing roots run straight through each other (a junction's straight pairs of
+   branches joined through, each on its own);
 3. plant starts: per shoot (or seed) region the nearest skeleton pixel within reach;
    every skeleton pixel belongs to the start that reaches it by the shortest path;
 4. broken roots: a piece below a plant's end point joins it when the root probability
@@ -36,6 +39,7 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +74,8 @@ CUT_PEAK = 0.5  # a tip-detector peak this strong on a path before its end, ...
 CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it: the root ends at the peak
 CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
 TURN_MM = 1.5  # a root's direction where paths part: over this much of it before and after
+CROSS_MM = 1.0  # skeleton forks this close along the root are one junction (a shallow X forks twice)
+CROSS_TURN = 45.0  # degrees: two roots crossing each run on within this of their direction
 TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
 JOIN_MM = 6.0  # a root piece this far beyond a primary root's unconfirmed end may continue it, ...
 JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction over its last mm...
@@ -81,6 +87,9 @@ TIE_HEAT = 0.02  # tip-detector values this close are a tie
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
 MIN_SEED_MM2 = 0.05
 ROW_BAND_MM = 6.0  # plants sit in a row: a root start farther than this above or below it is not a plant's
+RING_MM = (5.0, 30.0)  # radius of a dish mould's ring (synthetic plates: 8-25 mm; HADES.md)
+RING_FIT = 0.8  # share of a skeleton stretch within a quarter mm of a circle for it to lie on it
+RING_ARC = 110.0  # degrees of a circle stretches on it cover for it to be a ring, not a root
 SLOT_SPACING = 0.205  # of the dish width between neighbouring plants (five in a row, ~575 px of 2800)
 
 
@@ -177,15 +186,19 @@ def find_plants(
     graph: csr_matrix | None = None
     coords = np.empty((0, 2))
     if skel.any():
-        graph, nodes = pixel_graph(skel, connectivity=2)
-        ys, xs = np.unravel_index(nodes, skel.shape)
-        coords = np.stack([xs, ys], axis=1).astype(np.float64)
+        graph, coords = _skeleton_graph(skel)
+        ring = _mould_ring(graph, coords, ppm_model)
+        if ring.any():  # the dish mould's ring, segmented as root: not a root to follow
+            skel[coords[ring, 1].astype(int), coords[ring, 0].astype(int)] = False
+            skel = skeletonize(skel)  # a fork's pixels left where a root touched the ring: thinned to an end
+            graph, coords = _skeleton_graph(skel)
         starts = _starts(ev, graph, coords, skel.shape, ppm_model)
     owner = np.full(len(coords), -1)
     dist = np.full(len(coords), np.inf)
     pred = np.full(len(coords), -9999)
     if graph is not None and starts:
         starts, row_y = _in_row(starts, ppm_model, n_plants)
+        graph = _uncross(graph, coords, starts, ppm_model)
         graph = _bridge(graph, coords, ev.root, ev.root_threshold, starts, ppm_model)
         dist, pred, owner = _own(graph, starts)
         if row_y is not None:  # root systems that start in the row with no shoot found above them
@@ -223,6 +236,64 @@ def _root_mask(ev: Evidence) -> np.ndarray:
         mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0
     )
     return closed.astype(bool) | mask
+
+
+def _skeleton_graph(skel: np.ndarray) -> tuple[csr_matrix, np.ndarray]:
+    """The skeleton's 8-connected pixel graph (edge weights: step lengths) and each
+    node's (x, y), model px."""
+    graph, nodes = pixel_graph(skel, connectivity=2)
+    ys, xs = np.unravel_index(nodes, skel.shape)
+    return graph, np.stack([xs, ys], axis=1).astype(np.float64)
+
+
+def _mould_ring(graph: csr_matrix, coords: np.ndarray, ppm: float) -> np.ndarray:
+    """Skeleton nodes on the ring a dish mould leaves in the lid (HADES.md), which the
+    model segments as faint root: a root touching it was followed round it, far from
+    its tip (dev plates, issue 11). A ring is a circle of RING_MM radius that stretches
+    of skeleton between forks, each lying on it over RING_FIT of its length, cover over
+    RING_ARC degrees of: no root curves round so far on one radius (on dev plates a
+    root's best circle covers at most 80). Only those stretches go; the forks where
+    roots cross or touch the ring stay, so a root crossing it keeps its path."""
+    out = np.zeros(len(coords), bool)
+    degree = np.diff(graph.indptr)
+    simple = np.nonzero(degree <= 2)[0]
+    if not len(simple):
+        return out
+    _, label = connected_components(graph[simple][:, simple], directed=False)
+    order = np.argsort(label, kind="stable")
+    stretches = [simple[k] for k in np.split(order, np.cumsum(np.bincount(label))[:-1])]
+    stretches = [k for k in stretches if len(k) >= 0.5 * ppm]
+    tolerance = max(2.0, 0.25 * ppm)
+    for seed in sorted((k for k in stretches if len(k) >= 6 * ppm), key=len, reverse=True):
+        circle = _fit_circle(coords[seed])
+        if circle is None:
+            continue
+        cx, cy, r = circle
+        if not RING_MM[0] * ppm <= r <= RING_MM[1] * ppm or out[seed].any():
+            continue
+        on = [k for k in stretches if np.mean(np.abs(np.hypot(*(coords[k] - (cx, cy)).T) - r) <= tolerance) >= RING_FIT]
+        if not on:
+            continue
+        members = np.concatenate(on)
+        angles = np.degrees(np.arctan2(coords[members, 1] - cy, coords[members, 0] - cx)) % 360
+        if 5 * len(np.unique((angles // 5).astype(int))) >= RING_ARC:
+            out[members] = True
+    return out
+
+
+def _fit_circle(points: np.ndarray) -> tuple[float, float, float] | None:
+    """Least-squares circle through points (x, y): centre and radius (Kasa's fit), or
+    None when they are about straight or lie off it by over a pixel (RMS)."""
+    x, y = points[:, 0], points[:, 1]
+    a = np.stack([x, y, np.ones_like(x)], axis=1)
+    (p, q, c), *_ = np.linalg.lstsq(a, -(x**2 + y**2), rcond=None)
+    cx, cy = -p / 2, -q / 2
+    r2 = cx * cx + cy * cy - c
+    if r2 <= 0:
+        return None
+    r = math.sqrt(r2)
+    rms = float(np.sqrt(np.mean((np.hypot(x - cx, y - cy) - r) ** 2)))
+    return (float(cx), float(cy), r) if rms <= 1.0 else None
 
 
 @dataclass
@@ -342,6 +413,102 @@ def _bridge(
         n = g.shape[0]
         g = graph + csr_matrix((extra_w, (extra_rows, extra_cols)), shape=(n, n))
     return g
+
+
+def _uncross(graph: csr_matrix, coords: np.ndarray, starts: list[_Start], ppm: float) -> csr_matrix:
+    """Two roots that cross run straight through each other: where skeleton junctions
+    within CROSS_MM of each other (an X drawn at a shallow angle skeletonises into two
+    forks) have four or more branches that pair up into straight runs (each turning
+    at most CROSS_TURN degrees over TURN_MM), each run is joined through on its own.
+    Shortest paths then follow each root on through the crossing, not round the corner
+    onto the other: a neighbour's root, or a lateral crossing the primary, no
+    longer takes the primary root's lower part (dev plates, issue 11). Spurs (branches
+    that end within a third of TURN_MM) are not counted; a branch in no straight run (a
+    lateral leaving there) stays with the straightest; a junction with a branch that
+    forks again too soon to tell its direction is left as it is."""
+    degree = np.diff(graph.indptr)
+    forks = np.nonzero(degree >= 3)[0]
+    if not len(forks):
+        return graph
+    near = dijkstra(graph, indices=forks, min_only=True, limit=CROSS_MM * ppm / 2)
+    in_blob = np.isfinite(near)
+    blob_nodes = np.nonzero(in_blob)[0]
+    _, blob_label = connected_components(graph[blob_nodes][:, blob_nodes], directed=False)
+    label = np.full(len(coords), -1)
+    label[blob_nodes] = blob_label
+    coo = graph.tocoo()
+    leaving = in_blob[coo.row] & ~in_blob[coo.col]
+    exits: dict[int, set[int]] = {}
+    for inside, outside in zip(coo.row[leaving].tolist(), coo.col[leaving].tolist(), strict=True):
+        exits.setdefault(int(label[inside]), set()).add(int(outside))
+    start_nodes = {s.node for s in starts}
+    reach = max(3, round(TURN_MM * ppm))
+    detach = np.zeros(len(coords), bool)  # exits cut off their junction
+    joins: list[tuple[int, int]] = []
+    for c, outs in exits.items():
+        if len(outs) < 4:
+            continue
+        members = np.nonzero(label == c)[0]
+        if start_nodes.intersection(members.tolist()):
+            continue
+        centre = coords[members].mean(axis=0)
+        found = [(o, _branch_direction(graph, coords, in_blob, o, centre, reach)) for o in sorted(outs)]
+        branches = [(o, d) for o, d in found if d is not None and d is not SPUR]  # spurs stay with the junction
+        if len(branches) < 4 or any(d is None for _, d in found):
+            continue
+        # Straight runs through the junction, straightest first, each branch in one.
+        turns = [(_straightness(da, db), a, b) for (a, da), (b, db) in itertools.combinations(branches, 2)]
+        pairs = sorted(t for t in turns if t[0] <= CROSS_TURN)
+        runs: list[tuple[int, int]] = []
+        for _, a, b in pairs:
+            if all(a not in r and b not in r for r in runs):
+                runs.append((a, b))
+        # The straightest run keeps the junction's pixels, with any branch left over (a
+        # lateral leaving there); the others are cut off them and joined straight through,
+        # so no pixel is left without its root.
+        for a, b in runs[1:]:
+            detach[[a, b]] = True
+            joins.append((a, b))
+    if not joins:
+        return graph
+    keep = ~((detach[coo.row] & in_blob[coo.col]) | (in_blob[coo.row] & detach[coo.col]))
+    gaps = [float(np.hypot(*(coords[a] - coords[b]))) for a, b in joins]
+    rows = np.concatenate([coo.row[keep], [a for a, _ in joins], [b for _, b in joins]])
+    cols = np.concatenate([coo.col[keep], [b for _, b in joins], [a for a, _ in joins]])
+    weights = np.concatenate([coo.data[keep], gaps, gaps])
+    return csr_matrix((weights, (rows, cols)), shape=graph.shape)
+
+
+SPUR = np.zeros(2)  # what _branch_direction gives for a branch that ends within a third of its reach
+
+
+def _branch_direction(
+    graph: csr_matrix, coords: np.ndarray, in_blob: np.ndarray, first: int, centre: np.ndarray, reach: int
+) -> np.ndarray | None:
+    """Unit direction of the branch that leaves a junction at node `first`, from the
+    junction's centre to `reach` nodes along it (or to where it ends or forks again, if
+    that is at least a third of the way); SPUR for a branch that ends sooner (a
+    skeleton's spur, a root hair), None for one that forks again sooner."""
+    prev, node, steps = -1, first, 0
+    while steps < reach:
+        around = graph.indices[graph.indptr[node] : graph.indptr[node + 1]]
+        nxt = [int(n) for n in around if n != prev and not in_blob[n]]
+        if len(nxt) != 1:
+            if not nxt and steps < reach / 3:
+                return SPUR
+            break
+        prev, node, steps = node, nxt[0], steps + 1
+    if steps < reach / 3:
+        return None
+    d = coords[node] - centre
+    norm = float(np.hypot(d[0], d[1]))
+    return None if norm == 0 else d / norm
+
+
+def _straightness(a: np.ndarray, b: np.ndarray) -> float:
+    """Degrees by which two branches leaving a junction in directions a and b turn from
+    one straight line (0: they run straight through)."""
+    return 180.0 - math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b)))))
 
 
 def _continues(coords: np.ndarray, pred: np.ndarray, end: int, to: np.ndarray, back: int) -> bool:
