@@ -362,23 +362,24 @@ class TestWhereTheRootEnds:
         assert plants[2].primary_root_length_px == pytest.approx(295, rel=0.03)
         assert not plants[2].low_confidence
 
-    def test_a_tip_the_detector_sees_just_past_where_the_mask_stops_is_the_roots_tip(self):
-        # A young root's last 1.2 mm is too faint for the mask and the extension (a trace of
-        # 0.1, not bare agar); the detector fires at its end: that is the tip, and the length
-        # runs to it.
+    @pytest.mark.parametrize("faint", [12, 18], ids=["1.2 mm", "1.8 mm"])
+    def test_a_tip_the_detector_sees_just_past_where_the_mask_stops_is_the_roots_tip(self, faint: int):
+        # A young root's last 1.2-1.8 mm is too faint for the mask and the extension (a trace
+        # of 0.1, not bare agar); the detector fires at its end: that is the tip, and the
+        # length runs to it.
         maps = blank()
         tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
         x, end = tips[2]
-        root(maps, [(x, end), (x, end + 12)], p=0.1, width=2)
-        plants = run(maps, peaks=[*tips[:2], (x, end + 12), *tips[3:]])
-        assert near(plants[2].primary_root_tip, (x, end + 12), 3), plants[2].primary_root_tip
-        assert plants[2].primary_root_length_px == pytest.approx(307, rel=0.03)
+        root(maps, [(x, end), (x, end + faint)], p=0.1, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x, end + faint), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x, end + faint), 3), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(295 + faint, rel=0.03)
         assert not plants[2].low_confidence
 
     @pytest.mark.parametrize(
         ("peak", "trace"),
-        [((0, 20), 0.1), ((9, 9), 0.1), ((0, 12), 0.0), ((0, 12), 0.03)],
-        ids=["2 mm on: too far", "45 degrees off the root's direction", "bare agar between", "a faint halo only"],
+        [((0, 25), 0.1), ((9, 9), 0.1), ((0, 12), 0.0), ((0, 12), 0.03)],
+        ids=["2.5 mm on: too far", "45 degrees off the root's direction", "bare agar between", "a faint halo only"],
     )
     def test_a_peak_past_the_end_is_not_taken_too_far_off_the_roots_line_or_without_root_evidence(self, peak, trace):
         maps = blank()
@@ -389,6 +390,22 @@ class TestWhereTheRootEnds:
         plants = run(maps, peaks=[*tips[:2], (x + peak[0], end + peak[1]), *tips[3:]])
         assert near(plants[2].primary_root_tip, (x, end), 4), plants[2].primary_root_tip
         assert plants[2].low_confidence
+
+    @pytest.mark.parametrize(("strong", "trace"), [(0.9, 0.1), (0.5, 0.1), (0.9, 0.0)])
+    def test_a_much_stronger_peak_further_on_over_a_faint_trace_is_the_tip_not_a_weak_one_at_the_end(
+        self, strong, trace
+    ):
+        # The mask stops where a weak peak (0.4) marks it; 2.5 mm straight on, over a faint
+        # trace, the detector fires at 0.9: the tip is there (dev plates). At 0.5, or over
+        # bare agar, it is not.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        if trace:
+            root(maps, [(x, end), (x, end + 25)], p=trace, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x, end, 0.4), (x, end + 25, strong), *tips[3:]])
+        taken = strong >= 1.5 * 0.4 and trace > 0
+        assert near(plants[2].primary_root_tip, (x, end + 25) if taken else (x, end), 4), plants[2].primary_root_tip
 
     def test_a_peak_past_the_end_on_a_neighbours_root_is_not_taken(self):
         # Plant 3's root bends under plant 2's faint end and ends there, confirmed: plant 2

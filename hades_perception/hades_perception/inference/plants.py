@@ -7,7 +7,7 @@ seeds collapse and their numbering shifts, and tip peaks land on condensation an
 debris far from any root (issue 11). Here a plant is a place where a root system
 starts just below a shoot (or a seed); its primary root is the longest path from
 that start through the root skeleton; tips are end points of that skeleton (or the
-tip detector's peak at most 1.5 mm past one, over faint root evidence), so every
+tip detector's peak at most 2 mm past one, over faint root evidence), so every
 primary tip lies on its plant's root, and nothing far from a plant becomes a landmark.
 
 Steps, at model resolution (what the probabilities come at), on the dish crop:
@@ -29,8 +29,9 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    end the detector does not confirm goes on into root pieces no plant reaches that lie
    ahead of it, run on in its direction and have faint root evidence across the gap (a
    faint young root the mask broke into pieces), and ends at a detector peak at most
-   1.5 mm ahead of it along its direction over faint root evidence (a last stretch too
-   faint for the mask), never one on another plant's root; laterals are the
+   2 mm ahead of it along its direction over faint root evidence (a last stretch too
+   faint for the mask), or up to 3 mm ahead where only a weaker peak marks the end,
+   never one on another plant's root; laterals are the
    other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
    input-image px;
 6. numbering: plants left to right in the manifest's count of slots; a slot with no
@@ -67,9 +68,11 @@ EXTEND_FADING = 0.8  # a root whose last millimetre is less probable than this i
 EXTEND_LOW = 0.12  # root probability that carries a faint tip on past the mask's end
 EXTEND_MM = 3.0  # at most this far
 EXTEND_GAP_MM = 0.7  # across unsupported stretches at most this long
-AHEAD_MM = 1.5  # a tip-detector peak this far past a root's end, ...
+AHEAD_MM = 2.0  # a tip-detector peak this far past a root's end, ...
 AHEAD_ANGLE = 20.0  # ...within this many degrees of its direction, ...
 AHEAD_SUPPORT = 0.05  # ...with this mean root probability between (bare agar: ~0), is its tip
+FURTHER_MM = 3.0  # a peak this far ahead of an end a weaker peak confirms, ...
+FURTHER_RATIO = 1.5  # ...this many times as strong, is the tip: the weaker one marks where the mask stopped
 CUT_PEAK = 0.5  # a tip-detector peak this strong on a path before its end, ...
 CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it: the root ends at the peak
 CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
@@ -711,6 +714,10 @@ def _plant(
         peak = None
     if peak is None and not off_root:  # a faint last stretch the mask lost and the detector saw
         peak = _peak_ahead(ev, line, ppm, neighbours)
+    elif peak is not None and not off_root:  # a weak peak where the mask stops, the tip further on
+        further = _peak_ahead(ev, line, ppm, neighbours, FURTHER_MM)
+        if further is not None and further[2] >= FURTHER_RATIO * peak[2]:
+            peak = further
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
         plant.primary_path.append(img(peak[:2]))
     plant.primary_root_tip = plant.primary_path[-1]
@@ -885,7 +892,9 @@ def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | 
     return peaks[near[np.argmax(peaks[near, 2])]] if len(near) else None
 
 
-def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float, taken: Callable[[np.ndarray], bool]) -> np.ndarray | None:
+def _peak_ahead(
+    ev: Evidence, line: np.ndarray, ppm: float, taken: Callable[[np.ndarray], bool], reach_mm: float = AHEAD_MM
+) -> np.ndarray | None:
     """The strongest tip-detector peak just past the end of `line` (model px, base to
     tip): at most AHEAD_MM on (just beyond TIP_EVIDENCE_MM, which confirms an end),
     within AHEAD_ANGLE of the root's direction over its last mm, with faint root
@@ -896,7 +905,7 @@ def _peak_ahead(ev: Evidence, line: np.ndarray, ppm: float, taken: Callable[[np.
     the 5 peaks taken were past ends whose last millimetre was sure root)."""
     if not len(ev.primary_peaks):
         return None
-    ahead = _ahead(ev, line, ev.primary_peaks[:, :2], AHEAD_MM * ppm, ppm)
+    ahead = _ahead(ev, line, ev.primary_peaks[:, :2], reach_mm * ppm, ppm)
     for k in np.argsort(-ev.primary_peaks[:, 2]):
         if ahead[k] and not taken(ev.primary_peaks[k]):
             return ev.primary_peaks[k]
