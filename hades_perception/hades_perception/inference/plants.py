@@ -455,7 +455,8 @@ def _uncross(graph: csr_matrix, coords: np.ndarray, starts: list[_Start], ppm: f
         if start_nodes.intersection(members.tolist()):
             continue
         centre = coords[members].mean(axis=0)
-        found = [(o, _branch_direction(graph, coords, in_blob, o, centre, reach)) for o in sorted(outs)]
+        own = label == c
+        found = [(o, _branch_direction(graph, coords, in_blob, own, o, centre, reach)) for o in sorted(outs)]
         branches = [(o, d) for o, d in found if d is not None and d is not SPUR]  # spurs stay with the junction
         if len(branches) < 4 or any(d is None for _, d in found):
             continue
@@ -486,19 +487,26 @@ SPUR = np.zeros(2)  # what _branch_direction gives for a branch that ends within
 
 
 def _branch_direction(
-    graph: csr_matrix, coords: np.ndarray, in_blob: np.ndarray, first: int, centre: np.ndarray, reach: int
+    graph: csr_matrix,
+    coords: np.ndarray,
+    in_blob: np.ndarray,
+    own: np.ndarray,
+    first: int,
+    centre: np.ndarray,
+    reach: int,
 ) -> np.ndarray | None:
     """Unit direction of the branch that leaves a junction at node `first`, from the
     junction's centre to `reach` nodes along it (or to where it ends or forks again, if
     that is at least a third of the way); SPUR for a branch that ends sooner (a
-    skeleton's spur, a root hair), None for one that forks again sooner."""
+    skeleton's spur, a root hair), None for one that forks again sooner. `in_blob`:
+    every junction's pixels; `own`: this one's."""
     prev, node, steps = -1, first, 0
     while steps < reach:
         around = graph.indices[graph.indptr[node] : graph.indptr[node + 1]]
         nxt = [int(n) for n in around if n != prev and not in_blob[n]]
         if len(nxt) != 1:
-            if not nxt and steps < reach / 3:
-                return SPUR
+            if not nxt and steps < reach / 3 and all(n == prev or own[n] for n in around):
+                return SPUR  # it ends (it does not run into another junction)
             break
         prev, node, steps = node, nxt[0], steps + 1
     if steps < reach / 3:
