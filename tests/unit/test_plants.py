@@ -331,6 +331,21 @@ class TestWhereTheRootEnds:
         assert plants[2].lateral_root_count == 0
         assert not plants[2].low_confidence
 
+    @pytest.mark.parametrize("peak", [0.9, 0.6])
+    def test_a_root_bridged_on_into_a_fibre_past_a_firm_peak_ends_at_the_peak(self, peak: float):
+        # Plant 2's root ends at a firm peak; past a 1 mm gap (a faint trace: bridged) a
+        # fibre runs on 6 mm straight down, the detector silent at its end. The root ends at
+        # the peak, farther back than the 4 mm a peak cuts otherwise; a weaker peak (0.6)
+        # does not cut so far.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        root(maps, [(x, end), (x, end + 10)], p=0.05, width=2)
+        root(maps, [(x, end + 10), (x, end + 70)])
+        plants = run(maps, peaks=[*tips[:2], (x, end, peak), *tips[3:]])
+        want = (x, end) if peak >= 0.8 else (x, end + 70)
+        assert near(plants[2].primary_root_tip, want, 4), plants[2].primary_root_tip
+
     def test_where_the_detector_fires_at_the_roots_end_too_a_peak_before_it_cuts_nothing(self):
         maps = blank()
         tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]
@@ -519,6 +534,26 @@ class TestCrossings:
             assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip, tips[i])
             assert not plants[i].low_confidence, (i, plants[i].reason)
         assert plants[1].lateral_root_count == plants[2].lateral_root_count == 0
+
+    def test_a_root_a_neighbours_lateral_touches_gets_its_tip_back_from_the_detector(self):
+        # Plant 3's lateral touches plant 2's wavering root halfway down: by the shortest
+        # paths plant 3 (its path there is the shorter) owns all of plant 2's root but the
+        # top, which has no end left. The detector fires at plant 2's real tip, which no
+        # plant took (plant 3's own root is longer), and plant 2 reaches it by going
+        # straight on: that is its tip. (The existing TestContinuity cases check that a
+        # firm peak at the end of a branch turning off is still not taken.)
+        maps = blank()
+        tips = {i: plant_at(maps, SLOTS[i], length=300, drift=0) for i in (0, 1, 4)}
+        x = SLOTS[2]
+        shoot(maps, x)
+        wiggle = [(x + 40 * math.sin(2 * math.pi * t / 160), ROW_Y + 30 + t) for t in range(0, 321, 4)]
+        root(maps, [*wiggle, (x, ROW_Y + 520)])  # a root that wavers: a long path down
+        tips[2] = (x, ROW_Y + 520)
+        tips[3] = plant_at(maps, SLOTS[3], length=750, drift=0)
+        root(maps, [(SLOTS[3], ROW_Y + 50), (x + 2, ROW_Y + 400)])  # the lateral, its tip on plant 2's root
+        plants = run(maps, peaks=[tips[i] for i in range(5)])
+        for i in range(5):
+            assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip, tips[i])
 
     def test_laterals_leaving_on_both_sides_at_one_point_are_not_a_crossing(self):
         maps = blank()

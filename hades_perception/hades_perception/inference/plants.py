@@ -24,8 +24,9 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
 5. per plant: the primary tip is the end point farthest from the start, preferring
    ends the tip detector (heatmap) confirms, but not a path that turns off where the
    longest goes straight on, nor the longest, unconfirmed, where it turns off from a
-   path going straight on to a firmly confirmed tip; a path that runs on past a detector peak with the detector
-   silent at its end (a mask running into a drop) ends at the peak; a primary root whose
+   path going straight on to a firmly confirmed tip; a path that runs on past a detector
+   peak with the detector silent at its end (a mask running into a drop, or a bridge
+   across bare agar into a fibre) ends at the peak; a primary root whose
    end the detector does not confirm goes on into root pieces no plant reaches that lie
    ahead of it, run on in its direction and have faint root evidence across the gap (a
    faint young root the mask broke into pieces), and ends at a detector peak at most
@@ -34,7 +35,10 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    never one on another plant's root; laterals are the
    other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
    input-image px;
-6. numbering: plants left to right in the manifest's count of slots; a slot with no
+6. firm tip-detector peaks no plant took go to a plant whose own end the detector does
+   not confirm, where its root reaches them going straight on (a neighbour's touching
+   lateral had taken the root's lower part by the shortest paths);
+7. numbering: plants left to right in the manifest's count of slots; a slot with no
    plant found keeps its index, flagged low-confidence with a reason.
 """
 
@@ -76,9 +80,13 @@ FURTHER_RATIO = 1.5  # ...this many times as strong, is the tip: the weaker one 
 CUT_PEAK = 0.5  # a tip-detector peak this strong on a path before its end, ...
 CUT_RATIO = 0.5  # ...and the detector at the path's end under this share of it: the root ends at the peak
 CUT_MAX_MM = 4.0  # what is cut past such a peak (the mask running on into a drop) is at most this long
+CUT_BRIDGED_PEAK = 0.8  # a peak this firm on a path, with a gap bridged after it, ...
+CUT_BRIDGED_GAP_MM = 0.5  # ...of this much: the root ends at the peak, however far the path runs on
 TURN_MM = 1.5  # a root's direction where paths part: over this much of it before and after
 CROSS_MM = 1.0  # skeleton forks this close along the root are one junction (a shallow X forks twice)
 CROSS_TURN = 45.0  # degrees: two roots crossing each run on within this of their direction
+CLAIM_PEAK = 0.5  # a tip-detector peak this firm that no plant took is a flagged plant's tip, ...
+CLAIM_ALONG_MM = 2.0  # ...unless its path there runs along another plant's primary root for more than this
 TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
 JOIN_MM = 6.0  # a root piece this far beyond a primary root's unconfirmed end may continue it, ...
 JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction over its last mm...
@@ -93,6 +101,7 @@ ROW_BAND_MM = 6.0  # plants sit in a row: a root start farther than this above o
 RING_MM = (5.0, 30.0)  # radius of a dish mould's ring (synthetic plates: 8-25 mm; HADES.md)
 RING_FIT = 0.8  # share of a skeleton stretch within a quarter mm of a circle for it to lie on it
 RING_ARC = 110.0  # degrees of a circle stretches on it cover for it to be a ring, not a root
+NO_ROOT = "no root found below the plant"
 SLOT_SPACING = 0.205  # of the dish width between neighbouring plants (five in a row, ~575 px of 2800)
 
 
@@ -171,6 +180,9 @@ class _Start:
     length: float = 0.0  # root length it reaches, model px
 
 
+_Built = tuple[Plant, np.ndarray]  # a plant and its primary root's skeleton nodes
+
+
 def find_plants(
     ev: Evidence,
     frame: Frame,
@@ -214,10 +226,19 @@ def find_plants(
             dist, pred, owner = _own(graph, kept)
         starts = kept
     free = _free_pieces(graph, owner) if graph is not None else np.empty(0, int)
-    found = [
+    numbered = _numbered(starts, frame, n_plants, dish_span)
+    built = [
         _plant(s, i, coords, graph, dist, pred, owner, ev, frame, ppm_model, px_per_mm, low_confidence, free)
-        for i, s in _numbered(starts, frame, n_plants, dish_span)
+        for i, s in numbered
     ]
+    if graph is not None:
+        g = graph
+
+        def rebuild(s: _Start, i: int, d: np.ndarray, pr: np.ndarray, ow: np.ndarray, q: int) -> _Built:
+            return _plant(s, i, coords, g, d, pr, ow, ev, frame, ppm_model, px_per_mm, low_confidence, free, q)
+
+        built = _claim_peaks(built, [s for _, s in numbered], g, coords, owner, ev, frame, ppm_model, rebuild)
+    found = [plant for plant, _ in built]
     taken = {p.plant for p in found}
     missing = [Plant(i, 0.0, True, reason="no plant found at this position") for i in range(n_plants) if i not in taken]
     return sorted(found + missing, key=lambda p: p.plant)
@@ -642,7 +663,12 @@ def _plant(
     px_per_mm: float | None,
     low_confidence: float,
     free: np.ndarray | None = None,
-) -> Plant:
+    tip_node: int | None = None,
+) -> _Built:
+    """The plant of start `s`, numbered `index`, and its primary root's skeleton nodes
+    (base to tip, before any extension). `tip_node`: its primary tip's node, chosen by
+    _claim_peaks, instead of choosing among its ends here."""
+
     def img(p: np.ndarray | tuple[float, float]) -> Point:
         x, y = frame.to_image(p[0], p[1])
         return float(x), float(y)
@@ -654,12 +680,14 @@ def _plant(
     mine = owner == owner[s.node]
     ends = _end_points(graph, mine) if graph is not None else np.empty(0, int)
     ends = ends[ends != s.node]
+    if tip_node is not None and tip_node not in ends:
+        ends = np.append(ends, tip_node)
     plant = Plant(index, 0.0, True, base=img((s.x, s.y)), shoot_area_px=s.shoot_area / frame.scale**2)
     plant.seed = img(s.seed) if s.seed else None
     plant.total_root_length_px = _tree_length(dist, pred, mine) / frame.scale
     if not len(ends):
-        plant.reason = "no root found below the plant"
-        return plant
+        plant.reason = NO_ROOT
+        return plant, np.empty(0, int)
     heat = np.array([_heat_near(ev.primary_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm) for e in ends])
     lengths = dist[ends]
     confirmed = heat >= 0.5 * max(float(heat.max()), 1e-6)
@@ -688,6 +716,8 @@ def _plant(
         straight = [k for k in firm if _turns_less(coords, pred, int(ends[k]), int(ends[far]), ppm)]
         if straight:
             chosen = int(straight[0])
+    if tip_node is not None:
+        chosen = int(np.nonzero(ends == tip_node)[0][0])
     tip = int(ends[chosen])
     path = _path(pred, tip)
     on_primary = set(path.tolist())
@@ -754,7 +784,81 @@ def _plant(
             if detector < low_confidence
             else f"a longer root path ends elsewhere ({float(dist[tip]) / longest:.0%} of its length)"
         )
-    return plant
+    return plant, path
+
+
+def _claim_peaks(
+    built: list[_Built],
+    starts: list[_Start],
+    graph: csr_matrix,
+    coords: np.ndarray,
+    owner: np.ndarray,
+    ev: Evidence,
+    frame: Frame,
+    ppm: float,
+    rebuild: Callable[[_Start, int, np.ndarray, np.ndarray, np.ndarray, int], _Built],
+) -> list[_Built]:
+    """Firm tip-detector peaks no plant took (CLAIM_PEAK, on the skeleton, farther than
+    TIP_EVIDENCE_MM from every primary tip), each given to a plant whose own end the
+    detector does not confirm (or that has no root of its own left: NO_ROOT), when that
+    plant's root reaches the peak through the graph
+    going on past its end, or going on straighter than its path where the two part, and
+    not along another plant's primary root (CLAIM_ALONG_MM). Shortest-path ownership
+    gives a root's lower part to a neighbour whose root or lateral touches it, or runs a
+    root on past its tip across a bridged gap; the detector, which sees the tip itself,
+    undoes that (dev plates: 3 of 700 tips). The plant is rebuilt on its own shortest
+    paths to the peak; `rebuild` is _plant with the plate's evidence."""
+    peaks = ev.primary_peaks[ev.primary_peaks[:, 2] >= CLAIM_PEAK] if len(ev.primary_peaks) else ev.primary_peaks
+    tips = [np.array(frame.to_model(*p.primary_root_tip), float) for p, _ in built if p.primary_root_tip is not None]
+    nodes: list[int] = []  # the unclaimed peaks' skeleton nodes, strongest first
+    for x, y, _ in sorted(peaks.tolist(), key=lambda r: -r[2]):
+        if any(math.dist((x, y), t) <= TIP_EVIDENCE_MM * ppm for t in tips):
+            continue
+        d = np.hypot(coords[:, 0] - x, coords[:, 1] - y)
+        k = int(np.argmin(d)) if len(d) else -1
+        if k >= 0 and d[k] <= 0.5 * ppm:
+            nodes.append(k)
+    out = list(built)
+    for n, ((plant, path), s) in enumerate(zip(built, starts, strict=True)):
+        unconfirmed = "does not confirm" in plant.reason or (not len(path) and plant.reason == NO_ROOT)
+        if not nodes or not unconfirmed:
+            continue
+        others = {int(v) for m, (_, other) in enumerate(built) if m != n for v in other}
+        dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True)
+        for q in nodes:
+            if not np.isfinite(dist[q]) or coords[q, 1] <= s.y:
+                continue
+            new = _path(pred, q)
+            k = min(len(new), len(path))
+            split = int(np.argmin(new[:k] == path[:k])) if (new[:k] != path[:k]).any() else k
+            if 0 < split < len(path) and not _straighter(coords, new, path, split, ppm):
+                continue
+            if sum(int(v) in others for v in new[split:]) > CLAIM_ALONG_MM * ppm:
+                continue
+            ow = owner.copy()
+            ow[new] = owner[s.node]
+            out[n] = rebuild(s, plant.plant, dist, pred, ow, q)
+            nodes.remove(q)
+            break
+    return out
+
+
+def _straighter(coords: np.ndarray, a: np.ndarray, b: np.ndarray, split: int, ppm: float) -> bool:
+    """Whether node path `a` goes on more nearly in the direction the root arrives in
+    than node path `b` where they part (index `split`), by TURN_MARGIN degrees: each over
+    TURN_MM, or as much of it as there is (a root's overshoot past its tip is short)."""
+    reach = max(3, round(TURN_MM * ppm))
+    if split < 2 or len(a) - split < 3 or len(b) - split < 3:
+        return False
+    j = split - 1
+    arrive = coords[a[j]] - coords[a[max(0, j - reach)]]
+
+    def turn(p: np.ndarray) -> float:
+        out = coords[p[min(len(p) - 1, j + reach)]] - coords[p[j]]
+        norm = float(np.linalg.norm(arrive) * np.linalg.norm(out))
+        return 0.0 if norm == 0 else math.degrees(math.acos(max(-1.0, min(1.0, float(arrive @ out) / norm))))
+
+    return turn(a) + TURN_MARGIN <= turn(b)
 
 
 def _free_pieces(graph: csr_matrix, owner: np.ndarray) -> np.ndarray:
@@ -871,23 +975,32 @@ def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
     tip-detector peak (CUT_PEAK) lies on the path at most CUT_MAX_MM before its end while
     the detector is nearly silent at the end: under CUT_RATIO of that peak, right under the
     end and at any peak within TIP_EVIDENCE_MM past it. Then the root ends at the (last
-    such) peak: the mask ran on past the tip into a drop, or the faint-tip extension did."""
+    such) peak: the mask ran on past the tip into a drop, or the faint-tip extension did.
+    A firm peak (CUT_BRIDGED_PEAK) with a bridged gap after it (a step over
+    CUT_BRIDGED_GAP_MM: the path went on across bare agar into a fibre, debris or the
+    mould ring) ends the root however far the path runs on, where the end is any weaker
+    (dev plates: 3 of 700 tips)."""
     n = len(path)
     if n < 3 or not len(ev.primary_peaks):
         return n
     on = 0.4 * ppm  # a peak this close to the path is on it (a root is about 0.3 mm wide)
     steps = np.hypot(*np.diff(path, axis=0).T)
     to_end = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])  # along the path, model px
+    gap_after = np.concatenate([np.maximum.accumulate(steps[::-1])[::-1], [0.0]])  # largest step on
     at_end = _heat_under(ev.primary_heat, path[-1], ev.stride)
-    keep, strength = 0, 0.0
+    keep, strength, bridged = 0, 0.0, False
     for x, y, prob in ev.primary_peaks:
         d = np.hypot(path[:, 0] - x, path[:, 1] - y)
         k = int(np.argmin(d))
         if d[k] > on or to_end[k] <= on:  # past the end or at it
             if math.dist((x, y), path[-1]) <= TIP_EVIDENCE_MM * ppm:
                 at_end = max(at_end, float(prob))
-        elif prob >= CUT_PEAK and to_end[k] <= CUT_MAX_MM * ppm and k + 1 > keep:
-            keep, strength = k + 1, float(prob)
+            continue
+        across = prob >= CUT_BRIDGED_PEAK and gap_after[k] >= CUT_BRIDGED_GAP_MM * ppm
+        if k + 1 > keep and prob >= CUT_PEAK and (to_end[k] <= CUT_MAX_MM * ppm or across):
+            keep, strength, bridged = k + 1, float(prob), across
+    if keep and bridged:
+        return keep if at_end < strength else n
     return keep if keep and at_end < CUT_RATIO * strength else n
 
 
