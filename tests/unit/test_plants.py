@@ -346,6 +346,17 @@ class TestWhereTheRootEnds:
         want = (x, end) if peak >= 0.8 else (x, end + 70)
         assert near(plants[2].primary_root_tip, want, 4), plants[2].primary_root_tip
 
+    def test_so_does_a_firm_peak_half_a_root_width_past_the_node_the_path_was_bridged_on_from(self):
+        # As above, the peak where the real tip is: 0.4 mm past the skeleton's end there
+        # (a skeleton stops about half a root width short of a tip).
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        root(maps, [(x, end + 12), (x, end + 70)])
+        root(maps, [(x, end), (x, end + 12)], p=0.05, width=2)
+        plants = run(maps, peaks=[*tips[:2], (x + 2, end + 4, 0.9), *tips[3:]])
+        assert near(plants[2].primary_root_tip, (x + 2, end + 4), 4), plants[2].primary_root_tip
+
     def test_where_the_detector_fires_at_the_roots_end_too_a_peak_before_it_cuts_nothing(self):
         maps = blank()
         tips = [plant_at(maps, x, length=500, drift=0) for x in SLOTS]

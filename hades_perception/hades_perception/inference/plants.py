@@ -978,8 +978,9 @@ def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
     such) peak: the mask ran on past the tip into a drop, or the faint-tip extension did.
     A firm peak (CUT_BRIDGED_PEAK) with a bridged gap after it (a step over
     CUT_BRIDGED_GAP_MM: the path went on across bare agar into a fibre, debris or the
-    mould ring) ends the root however far the path runs on, where the end is any weaker
-    (dev plates: 3 of 700 tips)."""
+    mould ring) ends the root however far the path runs on, where the end is any weaker;
+    such a peak up to half a millimetre past the node the path was bridged on from counts
+    as on it (dev plates: 3 and 3 of 700 tips)."""
     n = len(path)
     if n < 3 or not len(ev.primary_peaks):
         return n
@@ -992,11 +993,13 @@ def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
     for x, y, prob in ev.primary_peaks:
         d = np.hypot(path[:, 0] - x, path[:, 1] - y)
         k = int(np.argmin(d))
-        if d[k] > on or to_end[k] <= on:  # past the end or at it
+        across = prob >= CUT_BRIDGED_PEAK and gap_after[k] >= CUT_BRIDGED_GAP_MM * ppm
+        # A skeleton stops about half a root width short of a tip: a peak that far past the
+        # node the path was bridged on from is that node's.
+        if (d[k] > on and not (across and d[k] <= 0.5 * ppm)) or to_end[k] <= on:  # past the end or at it
             if math.dist((x, y), path[-1]) <= TIP_EVIDENCE_MM * ppm:
                 at_end = max(at_end, float(prob))
             continue
-        across = prob >= CUT_BRIDGED_PEAK and gap_after[k] >= CUT_BRIDGED_GAP_MM * ppm
         if k + 1 > keep and prob >= CUT_PEAK and (to_end[k] <= CUT_MAX_MM * ppm or across):
             keep, strength, bridged = k + 1, float(prob), across
     if keep and bridged:
