@@ -86,7 +86,8 @@ TURN_MM = 1.5  # a root's direction where paths part: over this much of it befor
 CROSS_MM = 1.0  # skeleton forks this close along the root are one junction (a shallow X forks twice)
 CROSS_TURN = 45.0  # degrees: two roots crossing each run on within this of their direction
 CLAIM_PEAK = 0.5  # a tip-detector peak this firm that no plant took is a flagged plant's tip, ...
-CLAIM_ALONG_MM = 2.0  # ...unless its path there runs along another plant's primary root for more than this
+CLAIM_ALONG_MM = 2.0  # ...unless its path there runs along another plant's primary root for more than this, ...
+CLAIM_RISE_MM = 1.0  # ...or it lies higher than the end it would replace by more than this (roots grow down)
 TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
 JOIN_MM = 6.0  # a root piece this far beyond a primary root's unconfirmed end may continue it, ...
 JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction over its last mm...
@@ -802,12 +803,15 @@ def _claim_peaks(
     TIP_EVIDENCE_MM from every primary tip), each given to a plant whose own end the
     detector does not confirm (or that has no root of its own left: NO_ROOT), when that
     plant's root reaches the peak through the graph
-    going on past its end, or going on straighter than its path where the two part, and
-    not along another plant's primary root (CLAIM_ALONG_MM). Shortest-path ownership
-    gives a root's lower part to a neighbour whose root or lateral touches it, or runs a
-    root on past its tip across a bridged gap; the detector, which sees the tip itself,
-    undoes that (dev plates: 3 of 700 tips). The plant is rebuilt on its own shortest
-    paths to the peak; `rebuild` is _plant with the plate's evidence."""
+    going on past its end, or going on straighter than its path where the two part, not
+    along another plant's primary root (CLAIM_ALONG_MM), and not above the end it would
+    replace (CLAIM_RISE_MM: roots grow down; without it a plant whose correct tip the
+    detector missed took a peak on another root, found on the `realistic 2` test split).
+    Shortest-path ownership gives a root's lower part to a neighbour whose root or
+    lateral touches it, or runs a root on past its tip across a bridged gap; the
+    detector, which sees the tip itself, undoes that (dev plates: 2 of 700 tips). The
+    plant is rebuilt on its own shortest paths to the peak; `rebuild` is _plant with the
+    plate's evidence."""
     peaks = ev.primary_peaks[ev.primary_peaks[:, 2] >= CLAIM_PEAK] if len(ev.primary_peaks) else ev.primary_peaks
     tips = [np.array(frame.to_model(*p.primary_root_tip), float) for p, _ in built if p.primary_root_tip is not None]
     nodes: list[int] = []  # the unclaimed peaks' skeleton nodes, strongest first
@@ -825,8 +829,9 @@ def _claim_peaks(
             continue
         others = {int(v) for m, (_, other) in enumerate(built) if m != n for v in other}
         dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True)
+        lowest = (coords[path[-1], 1] if len(path) else s.y) - CLAIM_RISE_MM * ppm
         for q in nodes:
-            if not np.isfinite(dist[q]) or coords[q, 1] <= s.y:
+            if not np.isfinite(dist[q]) or coords[q, 1] < max(lowest, s.y):
                 continue
             new = _path(pred, q)
             k = min(len(new), len(path))
