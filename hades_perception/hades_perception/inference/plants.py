@@ -848,12 +848,13 @@ def _claim_peaks(
     return out
 
 
-def _straighter(coords: np.ndarray, a: np.ndarray, b: np.ndarray, split: int, ppm: float) -> bool:
+def _straighter(coords: np.ndarray, a: np.ndarray, b: np.ndarray, split: int, ppm: float, min_branch: int = 3) -> bool:
     """Whether node path `a` goes on more nearly in the direction the root arrives in
-    than node path `b` where they part (index `split`), by TURN_MARGIN degrees: each over
-    TURN_MM, or as much of it as there is (a root's overshoot past its tip is short)."""
+    than node path `b` where they part (index `split`), by TURN_MARGIN degrees: each
+    over TURN_MM, or as much of it as there is, if `min_branch` nodes or more (a root's
+    overshoot past its tip is short)."""
     reach = max(3, round(TURN_MM * ppm))
-    if split < 2 or len(a) - split < 3 or len(b) - split < 3:
+    if split < 2 or len(a) - split < min_branch or len(b) - split < min_branch:
         return False
     j = split - 1
     arrive = coords[a[j]] - coords[a[max(0, j - reach)]]
@@ -955,24 +956,12 @@ def _direction(path: np.ndarray, ppm: float) -> np.ndarray | None:
 
 def _turns_less(coords: np.ndarray, pred: np.ndarray, a: int, b: int, ppm: float) -> bool:
     """Whether, where the paths to ends `a` and `b` part, a's goes on more nearly in the
-    direction the root arrives in than b's does (by TURN_MARGIN degrees or more)."""
+    direction the root arrives in than b's does (by TURN_MARGIN degrees or more); False
+    where either branch is shorter than TURN_MM (a spur at the tip: too short to tell)."""
     pa, pb = _path(pred, a), _path(pred, b)
     n = min(len(pa), len(pb))
     split = int(np.argmin(pa[:n] == pb[:n])) if (pa[:n] != pb[:n]).any() else n
-    if split < 2 or split >= len(pa) or split >= len(pb):
-        return False
-    j = split - 1
-    reach = max(3, round(TURN_MM * ppm))
-    if min(len(pa), len(pb)) - split < reach:
-        return False  # a branch too short to tell its direction (a spur at the tip)
-    arrive = coords[pa[j]] - coords[pa[max(0, j - reach)]]
-
-    def turn(p: np.ndarray) -> float:
-        out = coords[p[min(len(p) - 1, j + reach)]] - coords[p[j]]
-        norm = float(np.linalg.norm(arrive) * np.linalg.norm(out))
-        return 0.0 if norm == 0 else math.degrees(math.acos(max(-1.0, min(1.0, float(arrive @ out) / norm))))
-
-    return turn(pa) + TURN_MARGIN <= turn(pb)
+    return _straighter(coords, pa, pb, split, ppm, min_branch=max(3, round(TURN_MM * ppm)))
 
 
 def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
