@@ -103,6 +103,7 @@ RING_MM = (5.0, 30.0)  # radius of a dish mould's ring (synthetic plates: 8-25 m
 RING_FIT = 0.8  # share of a skeleton stretch within a quarter mm of a circle for it to lie on it
 RING_ARC = 110.0  # degrees of a circle stretches on it cover for it to be a ring, not a root
 NO_ROOT = "no root found below the plant"
+UNCONFIRMED = "the tip detector does not confirm this tip"  # a reason's start: the end has no peak
 SLOT_SPACING = 0.205  # of the dish width between neighbouring plants (five in a row, ~575 px of 2800)
 
 
@@ -781,7 +782,7 @@ def _plant(
     plant.low_confidence = plant.confidence < low_confidence
     if plant.low_confidence:
         plant.reason = (
-            f"the tip detector does not confirm this tip ({detector:.2f})"
+            f"{UNCONFIRMED} ({detector:.2f})"
             if detector < low_confidence
             else f"a longer root path ends elsewhere ({float(dist[tip]) / longest:.0%} of its length)"
         )
@@ -824,7 +825,7 @@ def _claim_peaks(
             nodes.append(k)
     out = list(built)
     for n, ((plant, path), s) in enumerate(zip(built, starts, strict=True)):
-        unconfirmed = "does not confirm" in plant.reason or (not len(path) and plant.reason == NO_ROOT)
+        unconfirmed = plant.reason.startswith(UNCONFIRMED) or (not len(path) and plant.reason == NO_ROOT)
         if not nodes or not unconfirmed:
             continue
         others = {int(v) for m, (_, other) in enumerate(built) if m != n for v in other}
@@ -834,8 +835,7 @@ def _claim_peaks(
             if not np.isfinite(dist[q]) or coords[q, 1] < max(lowest, s.y):
                 continue
             new = _path(pred, q)
-            k = min(len(new), len(path))
-            split = int(np.argmin(new[:k] == path[:k])) if (new[:k] != path[:k]).any() else k
+            split = _parting(new, path)
             if 0 < split < len(path) and not _straighter(coords, new, path, split, ppm):
                 continue
             if sum(int(v) in others for v in new[split:]) > CLAIM_ALONG_MM * ppm:
@@ -959,9 +959,14 @@ def _turns_less(coords: np.ndarray, pred: np.ndarray, a: int, b: int, ppm: float
     direction the root arrives in than b's does (by TURN_MARGIN degrees or more); False
     where either branch is shorter than TURN_MM (a spur at the tip: too short to tell)."""
     pa, pb = _path(pred, a), _path(pred, b)
-    n = min(len(pa), len(pb))
-    split = int(np.argmin(pa[:n] == pb[:n])) if (pa[:n] != pb[:n]).any() else n
-    return _straighter(coords, pa, pb, split, ppm, min_branch=max(3, round(TURN_MM * ppm)))
+    return _straighter(coords, pa, pb, _parting(pa, pb), ppm, min_branch=max(3, round(TURN_MM * ppm)))
+
+
+def _parting(a: np.ndarray, b: np.ndarray) -> int:
+    """The index where node paths `a` and `b` (from the same start) part: the length of
+    their common beginning."""
+    n = min(len(a), len(b))
+    return int(np.argmin(a[:n] == b[:n])) if (a[:n] != b[:n]).any() else n
 
 
 def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
