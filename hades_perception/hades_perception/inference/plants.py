@@ -478,8 +478,7 @@ def _uncross(graph: csr_matrix, coords: np.ndarray, starts: list[_Start], ppm: f
         if start_nodes.intersection(members.tolist()):
             continue
         centre = coords[members].mean(axis=0)
-        own = label == c
-        found = [(o, _branch_direction(graph, coords, in_blob, own, o, centre, reach)) for o in sorted(outs)]
+        found = [(o, _branch_direction(graph, coords, label, c, o, centre, reach)) for o in sorted(outs)]
         branches = [(o, d) for o, d in found if d is not None and d is not SPUR]  # spurs stay with the junction
         if len(branches) < 4 or any(d is None for _, d in found):
             continue
@@ -512,8 +511,8 @@ SPUR = np.zeros(2)  # what _branch_direction gives for a branch that ends within
 def _branch_direction(
     graph: csr_matrix,
     coords: np.ndarray,
-    in_blob: np.ndarray,
-    own: np.ndarray,
+    label: np.ndarray,
+    junction: int,
     first: int,
     centre: np.ndarray,
     reach: int,
@@ -521,14 +520,14 @@ def _branch_direction(
     """Unit direction of the branch that leaves a junction at node `first`, from the
     junction's centre to `reach` nodes along it (or to where it ends or forks again, if
     that is at least a third of the way); SPUR for a branch that ends sooner (a
-    skeleton's spur, a root hair), None for one that forks again sooner. `in_blob`:
-    every junction's pixels; `own`: this one's."""
+    skeleton's spur, a root hair), None for one that forks again sooner. `label`: each
+    node's junction (-1: in none); `junction`: this one's."""
     prev, node, steps = -1, first, 0
     while steps < reach:
         around = graph.indices[graph.indptr[node] : graph.indptr[node + 1]]
-        nxt = [int(n) for n in around if n != prev and not in_blob[n]]
+        nxt = [int(n) for n in around if n != prev and label[n] < 0]
         if len(nxt) != 1:
-            if not nxt and steps < reach / 3 and all(n == prev or own[n] for n in around):
+            if not nxt and steps < reach / 3 and all(n == prev or label[n] == junction for n in around):
                 return SPUR  # it ends (it does not run into another junction)
             break
         prev, node, steps = node, nxt[0], steps + 1
@@ -692,34 +691,11 @@ def _plant(
         return plant, np.empty(0, int)
     heat = np.array([_heat_near(ev.primary_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm) for e in ends])
     lengths = dist[ends]
-    confirmed = heat >= 0.5 * max(float(heat.max()), 1e-6)
     longest = float(lengths.max())
-    # The longest path, unless a nearly as long one (>= 60 %) ends where the tip detector fires.
-    pick = np.nonzero(confirmed & (lengths >= 0.6 * longest))[0]
-    # Ends the detector confirms alike (its heatmap cell is coarse): the longest of them.
-    top = pick[heat[pick] >= heat[pick].max() - TIE_HEAT] if len(pick) else pick
-    chosen = int(top[np.argmax(lengths[top])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
-    far = int(np.argmax(lengths))
-    if chosen != far and _turns_less(coords, pred, int(ends[far]), int(ends[chosen]), ppm):
-        # Where the chosen path turns off and the longest goes straight on, the chosen one is
-        # a lateral's (the primary root keeps its direction), however firmly the detector
-        # fires there: it mistakes laterals' tips for primary ones more often than a primary
-        # root turns off at a junction (dev plates: 91 -> 92 of 100 realistic, 97 -> 98
-        # normal). Where the detector does not confirm the longest path's end, the tip is
-        # flagged (below).
-        chosen = far
-    elif chosen == far and heat[far] < low_confidence:
-        # The longest path, its end unconfirmed, may turn off (onto a scratch, a fibre, a
-        # neighbour's root) where the primary root goes straight on to a tip the detector
-        # confirms firmly: that end is the primary's, however much shorter (at least the
-        # TURN_MM it takes to tell a direction). Being under 60 % of the longest path (else it
-        # would have been picked above), it stays flagged: a longer path ends elsewhere.
-        firm = [k for k in np.argsort(-lengths) if heat[k] >= low_confidence and k != far]
-        straight = [k for k in firm if _turns_less(coords, pred, int(ends[k]), int(ends[far]), ppm)]
-        if straight:
-            chosen = int(straight[0])
-    if tip_node is not None:
+    if tip_node is not None:  # chosen by _claim_peaks
         chosen = int(np.nonzero(ends == tip_node)[0][0])
+    else:
+        chosen = _choose_end(ends, heat, lengths, coords, pred, ppm, low_confidence)
     tip = int(ends[chosen])
     path = _path(pred, tip)
     on_primary = set(path.tolist())
@@ -787,6 +763,46 @@ def _plant(
             else f"a longer root path ends elsewhere ({float(dist[tip]) / longest:.0%} of its length)"
         )
     return plant, path
+
+
+def _choose_end(
+    ends: np.ndarray,
+    heat: np.ndarray,
+    lengths: np.ndarray,
+    coords: np.ndarray,
+    pred: np.ndarray,
+    ppm: float,
+    low_confidence: float,
+) -> int:
+    """Which of a plant's `ends` (skeleton nodes; the tip detector's `heat` near each,
+    their path `lengths` from the start) is its primary tip: the index into `ends`."""
+    confirmed = heat >= 0.5 * max(float(heat.max()), 1e-6)
+    longest = float(lengths.max())
+    # The longest path, unless a nearly as long one (>= 60 %) ends where the tip detector fires.
+    pick = np.nonzero(confirmed & (lengths >= 0.6 * longest))[0]
+    # Ends the detector confirms alike (its heatmap cell is coarse): the longest of them.
+    top = pick[heat[pick] >= heat[pick].max() - TIE_HEAT] if len(pick) else pick
+    chosen = int(top[np.argmax(lengths[top])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
+    far = int(np.argmax(lengths))
+    if chosen != far and _turns_less(coords, pred, int(ends[far]), int(ends[chosen]), ppm):
+        # Where the chosen path turns off and the longest goes straight on, the chosen one is
+        # a lateral's (the primary root keeps its direction), however firmly the detector
+        # fires there: it mistakes laterals' tips for primary ones more often than a primary
+        # root turns off at a junction (dev plates: 91 -> 92 of 100 realistic, 97 -> 98
+        # normal). Where the detector does not confirm the longest path's end, the tip is
+        # flagged (below).
+        chosen = far
+    elif chosen == far and heat[far] < low_confidence:
+        # The longest path, its end unconfirmed, may turn off (onto a scratch, a fibre, a
+        # neighbour's root) where the primary root goes straight on to a tip the detector
+        # confirms firmly: that end is the primary's, however much shorter (at least the
+        # TURN_MM it takes to tell a direction). Being under 60 % of the longest path (else it
+        # would have been picked above), it stays flagged: a longer path ends elsewhere.
+        firm = [k for k in np.argsort(-lengths) if heat[k] >= low_confidence and k != far]
+        straight = [k for k in firm if _turns_less(coords, pred, int(ends[k]), int(ends[far]), ppm)]
+        if straight:
+            chosen = int(straight[0])
+    return chosen
 
 
 def _claim_peaks(
