@@ -62,4 +62,4 @@ hades-train card --model "$BUNDLE" --report "$BUNDLE.test-metrics.json" \
   --also "realistic=$BUNDLE.test-metrics-realistic.json" \
   --also "normal 2=$BUNDLE.test-metrics-normal2.json" \
   --also "realistic 2=$BUNDLE.test-metrics-realistic2.json" --out "$CARD"
-echo "bundle: $BUNDLE; test reports: $RUN/test-report/report.md (normal), $RUN/test-report-realistic/report.md (realistic)"
+echo "bundle: $BUNDLE; test reports: $RUN/test-report{,-realistic,-normal2,-realistic2}/report.md (normal, realistic, normal 2, realistic 2)"
