@@ -49,6 +49,7 @@ class TrainConfig:
     heat_weight: float = 1.0
     dice_weight: float = 1.0
     focus_p: float = 0.7
+    tip_drop_p: float = 0.0  # chance per patch of a condensation drop painted on a root tip (patches.py)
     seed: int = 0
     amp: str = "auto"  # auto: bf16/fp16 on CUDA, off on CPU
     # serving (written to the manifest at export)
@@ -85,7 +86,7 @@ class TrainConfig:
             problems.append(f"seed must be 0 or more, got {self.seed}")
         if not self.grad_clip >= 0:
             problems.append(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}")
-        for name in ("mask_threshold", "landmark_threshold", "low_confidence", "focus_p"):
+        for name in ("mask_threshold", "landmark_threshold", "low_confidence", "focus_p", "tip_drop_p"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.crop not in ("dish", "none"):

@@ -5,10 +5,19 @@ Most of a dish is empty agar, so most patches are centred on foreground
 changes between Hades sessions: illumination, contrast, gamma, focus, sensor
 noise, and left-right mirroring. No vertical flips or large rotations: roots
 grow down, and the model may rely on it.
+
+One hard negative is drawn on purpose: a condensation drop just ahead of a root
+tip (`Augment.tip_drop_p`). Its dark rim, where the root would grow on, looks
+like more root: the model segmented the gap and the rim as root and the tip
+detector fired at the rim, 1-2 mm past the real tip, with confidence
+(docs/training.md, session 12). Drops fall there rarely in the synthetic
+plates, so they are painted there in training, and the targets say what they
+are: not root.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -26,6 +35,9 @@ class Augment:
     blur_sigma: float = 1.2
     noise_sigma: float = 6.0
     flip_p: float = 0.5
+    tip_drop_p: float = 0.0  # chance of painting a drop whose rim touches a tip in the patch
+    tip_channels: tuple[int, ...] = ()  # heat channels of root tips (where tip drops may go)
+    root_channel: int = 0  # seg channel of the root class (which way a root grows at its tip)
 
 
 def sample_patch(
@@ -66,6 +78,8 @@ def augment(
     rng: np.random.Generator, img: np.ndarray, seg: np.ndarray, heat: np.ndarray, aug: Augment
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x: np.ndarray = img.astype(np.float32)
+    if aug.tip_drop_p and rng.random() < aug.tip_drop_p:
+        x = drop_on_tip(rng, x, seg[aug.root_channel], heat, aug.tip_channels, img.shape[0] // max(1, heat.shape[1]))
     x = (x - 128.0) * rng.uniform(*aug.contrast) + 128.0 + rng.uniform(-aug.brightness, aug.brightness)
     x = 255.0 * (np.clip(x, 0, 255) / 255.0) ** rng.uniform(*aug.gamma)
     if rng.random() < aug.blur_p:
@@ -74,3 +88,36 @@ def augment(
     if rng.random() < aug.flip_p:
         x, seg, heat = x[:, ::-1], seg[:, :, ::-1], heat[:, :, ::-1]
     return np.clip(x, 0, 255).astype(np.uint8), np.ascontiguousarray(seg), np.ascontiguousarray(heat)
+
+
+def drop_on_tip(
+    rng: np.random.Generator, x: np.ndarray, root: np.ndarray, heat: np.ndarray, channels: tuple[int, ...], stride: int
+) -> np.ndarray:
+    """`x` (float HWC) with a condensation drop painted at one root tip of the patch (a
+    heat target's peak cell): ahead of it, where the root would grow on (away from the
+    root pixels behind the tip in `root`, the root class's target), its near edge from
+    just over the tip to 1.1 mm beyond it; drawn as the synthetic plates draw drops (a
+    darker ring, often a bright edge, a faint lens inside). Unchanged when the patch
+    holds no tip. Targets are not touched: a drop is not root."""
+    peaks = [np.argwhere(heat[c] >= 0.999) for c in channels if c < len(heat)]
+    cells = np.concatenate(peaks) if peaks else np.empty((0, 2), int)
+    if not len(cells):
+        return x
+    tip = (cells[rng.integers(len(cells))] + 0.5) * stride  # (y, x)
+    ty, tx = int(tip[0]), int(tip[1])
+    y0, x0 = max(0, ty - 15), max(0, tx - 15)
+    behind = np.argwhere(root[y0 : ty + 16, x0 : tx + 16] > 0.5) + np.array([y0, x0])
+    along = tip - behind.mean(axis=0) if len(behind) else np.zeros(2)
+    heading = math.atan2(along[1], along[0]) if np.hypot(*along) >= 2 else 0.0  # else down
+    heading += rng.normal(0, 0.35)
+    r = float(np.clip(rng.lognormal(np.log(9.0), 0.5), 3.0, 36.0))  # model px: 0.3-3.4 mm
+    d = r + rng.uniform(-0.15 * r, 12.0)  # centre to tip: the near edge over the tip to 12 px past it
+    centre = (int((tip[1] + d * math.sin(heading)) * 4), int((tip[0] + d * math.cos(heading)) * 4))
+    layer: np.ndarray = np.zeros(x.shape[:2], np.float32)
+    aa = cv2.LINE_AA
+    cv2.circle(layer, centre, int(r * 4), float(rng.uniform(-0.03, 0.015)), -1, aa, shift=2)
+    cv2.circle(layer, centre, int(r * 0.86 * 4), float(rng.uniform(0.03, 0.12)), max(1, int(r * 0.2)), aa, shift=2)
+    if rng.random() < 0.5:
+        cv2.circle(layer, centre, int(r * 4), -float(rng.uniform(0.03, 0.2)), max(1, int(r * 0.07)), aa, shift=2)
+    blurred = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.5, 1.2))
+    return np.asarray(x * (1.0 - blurred[..., None]), np.float32)

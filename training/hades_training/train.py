@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from hades_perception.contract.bundle import sha256_file
+from hades_perception.inference.landmarks import PRIMARY, TIP
 from hades_perception.inference.pipeline import Pipeline
 from hades_training.config import TrainConfig
 from hades_training.data import DatasetError, HadesFolder, RootNavFolder, open_dataset
@@ -337,7 +338,9 @@ def train(
         init_from = ck.get("init_from")
         log.info("resumed from %s at epoch %d", resume, start_epoch)
     net: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
-    aug = Augment()
+    tips = tuple(i for i, k in enumerate(cfg.kinds) if k in (PRIMARY, TIP))
+    root = cfg.classes.index("root") if "root" in cfg.classes else 0
+    aug = Augment(tip_drop_p=cfg.tip_drop_p, tip_channels=tips, root_channel=root)
     ckdir = out / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
