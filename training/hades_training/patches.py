@@ -35,7 +35,7 @@ class Augment:
     blur_sigma: float = 1.2
     noise_sigma: float = 6.0
     flip_p: float = 0.5
-    tip_drop_p: float = 0.0  # chance of painting a drop whose rim touches a tip in the patch
+    tip_drop_p: float = 0.0  # chance of painting a drop just ahead of a root tip in the patch
     tip_channels: tuple[int, ...] = ()  # heat channels of root tips (where tip drops may go)
     root_channel: int = 0  # seg channel of the root class (which way a root grows at its tip)
 
