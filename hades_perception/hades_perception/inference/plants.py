@@ -343,14 +343,20 @@ def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list
     (model px); OpenCV's component statistics, not a pass over each region's pixels."""
     if prob is None:
         return []
-    n, _, stats, centroids = cv2.connectedComponentsWithStats((prob > threshold).astype(np.uint8), connectivity=4)
+    above = prob > threshold
+    rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+    if not len(rows):
+        return []
+    y0, x0 = int(rows[0]), int(cols[0])  # labelled within the box around what is above
+    box = above[y0 : rows[-1] + 1, x0 : cols[-1] + 1].astype(np.uint8)
+    n, _, stats, centroids = cv2.connectedComponentsWithStats(box, connectivity=4)
     out = []
     for k in range(1, n):
         area = float(stats[k, cv2.CC_STAT_AREA])
         if area < min_area:
             continue
-        cx, cy = float(centroids[k, 0]), float(centroids[k, 1])
-        bottom = float(stats[k, cv2.CC_STAT_TOP] + stats[k, cv2.CC_STAT_HEIGHT] - 1)
+        cx, cy = float(centroids[k, 0]) + x0, float(centroids[k, 1]) + y0
+        bottom = float(stats[k, cv2.CC_STAT_TOP] + stats[k, cv2.CC_STAT_HEIGHT] - 1 + y0)
         out.append(_Region(area, (cx, bottom), (cx, cy)))
     return out
 
