@@ -401,13 +401,12 @@ def _starts(ev: Evidence, graph: csr_matrix, coords: np.ndarray, shape: tuple[in
 def _tops(
     comp: np.ndarray, coords: np.ndarray, keep: Callable[[int], bool], among: np.ndarray | None = None
 ) -> list[_Start]:
-    """A start at the top node of each connected piece of skeleton (among `among`
-    nodes, default all) for which keep(top node) holds."""
+    """A start at the top node of each connected piece of skeleton (each piece with a
+    node among `among`, default all) for which keep(top node) holds."""
+    wanted = None if among is None else set(np.unique(comp[among]).tolist())
     out = []
-    for c in np.unique(comp if among is None else comp[among]):
-        members = np.nonzero(comp == c)[0]
-        top = int(members[np.argmin(coords[members, 1])])
-        if keep(top):
+    for top in _top_nodes(comp, coords, np.arange(len(comp))):
+        if (wanted is None or int(comp[top]) in wanted) and keep(top):
             out.append(_Start(top, float(coords[top, 0]), float(coords[top, 1])))
     return out
 
@@ -432,8 +431,8 @@ def _bridge(
             break
         _, comp = connected_components(g, directed=False)
         joined = False
-        near_reached = cKDTree(coords[reached])
         reached_nodes = np.nonzero(reached)[0]
+        near_reached = cKDTree(coords[reached_nodes])
         for top in _top_nodes(comp, coords, np.nonzero(~reached)[0]):
             tx, ty = coords[top]
             # The nearest reached node within the gap, not below the piece's top by over a
