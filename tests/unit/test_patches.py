@@ -55,7 +55,8 @@ def test_the_drop_lies_just_ahead_of_the_tip_where_the_root_would_grow(seed: int
 def test_a_patch_without_a_tip_gets_no_drop():
     img, _, heat = _patch(with_tip=False)
     heat[2, 10, 10] = 1.0  # a seed is not a tip
-    x = drop_on_tip(np.random.default_rng(0), img.astype(np.float32), img[..., 0] * 0.0, heat, (0, 1), STRIDE)
+    no_root = np.zeros(img.shape[:2], np.float32)
+    x = drop_on_tip(np.random.default_rng(0), img.astype(np.float32), no_root, heat, (0, 1), STRIDE)
     assert np.array_equal(x, img.astype(np.float32))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hades_training.synth.realistic import draw_drop
 from hades_training.targets import Prepared
 
 
@@ -96,8 +97,8 @@ def drop_on_tip(
     """`x` (float HWC) with a condensation drop painted at one root tip of the patch (a
     heat target's peak cell): ahead of it, where the root would grow on (away from the
     root pixels behind the tip in `root`, the root class's target), its near edge from
-    just over the tip to 1.1 mm beyond it; drawn as the synthetic plates draw drops (a
-    darker ring, often a bright edge, a faint lens inside). Unchanged when the patch
+    just over the tip to 1.1 mm beyond it; drawn by the synthetic plates' `draw_drop`
+    (a darker ring, often a bright edge, a faint lens inside). Unchanged when the patch
     holds no tip. Targets are not touched: a drop is not root."""
     peaks = [np.argwhere(heat[c] >= 0.999) for c in channels if c < len(heat)]
     cells = np.concatenate(peaks) if peaks else np.empty((0, 2), int)
@@ -114,10 +115,8 @@ def drop_on_tip(
     d = r + rng.uniform(-0.15 * r, 12.0)  # centre to tip: the near edge over the tip to 12 px past it
     centre = (int((tip[1] + d * math.sin(heading)) * 4), int((tip[0] + d * math.cos(heading)) * 4))
     layer: np.ndarray = np.zeros(x.shape[:2], np.float32)
-    aa = cv2.LINE_AA
-    cv2.circle(layer, centre, int(r * 4), float(rng.uniform(-0.03, 0.015)), -1, aa, shift=2)
-    cv2.circle(layer, centre, int(r * 0.86 * 4), float(rng.uniform(0.03, 0.12)), max(1, int(r * 0.2)), aa, shift=2)
-    if rng.random() < 0.5:
-        cv2.circle(layer, centre, int(r * 4), -float(rng.uniform(0.03, 0.2)), max(1, int(r * 0.07)), aa, shift=2)
+    interior, ring = float(rng.uniform(-0.03, 0.015)), float(rng.uniform(0.03, 0.12))
+    rim = float(rng.uniform(0.03, 0.2)) if rng.random() < 0.5 else 0.0
+    draw_drop(layer, centre, r, interior, ring, rim, ring_width=0.2)
     blurred = cv2.GaussianBlur(layer, (0, 0), rng.uniform(0.5, 1.2))
     return np.asarray(x * (1.0 - blurred[..., None]), np.float32)

@@ -309,9 +309,25 @@ def _drops(rng: np.random.Generator, lid: np.ndarray, dish: Dish, amount: float,
         if r < 3 * k:  # tiny drops: a dot
             cv2.circle(lid, c, max(1, int(r * 4)), float(ring[i] * 0.7), -1, AA, shift=2)
             continue
-        cv2.circle(lid, c, int(r * 4), float(interior[i]), -1, AA, shift=2)
-        cv2.circle(lid, c, int(r * 0.86 * 4), float(ring[i]), max(1, int(r * 0.12)), AA, shift=2)
-        cv2.circle(lid, c, int(r * 4), -float(rim[i]), max(1, int(r * 0.07)), AA, shift=2)
+        draw_drop(lid, c, r, float(interior[i]), float(ring[i]), float(rim[i]))
+
+
+def draw_drop(
+    lid: np.ndarray,
+    centre: tuple[int, int],
+    r: float,
+    interior: float,
+    ring: float,
+    rim: float,
+    ring_width: float = 0.12,
+) -> None:
+    """One drop on a lid layer (signed: how much light it takes away), `centre` in
+    quarter px, radius `r` px: a faint lens inside (`interior`), a darker ring at 0.86 of
+    the radius, `ring_width` of it wide, and a bright edge (`rim`; 0: none)."""
+    cv2.circle(lid, centre, int(r * 4), interior, -1, AA, shift=2)
+    cv2.circle(lid, centre, int(r * 0.86 * 4), ring, max(1, int(r * ring_width)), AA, shift=2)
+    if rim:
+        cv2.circle(lid, centre, int(r * 4), -rim, max(1, int(r * 0.07)), AA, shift=2)
 
 
 def _scratches(rng: np.random.Generator, lid: np.ndarray, dish: Dish, amount: float, k: float) -> None:
