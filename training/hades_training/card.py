@@ -36,6 +36,13 @@ MEASURES = (  # key, label, how to read it from evaluate's metrics.json
         "primary tips within 1 mm, right plant number",
         lambda t: (t.get("plants") or {}).get("primary_tip_right_plant_within_1mm"),
     ),
+    (
+        "tips_interval",
+        "the same, 95 % interval (plates resampled)",
+        lambda t: _interval((t.get("plants") or {}).get("primary_tip_right_plant_within_1mm_ci95")),
+    ),
+    ("tips_young", "the same, young plants", lambda t: _by_stage(t, "young")),
+    ("tips_old", "the same, old plants", lambda t: _by_stage(t, "old")),
     ("tip_median_mm", "primary tip median error (mm)", lambda t: t["primary_root_tip"].get("median_mm")),
     ("smape_pct", "primary root length sMAPE (%)", lambda t: t.get("primary_root_length_smape_pct")),
     (
@@ -47,6 +54,19 @@ MEASURES = (  # key, label, how to read it from evaluate's metrics.json
     ("pixel_ece", "per-pixel ECE", lambda t: t["calibration"].get("pixel_ece")),
     ("tip_ece", "primary tip confidence ECE", lambda t: t["calibration"].get("primary_tip_ece")),
 )
+
+
+def _interval(ci: list[float] | None) -> str | None:
+    return None if not ci else f"{ci[0]:.3f}-{ci[1]:.3f}"
+
+
+def _by_stage(t: dict[str, Any], stage: str) -> str | None:
+    """Tips of one stage's plants, with how many there were: where an old-heavy split
+    loses its tips (synthetic plates say each plant's stage; others give n/a)."""
+    v = ((t.get("plants") or {}).get("by_stage") or {}).get(stage)
+    if not v or v["primary_tip_right_plant_within_1mm"] is None:
+        return None
+    return f"{v['primary_tip_right_plant_within_1mm']:.3f} of {v['plants']}"
 
 
 def _f(v: Any, d: int = 3) -> str:
@@ -101,7 +121,7 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
     for key, label, read in MEASURES:
         cells, targets = [], []
         for name, t in tests.items():
-            v = read(t)
+            v: Any = read(t)  # a number, or a ready string (an interval, a stage's share of its plants)
             target = TARGETS.get(name.split()[0], {}).get(key)  # "realistic 2": a second realistic split
             verdict = _verdict(key, v, target)
             if key == "misses_flagged" and v is None and (t.get("plants") or {}).get("misses") == 0:

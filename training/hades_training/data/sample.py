@@ -35,6 +35,9 @@ class PlantTruth:
     shoot_centre: Point | None = None
     root_tips: list[Point] = field(default_factory=list)  # other (lateral) tips
     primary_root_length_px: float | None = None
+    # Synthetic plates say how old a seedling was drawn ("young" or "old"): evaluation
+    # reports by it, because old plants with crossing roots are where tips are lost.
+    stage: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class PlantTruth:
             "shoot_centre": list(self.shoot_centre) if self.shoot_centre else None,
             "root_tips": [list(p) for p in self.root_tips],
             "primary_root_length_px": self.primary_root_length_px,
+            **({"stage": self.stage} if self.stage else {}),
         }
 
     @classmethod
@@ -58,6 +62,7 @@ class PlantTruth:
             shoot_centre=pt(d.get("shoot_centre")),
             root_tips=[(float(x), float(y)) for x, y in d.get("root_tips", [])],
             primary_root_length_px=d.get("primary_root_length_px"),
+            stage=d.get("stage"),
         )
 
 

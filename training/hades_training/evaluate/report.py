@@ -83,6 +83,10 @@ def evaluate(
     return summary
 
 
+def _interval(ci: list[float] | None) -> str:
+    return "95 % interval n/a" if not ci else f"95 % interval {ci[0]:.3f}-{ci[1]:.3f}, plates resampled"
+
+
 def _f(v: Any, digits: int = 3) -> str:
     return "n/a" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
@@ -116,9 +120,15 @@ def render_markdown(s: dict[str, Any], pictures: list[Path]) -> str:
         "## Plants (plant i against true plant i, numbered left to right)",
         "",
         f"- plants: {pl.get('plants')}; primary tip within 1 mm with the right plant number: "
-        f"{_f(pl.get('primary_tip_right_plant_within_1mm'))}",
+        f"{_f(pl.get('primary_tip_right_plant_within_1mm'))} "
+        f"({_interval(pl.get('primary_tip_right_plant_within_1mm_ci95'))})",
         f"- of the {pl.get('misses')} that are not, flagged low-confidence: "
         f"{_f(pl.get('misses_flagged_low_confidence'))}",
+        *(
+            f"- {stage} plants: {v['plants']}; tips {_f(v['primary_tip_right_plant_within_1mm'])}; "
+            f"of the {v['misses']} misses, flagged {_f(v['misses_flagged_low_confidence'])}"
+            for stage, v in (pl.get("by_stage") or {}).items()
+        ),
         f"- lateral root count, mean absolute error: {_f(pl.get('lateral_count_mae'), 2)}",
         "",
         "## Landmark detection (within 1 mm, or 20 px uncalibrated)",
@@ -175,6 +185,9 @@ def log_evaluation(summary: dict[str, Any], out: Path, bundle: Path) -> str:
         for k, v in (summary.get("plants") or {}).items():
             if isinstance(v, float):
                 flat[f"plants_{k}"] = v
+        for stage, v in ((summary.get("plants") or {}).get("by_stage") or {}).items():
+            if v["primary_tip_right_plant_within_1mm"] is not None:
+                flat[f"plants_{stage}_primary_tip_right_plant_within_1mm"] = v["primary_tip_right_plant_within_1mm"]
         if summary.get("primary_root_length_smape_pct") is not None:
             flat["primary_root_length_smape_pct"] = summary["primary_root_length_smape_pct"]
         mlflow.log_metrics(flat)
