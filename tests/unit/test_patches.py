@@ -1,13 +1,17 @@
-"""Training patches: the condensation drop painted ahead of a root tip as a hard
-negative (hades_training/patches.py), and what it leaves alone."""
+"""Training patches (hades_training/patches.py): where they are cut (landmark kinds
+sampled evenly, so the few primary tips are not outnumbered by lateral tips), and the
+condensation drop painted ahead of a root tip as a hard negative, and what it leaves
+alone."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from hades_perception.inference.geometry import Frame
 from hades_training.config import load_config
-from hades_training.patches import Augment, augment, drop_on_tip
+from hades_training.patches import Augment, augment, drop_on_tip, sample_patch
+from hades_training.targets import Prepared
 
 STRIDE = 4
 TIP = (30, 20)  # heat cell (row, col) of the primary tip
@@ -73,3 +77,39 @@ def test_tip_drops_are_off_unless_asked_for_and_their_chance_is_checked():
     assert load_config(None, ["tip_drop_p=0.3"]).tip_drop_p == 0.3
     with pytest.raises(ValueError, match="tip_drop_p must be in"):
         load_config(None, ["tip_drop_p=1.5"])
+
+
+class TestWherePatchesAreCut:
+    """A plate has five primary tips and dozens of lateral tips: drawn point by point, a
+    patch centred on a landmark is seldom centred on a primary tip."""
+
+    @staticmethod
+    def plate() -> Prepared:
+        """1024 px square: one primary tip (kind 0) top left, 20 lateral tips (kind 1) and a
+        seed (kind 2) along the bottom, where all the foreground is."""
+        heat = np.zeros((3, 256, 256), np.float32)
+        heat[0, 25, 25] = 1.0  # the primary tip at model px (100, 100)
+        laterals = [(900, 40 + 45 * i) for i in range(20)]
+        points = np.array([(100, 100), *laterals, (950, 500)], np.int32)
+        kinds = np.array([0] + [1] * 20 + [2], np.int32)
+        focus = np.array([(900, x) for x in range(0, 1024, 8)], np.int32)
+        return Prepared(
+            "plate", np.zeros((1024, 1024, 3), np.uint8), np.zeros((4, 1024, 1024), np.float32), heat,
+            np.ones(4, bool), focus, points, Frame(0, 0, 1.0), (0, 0, 1024, 1024), kinds,
+        )  # fmt: skip
+
+    def share_with_the_primary_tip(self, balance: bool) -> float:
+        rng, item = np.random.default_rng(0), self.plate()
+        draws = [sample_patch(rng, item, 256, STRIDE, focus_p=1.0, balance_kinds=balance)[2] for _ in range(3000)]
+        return float(np.mean([h[0].max() == 1.0 for h in draws]))
+
+    def test_balanced_each_kind_is_a_landmark_patch_centre_as_often(self):
+        # 40 % of patches centre on a landmark; a third of those on the primary tip.
+        assert self.share_with_the_primary_tip(balance=True) == pytest.approx(0.4 / 3, abs=0.03)
+
+    def test_point_by_point_the_one_primary_tip_gets_a_share_of_twenty_two(self):
+        assert self.share_with_the_primary_tip(balance=False) == pytest.approx(0.4 / 22, abs=0.01)
+
+    def test_balancing_is_off_unless_asked_for(self):
+        assert load_config(None, []).balance_kinds is False
+        assert load_config(None, ["balance_kinds=true"]).balance_kinds is True

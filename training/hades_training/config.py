@@ -49,6 +49,7 @@ class TrainConfig:
     heat_weight: float = 1.0
     dice_weight: float = 1.0
     focus_p: float = 0.7
+    balance_kinds: bool = False  # landmark patch centres drawn kind first (patches.sample_patch)
     tip_drop_p: float = 0.0  # chance per patch of a condensation drop painted just ahead of a root tip (patches.py)
     seed: int = 0
     amp: str = "auto"  # auto: bf16/fp16 on CUDA, off on CPU

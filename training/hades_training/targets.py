@@ -4,7 +4,7 @@ training and serving cannot disagree about where a pixel is."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -28,6 +28,7 @@ class Prepared:
     points: np.ndarray  # (M, 2) int model px (y, x) of landmarks (tips, seeds), for patch sampling
     frame: Frame
     box: tuple[int, int, int, int]
+    point_kinds: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))  # (M,) kind of each point
 
 
 def landmark_points(sample: Sample, kinds: tuple[str, ...]) -> dict[str, list[tuple[float, float]]]:
@@ -93,14 +94,18 @@ def prepare(
     hshape = (-(-size[1] // stride), -(-size[0] // stride))
     heat = np.zeros((len(kinds), *hshape), np.float32)
     centres: list[tuple[int, int]] = []
+    kinds_of: list[int] = []
     for k, pts in enumerate(landmark_points(sample, kinds).values()):
         if pts:
             u, v = frame.to_model(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
             centres += [(round(b), round(a)) for a, b in zip(u, v, strict=True)]
+            kinds_of += [k] * len(pts)
             heat[k] = render_heat(
                 list(zip(model_to_grid(u, stride), model_to_grid(v, stride), strict=True)), hshape, sigma
             )
     fg = np.argwhere(seg.max(axis=0) > 0.25)
     annotated = np.array([c in sample.annotated for c in classes])
     points = np.array(centres, np.int32).reshape(-1, 2)
-    return Prepared(sample.stem, image, seg, heat, annotated, fg.astype(np.int32), points, frame, box)
+    return Prepared(
+        sample.stem, image, seg, heat, annotated, fg.astype(np.int32), points, frame, box, np.array(kinds_of, np.int32)
+    )

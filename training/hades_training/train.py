@@ -135,7 +135,7 @@ def make_batch(
     imgs, segs, heats, ann = [], [], [], []
     for _ in range(cfg.batch):
         item = items[int(rng.integers(len(items)))]
-        img, seg, heat = sample_patch(rng, item, cfg.patch, HEAT_STRIDE, cfg.focus_p)
+        img, seg, heat = sample_patch(rng, item, cfg.patch, HEAT_STRIDE, cfg.focus_p, cfg.balance_kinds)
         img, seg, heat = augment(rng, img, seg, heat, aug)
         imgs.append(img)
         segs.append(seg)
