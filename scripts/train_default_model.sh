@@ -45,9 +45,11 @@ start=$(date +%s)
 # 1. From random weights, half `normal` and half `realistic` plates (about 40 min on 2 cores).
 hades-train train --data "$DATA" --split train --val-split val --out "$RUN" --config training/configs/default.yaml
 # 2. Fine-tuned from its best weights on more `realistic` plates: 12 epochs at a third of the
-#    learning rate (about 25 min), the same validation plates.
+#    learning rate (about 25 min), the same validation plates, landmark patches drawn kind
+#    first (balance_kinds: primary tips as often as lateral tips and seeds).
 hades-train train --data "$FINETUNE" --split train --val-data "$DATA" --val-split val --out "$RUN/finetune" \
-  --config training/configs/default.yaml --init "$RUN/checkpoints/best.pt" --set epochs=12 --set lr=0.001
+  --config training/configs/default.yaml --init "$RUN/checkpoints/best.pt" --set epochs=12 --set lr=0.001 \
+  --set balance_kinds=true
 echo "training took $(( $(date +%s) - start )) s"
 hades-train export --checkpoint "$RUN/finetune/checkpoints/best.pt" --data "$DATA" --split val --out "$BUNDLE" --int8 --force
 hades-train evaluate --model "$BUNDLE" --data "$TEST_NORMAL" --split test --out "$RUN/test-report"
