@@ -57,10 +57,11 @@ def sample_patch(
     tips, and drawn point by point a primary tip was one landmark patch in seven."""
     h, w = item.image.shape[:2]
     if item.focus.size and rng.random() < focus_p:
-        pool = item.points if item.points.size and rng.random() < 0.4 else item.focus
-        if pool is item.points and balance_kinds and len(item.point_kinds) == len(item.points):
-            kind = rng.choice(np.unique(item.point_kinds))
-            pool = item.points[item.point_kinds == kind]
+        pool = item.focus
+        if item.points.size and rng.random() < 0.4:
+            pool = item.points
+            if balance_kinds and len(item.point_kinds) == len(pool):  # kind first, then point
+                pool = pool[item.point_kinds == rng.choice(np.unique(item.point_kinds))]
         cy, cx = pool[rng.integers(len(pool))]
         y, x = int(cy) - size // 2 + int(rng.integers(-size // 4, size // 4 + 1)), int(cx) - size // 2
     else:
