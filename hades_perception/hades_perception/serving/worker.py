@@ -193,27 +193,29 @@ class InferenceWorker(Generic[T]):
             job.error = exc
         finally:
             job.done.set()
-            with self._cv:
-                self._busy = False
-                self._cv.notify_all()
+
+    def _run_item(self, t_in: float, item: T) -> None:
+        try:
+            mid = self.handle(item)
+            if self.finish is None:
+                self._done(t_in)
+            else:
+                self._hand_on(t_in, item, mid)
+        except Exception as exc:
+            self._failed(item, exc)
 
     def _run(self) -> None:
+        """The first stage's thread: jobs and items as _next gives them, one at a time;
+        idle again after each, whatever it raised."""
         while True:
             got = self._next()
             if got is None:
                 return
-            if isinstance(got, _Job):
-                self._run_job(got)
-                continue
-            t_in, item = got
             try:
-                mid = self.handle(item)
-                if self.finish is None:
-                    self._done(t_in)
+                if isinstance(got, _Job):
+                    self._run_job(got)
                 else:
-                    self._hand_on(t_in, item, mid)
-            except Exception as exc:
-                self._failed(item, exc)
+                    self._run_item(*got)
             finally:
                 with self._cv:
                     self._busy = False
