@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hades_perception.contract.bundle import open_bundle
+from hades_training.evaluate.scoring import format_interval
 
 # What the default model must reach on synthetic test splits (issue 11: real plates),
 # by preset: (measure, target, higher is better).
@@ -39,7 +40,7 @@ MEASURES = (  # key, label, how to read it from evaluate's metrics.json
     (
         "tips_interval",
         "the same, 95 % interval (plates resampled)",
-        lambda t: _interval((t.get("plants") or {}).get("primary_tip_right_plant_within_1mm_ci95")),
+        lambda t: format_interval((t.get("plants") or {}).get("primary_tip_right_plant_within_1mm_ci95")),
     ),
     ("tips_young", "the same, young plants", lambda t: _by_stage(t, "young")),
     ("tips_old", "the same, old plants", lambda t: _by_stage(t, "old")),
@@ -54,10 +55,6 @@ MEASURES = (  # key, label, how to read it from evaluate's metrics.json
     ("pixel_ece", "per-pixel ECE", lambda t: t["calibration"].get("pixel_ece")),
     ("tip_ece", "primary tip confidence ECE", lambda t: t["calibration"].get("primary_tip_ece")),
 )
-
-
-def _interval(ci: list[float] | None) -> str | None:
-    return None if not ci else f"{ci[0]:.3f}-{ci[1]:.3f}"
 
 
 def _by_stage(t: dict[str, Any], stage: str) -> str | None:

@@ -22,7 +22,7 @@ from hades_perception.contract.bundle import open_bundle
 from hades_perception.inference.overlay import Marker, draw_overlay, legend
 from hades_perception.inference.pipeline import Pipeline
 from hades_training.data import open_dataset
-from hades_training.evaluate.scoring import Scorer
+from hades_training.evaluate.scoring import Scorer, format_interval
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def evaluate(
 
 
 def _interval(ci: list[float] | None) -> str:
-    return "95 % interval n/a" if not ci else f"95 % interval {ci[0]:.3f}-{ci[1]:.3f}, plates resampled"
+    text = format_interval(ci)
+    return "95 % interval n/a" if text is None else f"95 % interval {text}, plates resampled"
 
 
 def _f(v: Any, digits: int = 3) -> str:

@@ -238,6 +238,12 @@ def plate_interval(hits: list[bool], plates: list[int], draws: int = 2000, seed:
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
+def format_interval(ci: list[float] | None) -> str | None:
+    """An interval from plate_interval as 'low-high' (3 decimals), None for none: the
+    report and the model card print it alike."""
+    return None if not ci else f"{ci[0]:.3f}-{ci[1]:.3f}"
+
+
 def headline(summary: dict[str, Any]) -> float:
     """One number for choosing the best epoch: mean IoU of root/shoot/seed and
     the share of primary tips within 1 mm (or 20 px), equally weighted."""
