@@ -48,6 +48,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 import cv2
 import numpy as np
@@ -89,6 +90,7 @@ CROSS_TURN = 45.0  # degrees: two roots crossing each run on within this of thei
 CLAIM_PEAK = 0.5  # a tip-detector peak this firm that no plant took is a flagged plant's tip, ...
 CLAIM_ALONG_MM = 2.0  # ...unless its path there runs along another plant's primary root for more than this, ...
 CLAIM_RISE_MM = 1.0  # ...or it lies higher than the end it would replace by more than this (roots grow down)
+CLAIM_DETOUR = 3.0  # a claim's path is searched up to this many times the farthest candidate's straight-line distance
 TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
 JOIN_MM = 6.0  # a root piece this far beyond a primary root's unconfirmed end may continue it, ...
 JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction over its last mm...
@@ -508,8 +510,10 @@ def _uncross(graph: csr_matrix, coords: np.ndarray, starts: list[_Start], ppm: f
             continue
         centre = coords[members].mean(axis=0)
         found = [(o, _branch_direction(graph, coords, label, c, o, centre, reach)) for o in sorted(outs)]
-        branches = [(o, d) for o, d in found if d is not None and d is not SPUR]  # spurs stay with the junction
-        if len(branches) < 4 or any(d is None for _, d in found):
+        if any(d is None for _, d in found):
+            continue
+        branches = [(o, d) for o, d in found if isinstance(d, np.ndarray)]  # spurs stay with the junction
+        if len(branches) < 4:
             continue
         # Straight runs through the junction, straightest first, each branch in one.
         turns = [(_straightness(da, db), a, b) for (a, da), (b, db) in itertools.combinations(branches, 2)]
@@ -534,7 +538,7 @@ def _uncross(graph: csr_matrix, coords: np.ndarray, starts: list[_Start], ppm: f
     return csr_matrix((weights, (rows, cols)), shape=graph.shape)
 
 
-SPUR = np.zeros(2)  # what _branch_direction gives for a branch that ends within a third of its reach
+SPUR: Final = "spur"  # what _branch_direction gives for a branch that ends within a third of its reach
 
 
 def _branch_direction(
@@ -545,7 +549,7 @@ def _branch_direction(
     first: int,
     centre: np.ndarray,
     reach: int,
-) -> np.ndarray | None:
+) -> np.ndarray | Literal["spur"] | None:
     """Unit direction of the branch that leaves a junction at node `first`, from the
     junction's centre to `reach` nodes along it (or to where it ends or forks again, if
     that is at least a third of the way); SPUR for a branch that ends sooner (a
@@ -857,7 +861,9 @@ def _claim_peaks(
     lateral touches it, or runs a root on past its tip across a bridged gap; the
     detector, which sees the tip itself, undoes that (dev plates: 2 of 700 tips). The
     plant is rebuilt on its own shortest paths to the peak; `rebuild` is _plant with the
-    plate's evidence."""
+    plate's evidence. The paths are searched only as far as CLAIM_DETOUR times the
+    farthest peak below the plant's end (not the whole plate's skeleton per flagged
+    plant); the whole tree only for a plant that takes a peak."""
     peaks = ev.primary_peaks[ev.primary_peaks[:, 2] >= CLAIM_PEAK] if len(ev.primary_peaks) else ev.primary_peaks
     tips = [np.array(frame.to_model(*p.primary_root_tip), float) for p, _ in built if p.primary_root_tip is not None]
     nodes: list[int] = []  # the unclaimed peaks' skeleton nodes, strongest first
@@ -873,11 +879,15 @@ def _claim_peaks(
         unconfirmed = plant.reason.startswith(UNCONFIRMED) or (not len(path) and plant.reason == NO_ROOT)
         if not nodes or not unconfirmed:
             continue
-        others = {int(v) for m, (_, other) in enumerate(built) if m != n for v in other}
-        dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True)
         lowest = (coords[path[-1], 1] if len(path) else s.y) - CLAIM_RISE_MM * ppm
-        for q in nodes:
-            if not np.isfinite(dist[q]) or coords[q, 1] < max(lowest, s.y):
+        below = [q for q in nodes if coords[q, 1] >= max(lowest, s.y)]
+        if not below:
+            continue
+        others = {int(v) for m, (_, other) in enumerate(built) if m != n for v in other}
+        far = max(math.dist(coords[s.node], coords[q]) for q in below)
+        dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True, limit=CLAIM_DETOUR * far + 1.0)
+        for q in below:
+            if not np.isfinite(dist[q]):
                 continue
             new = _path(pred, q)
             split = _parting(new, path)
@@ -887,7 +897,8 @@ def _claim_peaks(
                 continue
             ow = owner.copy()
             ow[new] = owner[s.node]
-            out[n] = rebuild(s, plant.plant, dist, pred, ow, q)
+            whole, pred = dijkstra(graph, indices=s.node, return_predecessors=True)  # the plant's tree, unbounded
+            out[n] = rebuild(s, plant.plant, whole, pred, ow, q)
             nodes.remove(q)
             break
     return out
