@@ -102,6 +102,21 @@ def measure(name: str, model: Path, frames: int, runs: int, data: str, split: st
     }
 
 
+INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_features() -> dict[str, Any]:
+    """The CPU's model and the int8 instruction sets int8 speed (and, before 7-bit
+    weights, int8 accuracy: docs/engines.md) depends on; from /proc/cpuinfo (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"cpu": platform.processor() or "unknown"}
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    return {"cpu": model, "int8_features": [f for f in INT8_FEATURES if f in flags]}
+
+
 def run_worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run `name` in a process of its own, on OpenVINO's runtime where it asks for it."""
     env = dict(os.environ)
@@ -143,7 +158,7 @@ def main() -> int:
             r["engine_vs_before"] = r["engine_ms_median"] / base
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "uname": " ".join(platform.uname())},
+        "machine": {"cores": os.cpu_count(), "uname": " ".join(platform.uname()), **cpu_features()},
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "model": str(args.model),
         "results": results,
