@@ -22,7 +22,7 @@ from hades_perception.contract.bundle import (
 )
 from hades_perception.contract.golden import check_golden
 from hades_perception.inference.engine import CPU, CUDA, OPENVINO, TENSORRT, provider_options
-from hades_perception.inference.loading import cache_key, load_pipeline, native_keys, resolve_precision
+from hades_perception.inference.loading import cache_key, load_checked, load_pipeline, native_keys, resolve_precision
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.tensorrt_engine import (
     TensorRTEngine,
@@ -32,7 +32,7 @@ from hades_perception.inference.tensorrt_engine import (
     prebuilt_engine,
     tensorrt_available,
 )
-from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, new_version
+from tests.bundles import NOT_ABOUT_SPEED_MS, SHIPPED, failing_golden_version, new_version
 
 ORIN = engine_key("NVIDIA Jetson AGX Orin", "10.3.0", "fp16")
 H100 = engine_key("NVIDIA H100 80GB HBM3", "10.13.3", "fp16")
@@ -245,6 +245,25 @@ def test_the_shipped_int8_variants_weights_fit_in_7_bits_so_cpus_without_vnni_co
     assert len(int8) >= 10, "the variant's convolution weights are stored as int8"
     largest = max(int(abs(w.astype(int)).max()) for w in int8)
     assert 2 * 255 * largest <= 2**15 - 1, f"weights up to {largest}: a pair of products overflows int16"
+
+
+@pytest.mark.parametrize(
+    ("weights", "hinted"), [("8-bit", True), ("7-bit", False)], ids=["8-bit weights: told", "7-bit: not"]
+)
+def test_an_int8_variant_that_fails_its_golden_check_serves_fp32_and_8_bit_weights_are_named_as_the_likely_cause(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, weights: str, hinted: bool
+):
+    """A bundle exported before 7-bit weights, on a CPU without VNNI: its int8 variant
+    fails the golden check, fp32 serves, and the warning says what to do about it."""
+    variants = json.loads((SHIPPED / MANIFEST).read_text())["variants"]
+    if weights == "8-bit":  # the format record such an export wrote
+        variants["model.int8.onnx"]["format"] = "QDQ static, per-channel int8 weights, uint8 activations"
+    bundle = failing_golden_version(tmp_path / "v", "9.9.9", variants=variants)
+    with caplog.at_level("WARNING", logger="hades_perception.inference.loading"):
+        pipe = load_checked(bundle, ("CPUExecutionProvider",))
+    assert pipe.engine.precision == "fp32"
+    assert "golden check failed" in caplog.text and "serving fp32 instead" in caplog.text
+    assert ("export the version again with a current hades-train for 7-bit weights" in caplog.text) is hinted
 
 
 @pytest.mark.parametrize("passed", [False, None], ids=["failed its gate", "no gate record"])

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hades_perception.contract.bundle import Manifest
 from hades_perception.inference.prediction import Prediction
 
 TOLERANCE = {
@@ -168,3 +169,17 @@ def _landmark_px(bundle: Path) -> float:
     except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         cell = 0.0
     return max(TOLERANCE["landmark_px"], cell)
+
+
+def int8_golden_hint(manifest: Manifest) -> str:
+    """What to tell an operator whose int8 variant failed its golden check, when its
+    export stored 8-bit weights: those saturate on x86 CPUs without VNNI (root IoU 0.48
+    against 0.82 on such a CPU, docs/engines.md "Weights in 7 bits"); hades-train export
+    has stored 7-bit weights since hades-seedlings 2026.11.30-122410. "" otherwise."""
+    variant = manifest.variants.get("model.int8.onnx") or {}
+    if "7 bits" in str(variant.get("format", "")):
+        return ""
+    return (
+        " (its int8 weights are 8-bit, which saturate on x86 CPUs without VNNI: "
+        "export the version again with a current hades-train for 7-bit weights; docs/engines.md)"
+    )

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
-from hades_perception.contract.golden import check_golden
+from hades_perception.contract.golden import check_golden, int8_golden_hint
 from hades_perception.inference.engine import CPU, OPENVINO, PRECISIONS, TENSORRT, first_available
 from hades_perception.inference.pipeline import DISH_MM, Pipeline
 from hades_perception.inference.tensorrt_engine import (
@@ -159,6 +159,8 @@ def serve_checked(
     if report.ok:
         return pipe
     why = f"{bundle} ({pipe.engine.name}): golden check failed: " + "; ".join(report.problems)
+    if pipe.engine.precision == "int8":
+        why += int8_golden_hint(pipe.manifest)
     if asked != "auto" and refuse_named:
         raise BundleError(why)  # asked for by name: nothing else starts in its place
     log.warning("%s; serving fp32 instead", why)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hades_perception.contract.bundle import BundleError
-from hades_perception.contract.golden import check_golden
+from hades_perception.contract.golden import check_golden, int8_golden_hint
 from hades_perception.contract.signing import Ed25519PublicKey
 from hades_perception.models.blobs import StoreError
 from hades_perception.models.cache import ModelCache
@@ -120,7 +120,8 @@ class ModelFollower:
             attempt.stages_ms["validation"] = total - attempt.stages_ms["warmup"] - attempt.waited_ms
             attempt.golden = {"latency_ms": report.latency_ms, **report.figures}
             if not report.ok:
-                raise BundleError("golden check failed: " + "; ".join(report.problems))
+                hint = int8_golden_hint(candidate.manifest) if candidate.engine.precision == "int8" else ""
+                raise BundleError("golden check failed: " + "; ".join(report.problems) + hint)
             attempt.ok, attempt.ready_at = True, time.time()
         except StoreError as exc:
             attempt.error, attempt.retry = f"store: {exc}", True
