@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from hades_perception.contract.bundle import Manifest, file_entries, write_manifest
-from hades_perception.contract.golden import check_golden, write_golden
+from hades_perception.contract.golden import SEVEN_BIT_WEIGHTS, check_golden, write_golden
 from hades_perception.inference.engine import OnnxRuntimeEngine
 from hades_perception.inference.landmarks import PRIMARY, SEED, TIP
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
@@ -434,7 +434,7 @@ def _int8(
     log.info("int8 variant: IoU change %s; gate %s", cost, "passed" if not reasons else f"FAILED: {reasons}")
     golden = _golden(tmp, q_pipe, golden_img, precision="int8")
     return {
-        "format": "QDQ static, per-channel int8 weights in 7 bits (reduce_range), uint8 activations; "
+        "format": f"QDQ static, per-channel {SEVEN_BIT_WEIGHTS} (reduce_range), uint8 activations; "
         "calibrated on whole validation plates",
         "iou_change": cost,
         "gate": gate,

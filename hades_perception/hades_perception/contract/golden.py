@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hades_perception.contract.bundle import Manifest
+from hades_perception.contract.bundle import Manifest, load_manifest
 from hades_perception.inference.prediction import Prediction
 
 TOLERANCE = {
@@ -163,21 +163,23 @@ def _landmark_px(bundle: Path) -> float:
     an 8 px cell, with the same value, where ONNX Runtime's CPU provider moved none. A
     wrong engine misses peaks by many cells or loses them (40 of 51 on a CPU without
     VNNI, docs/engines.md)."""
-    try:
-        raw = json.loads((bundle / "manifest.json").read_text())
-        cell = float(raw["outputs"]["landmarks"]["stride"]) / float(raw["input"]["scale"])
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
-        cell = 0.0
-    return max(TOLERANCE["landmark_px"], cell)
+    manifest = load_manifest(bundle)
+    return max(TOLERANCE["landmark_px"], manifest.outputs.landmark_stride / manifest.input.scale)
 
 
-def int8_golden_hint(manifest: Manifest) -> str:
-    """What to tell an operator whose int8 variant failed its golden check, when its
-    export stored 8-bit weights: those saturate on x86 CPUs without VNNI (root IoU 0.48
-    against 0.82 on such a CPU, docs/engines.md "Weights in 7 bits"); hades-train export
-    has stored 7-bit weights since hades-seedlings 2026.11.30-122410. "" otherwise."""
+# What export writes into an int8 variant's `format` when its weights are 7-bit
+# (hades_training/export.py builds the record from it; int8_golden_hint looks for it).
+SEVEN_BIT_WEIGHTS = "int8 weights in 7 bits"
+
+
+def int8_golden_hint(manifest: Manifest, precision: str) -> str:
+    """What to tell an operator whose model of `precision` failed its golden check, when
+    it is an int8 variant whose export stored 8-bit weights: those saturate on x86 CPUs
+    without VNNI (root IoU 0.48 against 0.82 on such a CPU, docs/engines.md "Weights in
+    7 bits"); hades-train export has stored 7-bit weights since hades-seedlings
+    2026.11.30-122410. "" otherwise."""
     variant = manifest.variants.get("model.int8.onnx") or {}
-    if "7 bits" in str(variant.get("format", "")):
+    if precision != "int8" or SEVEN_BIT_WEIGHTS in str(variant.get("format", "")):
         return ""
     return (
         " (its int8 weights are 8-bit, which saturate on x86 CPUs without VNNI: "

@@ -159,8 +159,7 @@ def serve_checked(
     if report.ok:
         return pipe
     why = f"{bundle} ({pipe.engine.name}): golden check failed: " + "; ".join(report.problems)
-    if pipe.engine.precision == "int8":
-        why += int8_golden_hint(pipe.manifest)
+    why += int8_golden_hint(pipe.manifest, pipe.engine.precision)
     if asked != "auto" and refuse_named:
         raise BundleError(why)  # asked for by name: nothing else starts in its place
     log.warning("%s; serving fp32 instead", why)

@@ -897,8 +897,8 @@ def _claim_peaks(
                 continue
             ow = owner.copy()
             ow[new] = owner[s.node]
-            whole, pred = dijkstra(graph, indices=s.node, return_predecessors=True)  # the plant's tree, unbounded
-            out[n] = rebuild(s, plant.plant, whole, pred, ow, q)
+            tree_dist, tree_pred = dijkstra(graph, indices=s.node, return_predecessors=True)  # unbounded
+            out[n] = rebuild(s, plant.plant, tree_dist, tree_pred, ow, q)
             nodes.remove(q)
             break
     return out

@@ -120,7 +120,7 @@ class ModelFollower:
             attempt.stages_ms["validation"] = total - attempt.stages_ms["warmup"] - attempt.waited_ms
             attempt.golden = {"latency_ms": report.latency_ms, **report.figures}
             if not report.ok:
-                hint = int8_golden_hint(candidate.manifest) if candidate.engine.precision == "int8" else ""
+                hint = int8_golden_hint(candidate.manifest, candidate.engine.precision)
                 raise BundleError("golden check failed: " + "; ".join(report.problems) + hint)
             attempt.ok, attempt.ready_at = True, time.time()
         except StoreError as exc:
