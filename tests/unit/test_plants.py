@@ -243,6 +243,39 @@ class TestRoots:
         assert near(plants[3].primary_root_tip, tip3, 4), plants[3].primary_root_tip
         assert near(plants[4].primary_root_tip, tips[3], 4), plants[4].primary_root_tip
 
+    @pytest.mark.parametrize(
+        "top",
+        [(8, 345), (9, 315)],  # 1.5 mm below its end and off to the side; right beside its end, overlapping
+        ids=["below", "beside"],
+    )
+    def test_a_roots_lower_part_broken_off_over_bare_agar_is_its_own_where_the_detector_fires_at_its_end(self, top):
+        # On a plate: a young root's mask broken for a mm or two, or its lower part starting
+        # beside its upper one (the hypocotyl's offset), the detector firm at the real tip.
+        # The gap has no root probability, so only the peak says the piece is this root's.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        tip = (x + top[0], ROW_Y + 520)
+        root(maps, [(x + top[0], ROW_Y + top[1]), tip])
+        plants = run(maps, peaks=[*tips[:2], tip, *tips[3:]])
+        assert near(plants[2].primary_root_tip, tip, 4), plants[2].primary_root_tip
+        assert plants[2].primary_root_length_px == pytest.approx(490, rel=0.05)
+        assert all(near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True) if p.plant != 2)
+
+    def test_a_broken_off_piece_too_far_below_or_running_up_to_its_peak_is_not_taken(self):
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x = SLOTS[1]  # 7 mm below the root's end: debris, a fibre, not its root
+        far = (x, ROW_Y + 500)
+        root(maps, [(x, ROW_Y + 400), far])
+        x = SLOTS[3]  # the firm peak at the top of a piece that runs down from it
+        up = (x + 8, ROW_Y + 345)
+        root(maps, [up, (x + 8, ROW_Y + 500)])
+        plants = run(maps, peaks=[tips[0], far, tips[2], up, tips[4]])
+        assert near(plants[1].primary_root_tip, tips[1], 4), plants[1].primary_root_tip
+        assert near(plants[3].primary_root_tip, tips[3], 4), plants[3].primary_root_tip
+        assert plants[1].low_confidence and plants[3].low_confidence
+
     def test_a_crisp_root_end_is_not_extended_into_the_faint_halo_past_it(self):
         maps = blank()
         tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
@@ -565,6 +598,27 @@ class TestCrossings:
         plants = run(maps, peaks=[tips[i] for i in range(5)])
         for i in range(5):
             assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip, tips[i])
+
+    def test_a_root_a_neighbours_lateral_touches_gets_its_lower_part_back_going_straight_on_flagged(self):
+        # Plant 2's root swings left, then right across the plate; plant 3's lateral
+        # touches it low down, where plant 3's start is nearer by the shortest paths, so
+        # plant 3 owns its lower part and plant 2's own path ends on its lateral. The
+        # detector is silent at plant 2's tip: its root going straight on past the lateral
+        # is still its primary, taken back, and flagged.
+        maps = blank()
+        tips = {i: plant_at(maps, SLOTS[i], length=300, drift=0) for i in (0, 1, 4)}
+        x = SLOTS[2]
+        shoot(maps, x)
+        bend, low = (x - 120, ROW_Y + 200), (x + 150, ROW_Y + 450)
+        tips[2] = (x + 180, ROW_Y + 560)
+        root(maps, [(x, ROW_Y + 30), bend, low, tips[2]])
+        root(maps, [(x - 60, ROW_Y + 115), (x - 180, ROW_Y + 150)])  # its lateral, turning off
+        tips[3] = plant_at(maps, SLOTS[3], length=700, drift=0)
+        root(maps, [(SLOTS[3], ROW_Y + 100), (x + 96, ROW_Y + 400)])  # the lateral that touches it
+        plants = run(maps, peaks=[tips[i] for i in (0, 1, 3, 4)])
+        for i in range(5):
+            assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip, tips[i])
+        assert plants[2].low_confidence and plants[2].reason.startswith("the tip detector does not confirm")
 
     def test_laterals_leaving_on_both_sides_at_one_point_are_not_a_crossing(self):
         maps = blank()

@@ -52,7 +52,7 @@ from typing import Final, Literal
 
 import cv2
 import numpy as np
-from scipy.sparse import csr_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 from skimage.graph import pixel_graph
@@ -237,12 +237,12 @@ def find_plants(
         for i, s in numbered
     ]
     if graph is not None:
-        g = graph
 
-        def rebuild(s: _Start, i: int, d: np.ndarray, pr: np.ndarray, ow: np.ndarray, q: int) -> _Built:
+        def rebuild(s: _Start, i: int, g: csr_matrix, d: np.ndarray, pr: np.ndarray, ow: np.ndarray, q: int) -> _Built:
             return _plant(s, i, coords, g, d, pr, ow, ev, frame, ppm_model, px_per_mm, low_confidence, free, q)
 
-        built = _claim_peaks(built, [s for _, s in numbered], g, coords, owner, ev, frame, ppm_model, rebuild)
+        built = _claim_peaks(built, [s for _, s in numbered], graph, coords, owner, free, ev, frame, ppm_model, rebuild)
+        built = _claim_ends(built, [s for _, s in numbered], graph, coords, owner, frame, ppm_model, rebuild)
     found = [plant for plant, _ in built]
     taken = {p.plant for p in found}
     missing = [Plant(i, 0.0, True, reason="no plant found at this position") for i in range(n_plants) if i not in taken]
@@ -844,15 +844,18 @@ def _claim_peaks(
     graph: csr_matrix,
     coords: np.ndarray,
     owner: np.ndarray,
+    free: np.ndarray,
     ev: Evidence,
     frame: Frame,
     ppm: float,
-    rebuild: Callable[[_Start, int, np.ndarray, np.ndarray, np.ndarray, int], _Built],
+    rebuild: Callable[[_Start, int, csr_matrix, np.ndarray, np.ndarray, np.ndarray, int], _Built],
 ) -> list[_Built]:
-    """Firm tip-detector peaks no plant took (CLAIM_PEAK, on the skeleton, farther than
-    TIP_EVIDENCE_MM from every primary tip), each given to a plant whose own end the
-    detector does not confirm (or that has no root of its own left: NO_ROOT), when that
-    plant's root reaches the peak through the graph
+    """Firm tip-detector peaks no plant took (CLAIM_PEAK, on the skeleton or within
+    TIP_EVIDENCE_MM past one of its ends, farther than that from every primary tip), each
+    given to a plant whose own end the detector does not confirm (or that has no root of
+    its own left: NO_ROOT), when the peak ends a free piece of root just below that end
+    (_piece_below: the root's mask broken over bare agar), or when that plant's root
+    reaches the peak through the graph
     going on past its end, or going on straighter than its path where the two part, not
     along another plant's primary root (CLAIM_ALONG_MM), and not above the end it would
     replace (CLAIM_RISE_MM: roots grow down; without it a plant whose correct tip the
@@ -867,12 +870,15 @@ def _claim_peaks(
     peaks = ev.primary_peaks[ev.primary_peaks[:, 2] >= CLAIM_PEAK] if len(ev.primary_peaks) else ev.primary_peaks
     tips = [np.array(frame.to_model(*p.primary_root_tip), float) for p, _ in built if p.primary_root_tip is not None]
     nodes: list[int] = []  # the unclaimed peaks' skeleton nodes, strongest first
+    ends = np.asarray(graph.getnnz(axis=1) == 1)
     for x, y, _ in sorted(peaks.tolist(), key=lambda r: -r[2]):
         if any(math.dist((x, y), t) <= TIP_EVIDENCE_MM * ppm for t in tips):
             continue
+        # On the skeleton, or past an end of it: a skeleton stops short of a tapering tip.
         d = np.hypot(coords[:, 0] - x, coords[:, 1] - y)
+        d[~ends] *= TIP_EVIDENCE_MM / 0.5
         k = int(np.argmin(d)) if len(d) else -1
-        if k >= 0 and d[k] <= 0.5 * ppm:
+        if k >= 0 and d[k] <= TIP_EVIDENCE_MM * ppm:
             nodes.append(k)
     out = list(built)
     for n, ((plant, path), s) in enumerate(zip(built, starts, strict=True)):
@@ -888,20 +894,120 @@ def _claim_peaks(
         dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True, limit=CLAIM_DETOUR * far + 1.0)
         for q in below:
             if not np.isfinite(dist[q]):
-                continue
+                rivals = [int(other[-1]) for m, (_, other) in enumerate(out) if m != n and len(other)]
+                joined = _piece_below(graph, coords, free, q, path[-1] if len(path) else s.node, rivals, ppm)
+                if joined is None:
+                    continue
+                ow = owner.copy()
+                ow[free == free[q]] = owner[s.node]
+                tree_dist, tree_pred = dijkstra(joined, indices=s.node, return_predecessors=True)
+                out[n] = rebuild(s, plant.plant, joined, tree_dist, tree_pred, ow, q)
+                nodes.remove(q)
+                break
             new = _path(pred, q)
-            split = _parting(new, path)
-            if 0 < split < len(path) and not _straighter(coords, new, path, split, ppm):
-                continue
-            if sum(int(v) in others for v in new[split:]) > CLAIM_ALONG_MM * ppm:
+            if not _goes_on(coords, new, path, others, ppm):
                 continue
             ow = owner.copy()
             ow[new] = owner[s.node]
             tree_dist, tree_pred = dijkstra(graph, indices=s.node, return_predecessors=True)  # unbounded
-            out[n] = rebuild(s, plant.plant, tree_dist, tree_pred, ow, q)
+            out[n] = rebuild(s, plant.plant, graph, tree_dist, tree_pred, ow, q)
             nodes.remove(q)
             break
     return out
+
+
+def _claim_ends(
+    built: list[_Built],
+    starts: list[_Start],
+    graph: csr_matrix,
+    coords: np.ndarray,
+    owner: np.ndarray,
+    frame: Frame,
+    ppm: float,
+    rebuild: Callable[[_Start, int, csr_matrix, np.ndarray, np.ndarray, np.ndarray, int], _Built],
+) -> list[_Built]:
+    """A plant whose end the detector does not confirm takes the end of a root its own
+    path turned off from, where that root goes on straighter (_goes_on, over TURN_MM) to
+    a farther end that another plant's start reached first, and that is on no plant's
+    primary root: of several, the one whose path turns least (_max_turn), then the
+    longest. On old plates a primary root that crosses a neighbour's roots is handed,
+    below the crossing, to the neighbour by shortest paths, and its own path ends on a
+    lateral (dev plates: 4 of 900 tips). The tip stays flagged: no detector confirms it."""
+    ends = np.nonzero(np.diff(graph.indptr) == 1)[0]
+    out = list(built)
+    for n, ((plant, path), s) in enumerate(zip(built, starts, strict=True)):
+        if not len(path) or not plant.reason.startswith(UNCONFIRMED):
+            continue
+        mine = owner[s.node]
+        taken = [
+            np.array(frame.to_model(*p.primary_root_tip))
+            for m, (p, _) in enumerate(out)
+            if m != n and p.primary_root_tip
+        ]
+        others = {int(v) for m, (_, other) in enumerate(out) if m != n for v in other}
+        dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True)
+        end = path[-1]
+        far = ends[(owner[ends] != mine) & np.isfinite(dist[ends]) & (dist[ends] > dist[end])]
+        far = far[coords[far, 1] >= coords[end, 1] - CLAIM_RISE_MM * ppm]  # roots grow down
+        reach = max(3, round(TURN_MM * ppm))
+        ranked = []
+        for q in far.tolist():
+            if q in others or any(math.dist(coords[q], t) <= TIP_EVIDENCE_MM * ppm for t in taken):
+                continue
+            new = _path(pred, q)
+            split = _parting(new, path)
+            if 0 < split < len(path) and _goes_on(coords, new, path, others, ppm, reach):
+                ranked.append((_max_turn(coords, new[max(0, split - reach) :], reach), -float(dist[q]), q))
+        if ranked:
+            q = min(ranked)[2]
+            ow = owner.copy()
+            ow[_path(pred, q)] = mine
+            out[n] = rebuild(s, plant.plant, graph, dist, pred, ow, q)
+    return out
+
+
+def _goes_on(
+    coords: np.ndarray, new: np.ndarray, path: np.ndarray, others: set[int], ppm: float, min_branch: int = 3
+) -> bool:
+    """Whether node path `new` (from a plant's start) is its root going on: past the end of
+    its `path`, or parting from it and going on straighter (_straighter), and not along
+    other plants' primary roots (nodes `others`) for more than CLAIM_ALONG_MM."""
+    split = _parting(new, path)
+    if 0 < split < len(path) and not _straighter(coords, new, path, split, ppm, min_branch):
+        return False
+    return sum(int(v) in others for v in new[split:]) <= CLAIM_ALONG_MM * ppm
+
+
+def _max_turn(coords: np.ndarray, nodes: np.ndarray, step: int) -> float:
+    """The most a node path turns, in degrees, from one stretch of `step` nodes to the next."""
+    pts = coords[nodes[::step]]
+    if len(pts) < 3:
+        return 0.0
+    a, b = np.diff(pts[:-1], axis=0), np.diff(pts[1:], axis=0)
+    cos = (a * b).sum(axis=1) / np.maximum(np.hypot(a[:, 0], a[:, 1]) * np.hypot(b[:, 0], b[:, 1]), 1e-9)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).max())
+
+
+def _piece_below(
+    graph: csr_matrix, coords: np.ndarray, free: np.ndarray, q: int, end: int, rivals: list[int], ppm: float
+) -> csr_matrix | None:
+    """The graph with one more edge, from a plant's root `end` to the top of the free
+    piece (no start reaches it) that holds peak node `q`, where that piece is a broken-off
+    stretch of the same root: its top within JOIN_MM of the end and nearer to it than to
+    the other plants' primary ends (`rivals`), and it runs down from there to the peak for
+    JOIN_MIN_MM or more. None where it is not."""
+    if free[q] < 0:
+        return None
+    piece = np.nonzero(free == free[q])[0]
+    gaps = np.hypot(coords[piece, 0] - coords[end, 0], coords[piece, 1] - coords[end, 1])
+    top = int(piece[np.argmin(gaps)])
+    if float(gaps.min()) > JOIN_MM * ppm or coords[q, 1] - coords[top, 1] < JOIN_MIN_MM * ppm:
+        return None
+    if any(math.dist(coords[r], coords[top]) < float(gaps.min()) for r in rivals):
+        return None
+    w = max(float(gaps.min()), 1.0)
+    edge = coo_matrix(([w, w], ([end, top], [top, end])), shape=graph.shape).tocsr()
+    return (graph + edge).tocsr()
 
 
 def _straighter(coords: np.ndarray, a: np.ndarray, b: np.ndarray, split: int, ppm: float, min_branch: int = 3) -> bool:
