@@ -51,6 +51,7 @@ class TrainConfig:
     focus_p: float = 0.7
     balance_kinds: bool = False  # landmark patch centres drawn kind first (patches.sample_patch)
     tip_drop_p: float = 0.0  # chance per patch of a condensation drop painted just ahead of a root tip (patches.py)
+    primary_heat_weight: float = 1.0  # the primary-tip heatmap's weight in the landmark loss (the others: 1)
     seed: int = 0
     amp: str = "auto"  # auto: bf16/fp16 on CUDA, off on CPU
     # serving (written to the manifest at export)
@@ -90,6 +91,8 @@ class TrainConfig:
         for name in ("mask_threshold", "landmark_threshold", "low_confidence", "focus_p", "tip_drop_p"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.primary_heat_weight > 0:
+            problems.append(f"primary_heat_weight must be positive, got {self.primary_heat_weight}")
         if self.crop not in ("dish", "none"):
             problems.append(f"crop must be 'dish' or 'none', got {self.crop!r}")
         if self.amp not in ("auto", "off", "fp16", "bf16"):

@@ -29,12 +29,22 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, annotated: torch.Tensor
     return bce + dice_weight * dice
 
 
-def heat_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
-    """Penalty-reduced focal loss (CenterNet): cells near a landmark are punished less for firing."""
+def heat_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = 2.0,
+    beta: float = 4.0,
+    kind_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Penalty-reduced focal loss (CenterNet): cells near a landmark are punished less for
+    firing. `kind_weights` (K,): each heatmap channel's share, 1 for all by default."""
     p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = target.eq(1).float()
     neg = 1 - pos
     pos_loss = torch.log(p) * (1 - p) ** alpha * pos
     neg_loss = torch.log(1 - p) * p**alpha * (1 - target) ** beta * neg
     n = pos.sum().clamp(min=1)
-    return -(pos_loss.sum() + neg_loss.sum()) / n
+    per_cell = pos_loss + neg_loss
+    if kind_weights is not None:
+        per_cell = per_cell * kind_weights.to(per_cell)[None, :, None, None]
+    return -per_cell.sum() / n

@@ -341,6 +341,7 @@ def train(
     tips = tuple(i for i, k in enumerate(cfg.kinds) if k in (PRIMARY, TIP))
     root = cfg.classes.index("root") if "root" in cfg.classes else 0
     aug = Augment(tip_drop_p=cfg.tip_drop_p, tip_channels=tips, root_channel=root)
+    kind_weights = torch.tensor([cfg.primary_heat_weight if k == PRIMARY else 1.0 for k in cfg.kinds], device=device)
     ckdir = out / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
@@ -375,7 +376,7 @@ def train(
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     seg, heat = net(x)
                     l_seg = seg_loss(seg.float(), seg_t, ann, cfg.dice_weight)
-                    l_heat = heat_loss(heat.float(), heat_t)
+                    l_heat = heat_loss(heat.float(), heat_t, kind_weights=kind_weights)
                     loss = l_seg + cfg.heat_weight * l_heat
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
