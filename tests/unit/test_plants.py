@@ -262,19 +262,25 @@ class TestRoots:
         assert plants[2].primary_root_length_px == pytest.approx(490, rel=0.05)
         assert all(near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True) if p.plant != 2)
 
-    def test_a_broken_off_piece_too_far_below_or_running_up_to_its_peak_is_not_taken(self):
+    def test_a_broken_off_piece_too_far_below_behind_the_end_or_running_up_to_its_peak_is_not_taken(self):
         maps = blank()
-        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS[:4]]
         x = SLOTS[1]  # 7 mm below the root's end: debris, a fibre, not its root
         far = (x, ROW_Y + 500)
         root(maps, [(x, ROW_Y + 400), far])
         x = SLOTS[3]  # the firm peak at the top of a piece that runs down from it
         up = (x + 8, ROW_Y + 345)
         root(maps, [up, (x + 8, ROW_Y + 500)])
-        plants = run(maps, peaks=[tips[0], far, tips[2], up, tips[4]])
-        assert near(plants[1].primary_root_tip, tips[1], 4), plants[1].primary_root_tip
-        assert near(plants[3].primary_root_tip, tips[3], 4), plants[3].primary_root_tip
-        assert plants[1].low_confidence and plants[3].low_confidence
+        x = SLOTS[4]  # a root turning right at its end; the piece 5 mm to its left, behind it
+        shoot(maps, x)
+        tips.append((x + 50, ROW_Y + 330))
+        root(maps, [(x, ROW_Y + 30), (x, ROW_Y + 250), tips[4]])
+        behind = (x, ROW_Y + 400)
+        root(maps, [(x, ROW_Y + 300), behind])
+        plants = run(maps, peaks=[tips[0], far, tips[2], up, behind])
+        for i in (1, 3, 4):
+            assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip)
+            assert plants[i].low_confidence
 
     def test_a_crisp_root_end_is_not_extended_into_the_faint_halo_past_it(self):
         maps = blank()

@@ -97,6 +97,8 @@ JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction o
 JOIN_TURN = 35.0  # ...and running on within this many degrees of it over its first mm...
 JOIN_SUPPORT = 0.05  # ...with this mean root probability along the gap (bare agar: ~0)
 JOIN_MIN_MM = 0.5  # a piece shorter than this is a speck, not a root's stretch
+PIECE_MM = 3.0  # a root's direction where it breaks off: over this much of it, ...
+PIECE_TURN = 45.0  # ...within which a broken-off piece ending in a firm peak runs on
 ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
 TIE_HEAT = 0.02  # tip-detector values this close are a tie
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
@@ -895,7 +897,7 @@ def _claim_peaks(
         for q in below:
             if not np.isfinite(dist[q]):
                 rivals = [int(other[-1]) for m, (_, other) in enumerate(out) if m != n and len(other)]
-                joined = _piece_below(graph, coords, free, q, path[-1] if len(path) else s.node, rivals, ppm)
+                joined = _piece_below(graph, coords, free, q, path if len(path) else np.array([s.node]), rivals, ppm)
                 if joined is None:
                     continue
                 ow = owner.copy()
@@ -978,6 +980,12 @@ def _goes_on(
     return sum(int(v) in others for v in new[split:]) <= CLAIM_ALONG_MM * ppm
 
 
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Degrees between vectors a and b (180 where either is zero)."""
+    norm = float(np.hypot(*a) * np.hypot(*b))
+    return 180.0 if norm == 0 else math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b) / norm))))
+
+
 def _max_turn(coords: np.ndarray, nodes: np.ndarray, step: int) -> float:
     """The most a node path turns, in degrees, from one stretch of `step` nodes to the next."""
     pts = coords[nodes[::step]]
@@ -989,21 +997,31 @@ def _max_turn(coords: np.ndarray, nodes: np.ndarray, step: int) -> float:
 
 
 def _piece_below(
-    graph: csr_matrix, coords: np.ndarray, free: np.ndarray, q: int, end: int, rivals: list[int], ppm: float
+    graph: csr_matrix, coords: np.ndarray, free: np.ndarray, q: int, path: np.ndarray, rivals: list[int], ppm: float
 ) -> csr_matrix | None:
-    """The graph with one more edge, from a plant's root `end` to the top of the free
-    piece (no start reaches it) that holds peak node `q`, where that piece is a broken-off
-    stretch of the same root: its top within JOIN_MM of the end and nearer to it than to
-    the other plants' primary ends (`rivals`), and it runs down from there to the peak for
-    JOIN_MIN_MM or more. None where it is not."""
+    """The graph with one more edge, from the end of a plant's root (node `path`, base to
+    end) to the top of the free piece (no start reaches it) that holds peak node `q`,
+    where that piece is a broken-off stretch of the same root: its top within JOIN_MM of
+    the end and nearer to it than to the other plants' primary ends (`rivals`); from its
+    top it runs on to the peak, JOIN_MIN_MM or more, within PIECE_TURN of the root's
+    direction over its last PIECE_MM (straight down for a plant without a root); and it
+    lies ahead of the end, not behind it, where the gap is longer than a mm (a piece may
+    start beside the end; an end often hooks, so no closer angle). None where it is not."""
     if free[q] < 0:
         return None
+    end = int(path[-1])
     piece = np.nonzero(free == free[q])[0]
     gaps = np.hypot(coords[piece, 0] - coords[end, 0], coords[piece, 1] - coords[end, 1])
-    top = int(piece[np.argmin(gaps)])
-    if float(gaps.min()) > JOIN_MM * ppm or coords[q, 1] - coords[top, 1] < JOIN_MIN_MM * ppm:
+    top, gap = int(piece[np.argmin(gaps)]), float(gaps.min())
+    if gap > JOIN_MM * ppm or math.dist(coords[q], coords[top]) < JOIN_MIN_MM * ppm:
         return None
-    if any(math.dist(coords[r], coords[top]) < float(gaps.min()) for r in rivals):
+    if any(math.dist(coords[r], coords[top]) < gap for r in rivals):
+        return None
+    back = coords[path[max(0, len(path) - 1 - round(PIECE_MM * ppm))]]
+    way = coords[end] - back if len(path) > 1 else np.array([0.0, 1.0])
+    if _angle(coords[q] - coords[top], way) > PIECE_TURN:
+        return None
+    if gap > ppm and _angle(coords[top] - coords[end], way) >= 90.0:  # behind the end, not ahead
         return None
     w = max(float(gaps.min()), 1.0)
     edge = coo_matrix(([w, w], ([end, top], [top, end])), shape=graph.shape).tocsr()
