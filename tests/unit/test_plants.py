@@ -262,7 +262,7 @@ class TestRoots:
         assert plants[2].primary_root_length_px == pytest.approx(490, rel=0.05)
         assert all(near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True) if p.plant != 2)
 
-    def test_a_broken_off_piece_too_far_below_behind_the_end_or_running_up_to_its_peak_is_not_taken(self):
+    def test_a_broken_off_piece_too_far_below_behind_the_end_running_up_or_with_a_weak_peak_is_not_taken(self):
         maps = blank()
         tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS[:4]]
         x = SLOTS[1]  # 7 mm below the root's end: debris, a fibre, not its root
@@ -277,8 +277,11 @@ class TestRoots:
         root(maps, [(x, ROW_Y + 30), (x, ROW_Y + 250), tips[4]])
         behind = (x, ROW_Y + 400)
         root(maps, [(x, ROW_Y + 300), behind])
-        plants = run(maps, peaks=[tips[0], far, tips[2], up, behind])
-        for i in (1, 3, 4):
+        x = SLOTS[0]  # right below, but the detector only half sure at its end
+        weak = (x + 8, ROW_Y + 520, 0.6)
+        root(maps, [(x + 8, ROW_Y + 345), weak[:2]])
+        plants = run(maps, peaks=[weak, far, tips[2], up, behind])
+        for i in (0, 1, 3, 4):
             assert near(plants[i].primary_root_tip, tips[i], 4), (i, plants[i].primary_root_tip)
             assert plants[i].low_confidence
 

@@ -97,7 +97,8 @@ JOIN_ANGLE = 25.0  # ...lying within this many degrees of the root's direction o
 JOIN_TURN = 35.0  # ...and running on within this many degrees of it over its first mm...
 JOIN_SUPPORT = 0.05  # ...with this mean root probability along the gap (bare agar: ~0)
 JOIN_MIN_MM = 0.5  # a piece shorter than this is a speck, not a root's stretch
-PIECE_MM = 3.0  # a root's direction where it breaks off: over this much of it, ...
+PIECE_PEAK = 0.8  # a peak this firm ending a root piece no start reaches, ...
+PIECE_MM = 3.0  # ...where the root breaks off (its direction over this much of it), ...
 PIECE_TURN = 45.0  # ...within which a broken-off piece ending in a firm peak runs on
 ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
 TIE_HEAT = 0.02  # tip-detector values this close are a tie
@@ -855,8 +856,8 @@ def _claim_peaks(
     """Firm tip-detector peaks no plant took (CLAIM_PEAK, on the skeleton or within
     TIP_EVIDENCE_MM past one of its ends, farther than that from every primary tip), each
     given to a plant whose own end the detector does not confirm (or that has no root of
-    its own left: NO_ROOT), when the peak ends a free piece of root just below that end
-    (_piece_below: the root's mask broken over bare agar), or when that plant's root
+    its own left: NO_ROOT), when the peak (PIECE_PEAK or more) ends a free piece of root
+    just below that end (_piece_below: the root's mask broken over bare agar), or when that plant's root
     reaches the peak through the graph
     going on past its end, or going on straighter than its path where the two part, not
     along another plant's primary root (CLAIM_ALONG_MM), and not above the end it would
@@ -873,7 +874,8 @@ def _claim_peaks(
     tips = [np.array(frame.to_model(*p.primary_root_tip), float) for p, _ in built if p.primary_root_tip is not None]
     nodes: list[int] = []  # the unclaimed peaks' skeleton nodes, strongest first
     ends = np.asarray(graph.getnnz(axis=1) == 1)
-    for x, y, _ in sorted(peaks.tolist(), key=lambda r: -r[2]):
+    strength: dict[int, float] = {}  # each such node's peak
+    for x, y, prob in sorted(peaks.tolist(), key=lambda r: -r[2]):
         if any(math.dist((x, y), t) <= TIP_EVIDENCE_MM * ppm for t in tips):
             continue
         # On the skeleton, or past an end of it: a skeleton stops short of a tapering tip.
@@ -882,6 +884,7 @@ def _claim_peaks(
         k = int(np.argmin(d)) if len(d) else -1
         if k >= 0 and d[k] <= TIP_EVIDENCE_MM * ppm:
             nodes.append(k)
+            strength.setdefault(k, prob)
     out = list(built)
     for n, ((plant, path), s) in enumerate(zip(built, starts, strict=True)):
         unconfirmed = plant.reason.startswith(UNCONFIRMED) or (not len(path) and plant.reason == NO_ROOT)
@@ -896,6 +899,8 @@ def _claim_peaks(
         dist, pred = dijkstra(graph, indices=s.node, return_predecessors=True, limit=CLAIM_DETOUR * far + 1.0)
         for q in below:
             if not np.isfinite(dist[q]):
+                if strength[q] < PIECE_PEAK:  # across a break the mask does not show: only a firm peak
+                    continue
                 rivals = [int(other[-1]) for m, (_, other) in enumerate(out) if m != n and len(other)]
                 joined = _piece_below(graph, coords, free, q, path if len(path) else np.array([s.node]), rivals, ppm)
                 if joined is None:
