@@ -857,8 +857,8 @@ def _claim_peaks(
     TIP_EVIDENCE_MM past one of its ends, farther than that from every primary tip), each
     given to a plant whose own end the detector does not confirm (or that has no root of
     its own left: NO_ROOT), when the peak (PIECE_PEAK or more) ends a free piece of root
-    just below that end (_piece_below: the root's mask broken over bare agar), or when that plant's root
-    reaches the peak through the graph
+    just below that end (_piece_below: the root's mask broken over bare agar), or when
+    that plant's root reaches the peak through the graph (_goes_on):
     going on past its end, or going on straighter than its path where the two part, not
     along another plant's primary root (CLAIM_ALONG_MM), and not above the end it would
     replace (CLAIM_RISE_MM: roots grow down; without it a plant whose correct tip the
@@ -873,7 +873,7 @@ def _claim_peaks(
     peaks = ev.primary_peaks[ev.primary_peaks[:, 2] >= CLAIM_PEAK] if len(ev.primary_peaks) else ev.primary_peaks
     tips = [np.array(frame.to_model(*p.primary_root_tip), float) for p, _ in built if p.primary_root_tip is not None]
     nodes: list[int] = []  # the unclaimed peaks' skeleton nodes, strongest first
-    ends = np.asarray(graph.getnnz(axis=1) == 1)
+    ends = np.diff(graph.indptr) == 1  # skeleton end points
     strength: dict[int, float] = {}  # each such node's peak
     for x, y, prob in sorted(peaks.tolist(), key=lambda r: -r[2]):
         if any(math.dist((x, y), t) <= TIP_EVIDENCE_MM * ppm for t in tips):
@@ -1028,7 +1028,7 @@ def _piece_below(
         return None
     if gap > ppm and _angle(coords[top] - coords[end], way) >= 90.0:  # behind the end, not ahead
         return None
-    w = max(float(gaps.min()), 1.0)
+    w = max(gap, 1.0)
     edge = coo_matrix(([w, w], ([end, top], [top, end])), shape=graph.shape).tocsr()
     return (graph + edge).tocsr()
 
