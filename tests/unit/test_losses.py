@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from hades_training.losses import heat_loss  # noqa: E402
+from hades_training.losses import heat_loss
 
 
 def test_a_kinds_weight_scales_its_own_channels_share_of_the_landmark_loss():
