@@ -912,7 +912,7 @@ def _claim_peaks(
                 nodes.remove(q)
                 break
             new = _path(pred, q)
-            if not _goes_on(coords, new, path, others, ppm):
+            if not _goes_on(coords, new, path, _parting(new, path), others, ppm):
                 continue
             ow = owner.copy()
             ow[new] = owner[s.node]
@@ -963,7 +963,7 @@ def _claim_ends(
                 continue
             new = _path(pred, q)
             split = _parting(new, path)
-            if 0 < split < len(path) and _goes_on(coords, new, path, others, ppm, reach):
+            if 0 < split < len(path) and _goes_on(coords, new, path, split, others, ppm, reach):
                 ranked.append((_max_turn(coords, new[max(0, split - reach) :], reach), -float(dist[q]), q))
         if ranked:
             q = min(ranked)[2]
@@ -974,12 +974,18 @@ def _claim_ends(
 
 
 def _goes_on(
-    coords: np.ndarray, new: np.ndarray, path: np.ndarray, others: set[int], ppm: float, min_branch: int = 3
+    coords: np.ndarray,
+    new: np.ndarray,
+    path: np.ndarray,
+    split: int,
+    others: set[int],
+    ppm: float,
+    min_branch: int = 3,
 ) -> bool:
     """Whether node path `new` (from a plant's start) is its root going on: past the end of
-    its `path`, or parting from it and going on straighter (_straighter), and not along
-    other plants' primary roots (nodes `others`) for more than CLAIM_ALONG_MM."""
-    split = _parting(new, path)
+    its `path`, or parting from it (at index `split`, _parting) and going on straighter
+    (_straighter), and not along other plants' primary roots (nodes `others`) for more
+    than CLAIM_ALONG_MM."""
     if 0 < split < len(path) and not _straighter(coords, new, path, split, ppm, min_branch):
         return False
     return sum(int(v) in others for v in new[split:]) <= CLAIM_ALONG_MM * ppm
