@@ -52,14 +52,24 @@ def curve_length(x: float, length: float, drift: float = 40.0) -> float:
     return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
 
 
-def run(maps: dict[str, np.ndarray], n: int = 5, peaks: Sequence[tuple[float, ...]] | None = None) -> list[Plant]:
-    """The plant step on these maps; `peaks`: the tip detector's, (x, y) at 0.9 or (x, y, probability)."""
+def run(
+    maps: dict[str, np.ndarray],
+    n: int = 5,
+    peaks: Sequence[tuple[float, ...]] | None = None,
+    lateral_peaks: Sequence[tuple[float, float, float]] = (),
+) -> list[Plant]:
+    """The plant step on these maps; `peaks`: the tip detector's primary-tip peaks, (x, y)
+    at 0.9 or (x, y, probability); `lateral_peaks`: its lateral-tip peaks, (x, y, probability)."""
     rows = [(p[0], p[1], p[2] if len(p) > 2 else 0.9) for p in peaks or []]
     heat = np.zeros((H // 4, W // 4), np.float32)
     for x, y, prob in rows:
         heat[int(y) // 4, int(x) // 4] = prob
+    tip_heat = np.zeros_like(heat)
+    for x, y, prob in lateral_peaks:
+        tip_heat[int(y) // 4, int(x) // 4] = prob
     ev = Evidence(
-        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, heat, heat, 4, np.array(rows).reshape(-1, 3),
+        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, heat, tip_heat, 4, np.array(rows).reshape(-1, 3),
+        np.array(lateral_peaks, float).reshape(-1, 3),
     )  # fmt: skip
     return find_plants(ev, Frame(0, 0, 1.0), n, PPM, 0.5, dish_span=(100.0, 1300.0))
 
@@ -443,6 +453,27 @@ class TestWhereTheRootEnds:
         assert near(plants[2].primary_root_tip, (x, end + faint), 3), plants[2].primary_root_tip
         assert plants[2].primary_root_length_px == pytest.approx(295 + faint, rel=0.03)
         assert not plants[2].low_confidence
+
+    @pytest.mark.parametrize(
+        ("prob", "offset", "taken"),
+        [(0.9, (0, 12), True), (0.5, (0, 12), False), (0.9, (9, 9), False)],
+        ids=["firm, straight on", "weak", "45 degrees off the root's direction"],
+    )
+    def test_where_only_the_lateral_tip_channel_fires_just_past_the_end_the_root_ends_there_flagged(
+        self, prob, offset, taken
+    ):
+        # The primary-tip channel is silent at a root's end; 1.2 mm on, over a faint trace,
+        # the lateral-tip channel fires: a root ends there, and this one is the only root
+        # there (dev plates: 3 of 800 tips). The primary-tip detector did not confirm it, so
+        # it stays flagged. A weak peak, or one 45 degrees off the root's line, is not taken.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        peak = (x + offset[0], end + offset[1])
+        root(maps, [(x, end), peak], p=0.1, width=2)
+        plants = run(maps, peaks=[*tips[:2], *tips[3:]], lateral_peaks=[(*peak, prob)])
+        assert near(plants[2].primary_root_tip, peak if taken else (x, end), 4), plants[2].primary_root_tip
+        assert plants[2].low_confidence and "tip detector" in plants[2].reason
 
     @pytest.mark.parametrize(
         ("peak", "trace"),

@@ -246,6 +246,9 @@ class Pipeline:
             np.array(
                 [(*(float(v) for v in frame.to_model(lm.x, lm.y)), lm.confidence) for lm in found if lm.kind == PRIMARY]
             ).reshape(-1, 3),
+            np.array(
+                [(*(float(v) for v in frame.to_model(lm.x, lm.y)), lm.confidence) for lm in found if lm.kind == TIP]
+            ).reshape(-1, 3),
         )
 
     # --- the whole thing -------------------------------------------------------------

@@ -100,6 +100,7 @@ JOIN_MIN_MM = 0.5  # a piece shorter than this is a speck, not a root's stretch
 PIECE_PEAK = 0.8  # a peak this firm ending a root piece no start reaches, ...
 PIECE_MM = 3.0  # ...where the root breaks off (its direction over this much of it), ...
 PIECE_TURN = 45.0  # ...within which a broken-off piece ending in a firm peak runs on
+OTHER_TIP_PEAK = 0.7  # a lateral-tip peak this firm just past an end the primary-tip detector is silent at is the tip
 ALTERNATIVE_POWER = 2.0  # a tip's confidence is scaled by (its path / the plant's longest path) ** this
 TIE_HEAT = 0.02  # tip-detector values this close are a tie
 MIN_SHOOT_MM2 = 1.5  # cotyledons of a young seedling are about 1.5 x 1 mm
@@ -176,6 +177,8 @@ class Evidence:
     # The tip detector's primary-tip peaks, model px: (x, y, probability) rows. A skeleton
     # end stops about half a root width short of the tip; a peak there is sub-pixel.
     primary_peaks: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    # Its other root-tip peaks (a lateral's tip, it judges), the same way.
+    tip_peaks: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
 
 
 @dataclass
@@ -772,6 +775,10 @@ def _plant(
             peak = further
     if peak is not None:  # the detector's tip at the end of the skeleton: where the tip really is
         plant.primary_path.append(img(peak[:2]))
+    elif not off_root:  # where the root ends, the detector's lateral-tip channel may fire instead
+        other = _peak_ahead(ev, line, ppm, neighbours, peaks=ev.tip_peaks[ev.tip_peaks[:, 2] >= OTHER_TIP_PEAK])
+        if other is not None:  # there it ends; the primary-tip detector, silent, leaves it flagged (below)
+            plant.primary_path.append(img(other[:2]))
     plant.primary_root_tip = plant.primary_path[-1]
     plant.primary_root_length_px = _polyline_length(plant.primary_path)
     if px_per_mm:
@@ -1207,7 +1214,12 @@ def _peak_near(peaks: np.ndarray, p: np.ndarray, radius: float) -> np.ndarray | 
 
 
 def _peak_ahead(
-    ev: Evidence, line: np.ndarray, ppm: float, taken: Callable[[np.ndarray], bool], reach_mm: float = AHEAD_MM
+    ev: Evidence,
+    line: np.ndarray,
+    ppm: float,
+    taken: Callable[[np.ndarray], bool],
+    reach_mm: float = AHEAD_MM,
+    peaks: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The strongest tip-detector peak just past the end of `line` (model px, base to
     tip): at most AHEAD_MM on (just beyond TIP_EVIDENCE_MM, which confirms an end),
@@ -1216,13 +1228,15 @@ def _peak_ahead(
     (`taken`). A young root's last half millimetre can be too faint for the mask and
     the extension while the tip detector, which looks at a wider context, still finds
     its tip; the mask often stops abruptly there rather than fading (dev plates: 3 of
-    the 5 peaks taken were past ends whose last millimetre was sure root)."""
-    if not len(ev.primary_peaks):
+    the 5 peaks taken were past ends whose last millimetre was sure root). `peaks`:
+    rows (x, y, probability) to look among instead of the primary-tip peaks."""
+    peaks = ev.primary_peaks if peaks is None else peaks
+    if not len(peaks):
         return None
-    ahead = _ahead(ev, line, ev.primary_peaks[:, :2], reach_mm * ppm, ppm)
-    for k in np.argsort(-ev.primary_peaks[:, 2]):
-        if ahead[k] and not taken(ev.primary_peaks[k]):
-            return ev.primary_peaks[k]
+    ahead = _ahead(ev, line, peaks[:, :2], reach_mm * ppm, ppm)
+    for k in np.argsort(-peaks[:, 2]):
+        if ahead[k] and not taken(peaks[k]):
+            return peaks[k]
     return None
 
 
