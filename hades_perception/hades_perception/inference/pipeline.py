@@ -223,6 +223,12 @@ class Pipeline:
         self, probs: np.ndarray, heats: dict[str, np.ndarray], frame: Frame, found: list[Located]
     ) -> Evidence:
         """The class probabilities and tip heatmaps the plant-structure step reads."""
+
+        def rows(kind: str) -> np.ndarray:  # the landmark peaks of a kind: (x, y, probability), model px
+            return np.array(
+                [(*(float(v) for v in frame.to_model(lm.x, lm.y)), lm.confidence) for lm in found if lm.kind == kind]
+            ).reshape(-1, 3)
+
         classes, thr = self.manifest.outputs.classes, self.manifest.calibration.mask_thresholds
 
         def cls(name: str) -> tuple[np.ndarray | None, float]:
@@ -243,12 +249,8 @@ class Pipeline:
             heats.get(PRIMARY),
             heats.get(TIP),
             self.manifest.outputs.landmark_stride,
-            np.array(
-                [(*(float(v) for v in frame.to_model(lm.x, lm.y)), lm.confidence) for lm in found if lm.kind == PRIMARY]
-            ).reshape(-1, 3),
-            np.array(
-                [(*(float(v) for v in frame.to_model(lm.x, lm.y)), lm.confidence) for lm in found if lm.kind == TIP]
-            ).reshape(-1, 3),
+            rows(PRIMARY),
+            rows(TIP),
         )
 
     # --- the whole thing -------------------------------------------------------------
