@@ -573,6 +573,33 @@ class TestContinuity:
         assert plants[2].lateral_root_count == 1
         assert plants[2].low_confidence and "does not confirm" in plants[2].reason
 
+    def test_of_two_firmly_confirmed_ends_where_the_root_forks_evenly_the_longer_is_the_primary_tip(self):
+        # The root forks 25 degrees either way; the detector fires firmly at both ends, more
+        # strongly at the shorter one (on old plates it fires firmly at laterals' tips too):
+        # the longer one, as the primary root is the longest.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        x, fork = SLOTS[2], ROW_Y + 300
+        long_tip = (x - 200 * math.sin(math.radians(25)), fork + 200 * math.cos(math.radians(25)))
+        short_tip = (x + 120 * math.sin(math.radians(25)), fork + 120 * math.cos(math.radians(25)))
+        root(maps, [(x, fork), long_tip])
+        root(maps, [(x, fork), short_tip])
+        plants = run(maps, peaks=[*tips[:2], (*long_tip, 0.7), (*short_tip, 0.9), *tips[3:]])
+        assert near(plants[2].primary_root_tip, long_tip, 4), plants[2].primary_root_tip
+        assert not plants[2].low_confidence
+
+    def test_a_firmly_confirmed_end_going_straight_on_is_the_primary_tip_though_a_branch_turning_off_is_longer(self):
+        # Both ends firm; the branch turns off 40 degrees and runs on farther: the root goes
+        # straight on to its own tip.
+        maps = blank()
+        tips = [plant_at(maps, x, length=420, drift=0) for x in SLOTS]
+        x = SLOTS[2]
+        branch_tip = (x + 200 * math.sin(math.radians(40)), ROW_Y + 300 + 200 * math.cos(math.radians(40)))
+        root(maps, [(x, ROW_Y + 300), branch_tip])
+        plants = run(maps, peaks=[*tips[:2], (*tips[2], 0.8), (*branch_tip, 0.9), *tips[3:]])
+        assert near(plants[2].primary_root_tip, tips[2], 4), plants[2].primary_root_tip
+        assert plants[2].lateral_root_count == 1
+
     def test_a_much_longer_unconfirmed_path_turning_off_does_not_take_the_primary_from_its_confirmed_tip(self):
         # A faint arc (a scratch, a fibre) leaves the root 15 mm above its tip at 45 degrees and
         # runs on for 50 mm, twice the primary's length, with the detector silent at its end;
