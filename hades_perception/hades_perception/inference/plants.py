@@ -826,15 +826,15 @@ def _choose_end(
     # Ends the detector confirms alike (its heatmap cell is coarse), or all firmly (it fires
     # firmly at old plants' laterals' tips too): the longest of them, the primary root
     # being the longest (dev plates: 1 of 800 realistic tips, unflagged before).
-    firm = pick[heat[pick] >= low_confidence]
-    top = firm if len(firm) > 1 else pick[heat[pick] >= heat[pick].max() - TIE_HEAT] if len(pick) else pick
+    sure = pick[heat[pick] >= low_confidence]
+    top = sure if len(sure) > 1 else pick[heat[pick] >= heat[pick].max() - TIE_HEAT] if len(pick) else pick
     chosen = int(top[np.argmax(lengths[top])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
     # A firmly confirmed end whose path goes on straighter where it parts from the chosen
     # one's is the primary's (dev plates: 1 of 800, unflagged before); the longest first.
-    straight = [
-        k for k in firm[np.argsort(-lengths[firm])] if _turns_less(coords, pred, int(ends[k]), int(ends[chosen]), ppm)
+    straighter = [
+        k for k in sure[np.argsort(-lengths[sure])] if _turns_less(coords, pred, int(ends[k]), int(ends[chosen]), ppm)
     ]
-    chosen = int(straight[0]) if straight else chosen
+    chosen = int(straighter[0]) if straighter else chosen
     far = int(np.argmax(lengths))
     if chosen != far and _turns_less(coords, pred, int(ends[far]), int(ends[chosen]), ppm):
         # Where the chosen path turns off and the longest goes straight on, the chosen one is
