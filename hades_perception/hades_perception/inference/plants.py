@@ -21,23 +21,31 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    every skeleton pixel belongs to the start that reaches it by the shortest path;
 4. broken roots: a piece below a plant's end point joins it when the root probability
    along the gap supports it (a faint stretch, not bare agar);
-5. per plant: the primary tip is the end point farthest from the start, preferring
-   ends the tip detector (heatmap) confirms, but not a path that turns off where the
-   longest goes straight on, nor the longest, unconfirmed, where it turns off from a
-   path going straight on to a firmly confirmed tip; a path that runs on past a detector
-   peak with the detector silent at its end (a mask running into a drop, or a bridge
-   across bare agar into a fibre) ends at the peak; a primary root whose
-   end the detector does not confirm goes on into root pieces no plant reaches that lie
-   ahead of it, run on in its direction and have faint root evidence across the gap (a
-   faint young root the mask broke into pieces), and ends at a detector peak at most
-   2 mm ahead of it along its direction over faint root evidence (a last stretch too
-   faint for the mask), or up to 3 mm ahead where only a weaker peak marks the end,
-   never one on another plant's root; laterals are the
-   other branches longer than LATERAL_MIN_MM; lengths are measured along the paths in
-   input-image px;
+5. per plant, its primary tip:
+   - the end point farthest from the start, preferring ends the tip detector (heatmap)
+     confirms; of several it confirms firmly, the farthest, unless another's path goes
+     on straighter where they part; not a path that turns off where the longest goes
+     straight on, nor the longest, unconfirmed, where it turns off from a path going
+     straight on to a firmly confirmed tip;
+   - a path that runs on past a detector peak with the detector silent at its end (a
+     mask running into a drop, or a bridge across bare agar into a fibre) ends at the
+     peak;
+   - a primary root whose end the detector does not confirm goes on into root pieces no
+     plant reaches that lie ahead of it, run on in its direction and have faint root
+     evidence across the gap (a faint young root the mask broke into pieces);
+   - it ends at a detector peak at most 2 mm ahead along its direction over faint root
+     evidence (a last stretch too faint for the mask), or up to 3 mm ahead where only a
+     weaker peak marks the end, never one on another plant's root; with no primary-tip
+     peak there, at a firm lateral-tip peak just ahead (the detector saw a root end and
+     called it a lateral's; the tip stays flagged);
+   laterals are the other branches longer than LATERAL_MIN_MM; lengths are measured
+   along the paths in input-image px;
 6. firm tip-detector peaks no plant took go to a plant whose own end the detector does
    not confirm, where its root reaches them going straight on (a neighbour's touching
-   lateral had taken the root's lower part by the shortest paths);
+   lateral had taken the root's lower part by the shortest paths), or where a firm one
+   ends a broken-off piece of root just ahead of its end; such a plant also takes the
+   end of a root its path turned off from that goes on straighter to an end a
+   neighbour's start reached first (a primary root crossing a neighbour's);
 7. numbering: plants left to right in the manifest's count of slots; a slot with no
    plant found keeps its index, flagged low-confidence with a reason.
 """
