@@ -771,7 +771,8 @@ class TestTheRootMask:
         from scipy import ndimage as ndi
         from skimage.filters import apply_hysteresis_threshold
 
-        from hades_perception.inference.plants import ROOT_LOW, _root_mask
+        from hades_perception.inference.plants.graph import _root_mask
+        from hades_perception.inference.plants.thresholds import ROOT_LOW
 
         rng = np.random.default_rng(5)
         prob = ndi.gaussian_filter(rng.random((300, 420)).astype(np.float32), 2.0)

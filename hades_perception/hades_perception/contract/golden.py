@@ -128,7 +128,7 @@ def check_golden(
         if got is None or abs(got - want_c) > TOLERANCE["confidence"]:
             problems.append(f"{cls} confidence {got} vs expected {want_c:.4f}")
     # What the model computes: its heatmap peaks. Landmarks and plants are computed from
-    # them by code (plants.py), whose changes are tested, not golden-checked: a bundle
+    # them by code (inference/plants/), whose changes are tested, not golden-checked: a bundle
     # exported before a change of that code must still pass. Bundles from before
     # "peaks" were recorded stored landmarks, each of which was a peak (kinds relabelled).
     got_lm = [(lm.kind, lm.x, lm.y) for lm in pred.peaks]

@@ -2,7 +2,7 @@
 
 Peaks of each calibrated heatmap above the manifest's threshold are candidates
 (refined to sub-cell precision). With a root class, landmarks come from the plant
-structure (plants.py, `landmarks_of`): each plant's primary root tip and lateral tips
+structure (inference/plants/, `landmarks_of`): each plant's primary root tip and lateral tips
 lie on its root, and a seed peak counts only near a plant's base. `assign_plants` is
 the older way, for models without a root class: seeds define the plants and tips are
 assigned to them (brute force: five plants make it trivial).

@@ -1,6 +1,6 @@
 """RSML (Root System Markup Language, the root phenotyping format RootNav and other
 tools read): each plant's primary root and its laterals as polylines, base to tip,
-in image px. Written from the plant structure (plants.py) by `predict --rsml`.
+in image px. Written from the plant structure (inference/plants/) by `predict --rsml`.
 
 One <plant> per plant found (with its index as ID), one <root> for its primary root
 holding one child <root> per lateral. Plants with no root found are left out; the
