@@ -4,6 +4,8 @@ laterals, their lengths, and how certain the tip is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from scipy.sparse import csr_matrix
 
@@ -174,10 +176,8 @@ def _choose_end(
     chosen = int(top[np.argmax(lengths[top])] if len(pick) and heat.max() > 0.05 else np.argmax(lengths))
     # A firmly confirmed end whose path goes on straighter where it parts from the chosen
     # one's is the primary's (dev plates: 1 of 800, unflagged before); the longest first.
-    straighter = [
-        k for k in sure[np.argsort(-lengths[sure])] if _turns_less(coords, pred, int(ends[k]), int(ends[chosen]), ppm)
-    ]
-    chosen = int(straighter[0]) if straighter else chosen
+    straighter = _straighter_end(sure[np.argsort(-lengths[sure])], chosen, ends, coords, pred, ppm)
+    chosen = chosen if straighter is None else straighter
     far = int(np.argmax(lengths))
     if chosen != far and _turns_less(coords, pred, int(ends[far]), int(ends[chosen]), ppm):
         # Where the chosen path turns off and the longest goes straight on, the chosen one is
@@ -193,8 +193,19 @@ def _choose_end(
         # confirms firmly: that end is the primary's, however much shorter (at least the
         # TURN_MM it takes to tell a direction). Being under 60 % of the longest path (else it
         # would have been picked above), it stays flagged: a longer path ends elsewhere.
-        firm = [k for k in np.argsort(-lengths) if heat[k] >= low_confidence and k != far]
-        straight = [k for k in firm if _turns_less(coords, pred, int(ends[k]), int(ends[far]), ppm)]
-        if straight:
-            chosen = int(straight[0])
+        firm = [k for k in np.argsort(-lengths) if heat[k] >= low_confidence]
+        straight = _straighter_end(firm, far, ends, coords, pred, ppm)
+        if straight is not None:
+            chosen = straight
     return chosen
+
+
+def _straighter_end(
+    order: Iterable[int], than: int, ends: np.ndarray, coords: np.ndarray, pred: np.ndarray, ppm: float
+) -> int | None:
+    """The first of `order` (indices into `ends`) whose path goes on straighter than end
+    `than`'s where the two part (_turns_less), or None."""
+    for k in order:
+        if k != than and _turns_less(coords, pred, int(ends[k]), int(ends[than]), ppm):
+            return int(k)
+    return None
