@@ -61,14 +61,16 @@ def run(
     """The plant step on these maps; `peaks`: the tip detector's primary-tip peaks, (x, y)
     at 0.9 or (x, y, probability); `lateral_peaks`: its lateral-tip peaks, (x, y, probability)."""
     rows = [(p[0], p[1], p[2] if len(p) > 2 else 0.9) for p in peaks or []]
-    heat = np.zeros((H // 4, W // 4), np.float32)
-    for x, y, prob in rows:
-        heat[int(y) // 4, int(x) // 4] = prob
-    tip_heat = np.zeros_like(heat)
-    for x, y, prob in lateral_peaks:
-        tip_heat[int(y) // 4, int(x) // 4] = prob
+
+    def grid(points: Sequence[tuple[float, ...]]) -> np.ndarray:  # a heatmap (stride 4) with these peaks
+        heat = np.zeros((H // 4, W // 4), np.float32)
+        for x, y, prob in points:
+            heat[int(y) // 4, int(x) // 4] = prob
+        return heat
+
     ev = Evidence(
-        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, heat, tip_heat, 4, np.array(rows).reshape(-1, 3),
+        maps["root"], 0.5, maps["shoot"], 0.5, maps["seed"], 0.5, grid(rows), grid(lateral_peaks), 4,
+        np.array(rows).reshape(-1, 3),
         np.array(lateral_peaks, float).reshape(-1, 3),
     )  # fmt: skip
     return find_plants(ev, Frame(0, 0, 1.0), n, PPM, 0.5, dish_span=(100.0, 1300.0))
