@@ -37,12 +37,12 @@ def test_masks_are_the_calibrated_logits_resized_to_the_crop_and_thresholded():
     rng = np.random.default_rng(3)
     logits = rng.normal(0, 2, (2, 40, 60)).astype(np.float32)
     box, shape = (10, 5, 130, 85), (100, 150)
-    masks = FullResolutionMasks(("root", "seed"), logits, [0.5, 0.8], box, shape)
+    masks = FullResolutionMasks(("root", "seed"), logits, [0.5, 0.8], box, shape, (1.0, 1.7))
     assert list(masks) == ["root", "seed"] and len(masks) == 2 and "seed" in masks and "shoot" not in masks
     with pytest.raises(KeyError):
         masks["shoot"]
-    for c, (name, thr) in enumerate((("root", 0.5), ("seed", 0.8))):
-        up = cv2.resize(logits[c], (120, 80), interpolation=cv2.INTER_LINEAR)
+    for c, (name, thr, temperature) in enumerate((("root", 0.5, 1.0), ("seed", 0.8, 1.7))):
+        up = cv2.resize(logits[c] / np.float32(temperature), (120, 80), interpolation=cv2.INTER_LINEAR)
         want = np.zeros(shape, bool)
         want[5:85, 10:130] = up > np.log(thr / (1 - thr))
         assert np.array_equal(masks[name], want), name

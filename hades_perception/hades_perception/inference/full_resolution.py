@@ -32,11 +32,14 @@ class FullResolutionMasks(Mapping[str, np.ndarray]):
         thresholds: tuple[float, ...] | list[float],
         box: Box,
         shape: tuple[int, int],
+        temperatures: tuple[float, ...] | list[float] | None = None,
     ) -> None:
-        """`logits`: (C, h, w) calibrated (divided by each class's temperature);
-        `thresholds`: per class, on the probability."""
+        """`logits`: (C, h, w), the model's; `thresholds`: per class, on the probability
+        of the logit divided by its class's temperature (`temperatures`, default 1). The
+        division is made per class when its mask is (a landmarks-only node never does)."""
         self._classes = tuple(classes)
         self._logits = logits
+        self._temperatures = [1.0] * len(classes) if temperatures is None else list(temperatures)
         self._logit_thresholds = [float(np.log(t / (1 - t))) for t in thresholds]
         self._box, self._shape = box, shape
         self._made: dict[str, np.ndarray] = {}
@@ -48,7 +51,8 @@ class FullResolutionMasks(Mapping[str, np.ndarray]):
             c = self._classes.index(cls)
             x0, y0, x1, y1 = self._box
             full = np.zeros(self._shape, bool)
-            up = cv2.resize(self._logits[c], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            calibrated = self._logits[c] / np.float32(self._temperatures[c])
+            up = cv2.resize(calibrated, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
             full[y0:y1, x0:x1] = up > self._logit_thresholds[c]
             self._made[cls] = full
         return self._made[cls]
