@@ -47,9 +47,10 @@ def mono8(header: Header, mask: np.ndarray) -> Image:
 
 def colour_image(header: Header, pred: Prediction) -> Image:
     """Every class in its colour (rgb8), for viewing; where classes overlap, the later
-    class's colour. Up to 8 classes: each pixel's set of classes as bits of one byte,
-    then a palette lookup per channel (several times faster on a full frame than painting
-    each class's mask)."""
+    class's colour. Up to 8 classes: each pixel's set of classes as bits of one byte
+    (OpenCV's masked OR sets a class's bit in place: 7 against 35 ms on a full frame for
+    NumPy's shift-and-OR, 2 cores), then a palette lookup per channel (several times
+    faster on a full frame than painting each class's mask)."""
     classes = list(pred.masks)
     if not classes or len(classes) > 8:  # no class, or too many for one byte of codes: paint
         rgb = np.zeros((pred.height, pred.width, 3), np.uint8)
@@ -65,7 +66,7 @@ def colour_image(header: Header, pred: Prediction) -> Image:
         )
     bits = np.zeros(pred.masks[classes[0]].shape, np.uint8)
     for i, c in enumerate(classes):
-        bits |= pred.masks[c].view(np.uint8) << i
+        cv2.bitwise_or(bits, 1 << i, dst=bits, mask=pred.masks[c].view(np.uint8))
     palette = np.zeros((256, 3), np.uint8)
     for code in range(1, 1 << len(classes)):
         top = code.bit_length() - 1  # the latest class present wins
