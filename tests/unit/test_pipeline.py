@@ -166,6 +166,38 @@ def test_the_dish_is_found_on_a_synthetic_plate(small_plates: Path):
     assert dish is not None
     assert np.allclose([dish.x0, dish.y0, dish.x1, dish.y1], truth, atol=8)
     assert find_dish(np.zeros((300, 400), np.uint8)) is None
+    assert dish.cut == ()  # a whole frame: the agar stops inside it on every side
+
+
+@pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
+def test_a_dish_cut_by_the_image_edge_names_the_side_and_its_whole_extent_and_scale_follow(
+    small_plates: Path, side: str
+):
+    # A third of the agar cut away on one side: the other dimension is whole, and the
+    # agar's aspect (AGAR_ASPECT) gives the missing edge, so px/mm and the plants' slots
+    # stay right (it was 0.7 of the width before, or no dish at all).
+    s = HadesFolder(small_plates)[0]
+    truth = json.loads((small_plates / "landmarks" / f"{s.stem}.json").read_text())
+    x0, y0, x1, y1 = truth["dish_px"]
+    dx, dy = (int(x0 + 0.35 * (x1 - x0)) if side == "left" else 0), (int(y0 + 0.35 * (y1 - y0)) if side == "top" else 0)
+    stop_x = int(x1 - 0.35 * (x1 - x0)) if side == "right" else None
+    stop_y = int(y1 - 0.35 * (y1 - y0)) if side == "bottom" else None
+    dish = find_dish(s.image[dy:stop_y, dx:stop_x, 1])
+    assert dish is not None and dish.cut == (side,)
+    assert dish.px_per_mm() == pytest.approx(truth["px_per_mm"], rel=0.03)
+    (sx0, sx1), (sy0, sy1) = dish.span_x, dish.span_y
+    assert np.allclose([sx0 + dx, sy0 + dy, sx1 + dx, sy1 + dy], truth["dish_px"], atol=0.03 * (x1 - x0))
+
+
+def test_a_crop_at_the_agar_on_every_side_is_taken_as_the_whole_dish(small_plates: Path):
+    s = HadesFolder(small_plates)[0]
+    x0, y0, x1, y1 = (
+        int(v) for v in json.loads((small_plates / "landmarks" / f"{s.stem}.json").read_text())["dish_px"]
+    )
+    dish = find_dish(s.image[y0 + 4 : y1 - 4, x0 + 4 : x1 - 4, 1])
+    assert dish is not None and set(dish.cut) == {"left", "top", "right", "bottom"}
+    assert dish.span_x == (dish.x0, dish.x1) and dish.span_y == (dish.y0, dish.y1)  # nothing to infer from
+    assert dish.px_per_mm() == dish.width / 120.0
 
 
 # --- the bundle contract ------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 
 from hades_perception.cli import main as perception_cli
 from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.plants.plant import OFF_IMAGE
 from hades_training.data.rootnav import parse_rsml
 from hades_training.synth.appearance import PRESETS
 from hades_training.synth.generate import make_plate
@@ -89,3 +90,31 @@ def test_bad_or_unusual_input_reports_every_plant_and_never_raises(case: str, pi
     if case in ("cropped to the dish", "grey 8-bit"):
         assert found >= 4
     json.dumps(pred.to_json())  # the JSON form exists for every case
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_dish_cut_by_the_image_edge_keeps_its_plants_numbers_and_its_scale(side: str, pipe: Pipeline):
+    # A crop that cuts the dish between two plants (a tool cropping to part of a dish, or
+    # a camera off centre): the plants still in view keep their numbers, the one outside
+    # is reported as outside, and px/mm comes from the agar's height (it was the visible
+    # width's, 0.7 of the real one, and the numbers shifted).
+    s = make_plate(5, 0, PRESETS["normal"])
+    truth = sorted(s.landmarks["plants"], key=lambda p: p["index"])
+    gone = 0 if side == "left" else 4
+    keep = 1 if side == "left" else 3
+    cut = round((truth[gone]["seed"][0] + truth[keep]["seed"][0]) / 2)
+    image, dx = (s.image[:, cut:], cut) if side == "left" else (s.image[:, :cut], 0)
+    pred = pipe(image)
+    assert pred.dish is not None and pred.dish.cut == (side,)
+    assert pred.px_per_mm == pytest.approx(s.landmarks["px_per_mm"], rel=0.03)
+    assert [p.plant for p in pred.plants] == [0, 1, 2, 3, 4]
+    outside = pred.plants[gone]
+    assert not outside.has_primary_tip and outside.low_confidence and outside.reason == OFF_IMAGE
+    ppm = s.landmarks["px_per_mm"]
+    found = [p for p in pred.plants if p.primary_root_tip is not None]
+    assert len(found) >= 3
+    for p in found:  # each tip is its own plant's, under the plant's true number
+        assert p.primary_root_tip is not None
+        x, y = p.primary_root_tip[0] + dx, p.primary_root_tip[1]
+        nearest = min(truth, key=lambda t: math.dist((x, y), t["primary_root_tip"]))
+        assert nearest["index"] == p.plant and math.dist((x, y), nearest["primary_root_tip"]) <= ppm, p

@@ -58,3 +58,19 @@ def test_a_mask_missing_from_the_files_is_a_clear_error(tiny_bundle: Path, small
     (tmp_path / f"{image.stem}_seed_mask.png").unlink()
     with pytest.raises(ValueError, match=r"seed_mask\.png: missing"):
         read_prediction(tmp_path / f"{image.stem}.json")
+
+
+def test_a_dish_cut_by_the_image_edge_reads_back_with_the_side_it_runs_off(
+    tiny_bundle: Path, small_dataset: Path, tmp_path: Path
+):
+    import cv2
+
+    image = cv2.imread(str(sorted((small_dataset / "val" / "images").glob("*.png"))[0]))
+    cv2.imwrite(str(tmp_path / "cut.png"), image[:, : int(0.6 * image.shape[1])])
+    out = tmp_path / "out"
+    assert perception_cli(["predict", str(tmp_path / "cut.png"), "--model", str(tiny_bundle), "--out", str(out)]) == 0
+    written = json.loads((out / "cut.json").read_text())
+    assert written["calibration"]["dish_cut"] == ["right"]
+    pred = read_prediction(out / "cut.json")
+    assert pred.dish is not None and pred.dish.cut == ("right",)
+    assert pred.to_json()["calibration"] == written["calibration"]

@@ -13,17 +13,25 @@ import cv2
 import numpy as np
 
 DISH_MM = 120.0  # agar width of the square Hades dishes
+# The agar's height over its width on Hades images: 2740 x 2820 px on a measured frame
+# (../shared/HADES.md); the synthetic plates draw 0.965-0.985.
+AGAR_ASPECT = 0.97
 _WORK_WIDTH = 525  # detection runs on a copy about this wide
+SIDES = ("left", "top", "right", "bottom")
 
 
 @dataclass(frozen=True)
 class DishRegion:
-    """Agar bounding box in image px (x1, y1 exclusive), and its px per mm."""
+    """Agar bounding box in image px (x1, y1 exclusive) as far as the image shows it, and
+    the sides (`SIDES`) where the agar runs off the image: a frame or crop that cuts the
+    dish. Where one side of the width is cut and the height is whole, the agar's whole
+    width follows from its height, for calibration and for the plants' slots."""
 
     x0: int
     y0: int
     x1: int
     y1: int
+    cut: tuple[str, ...] = ()
 
     @property
     def width(self) -> int:
@@ -33,8 +41,30 @@ class DishRegion:
     def height(self) -> int:
         return self.y1 - self.y0
 
+    @property
+    def span_x(self) -> tuple[float, float]:
+        """The whole agar's x extent in image px: the box's, or where exactly one of its
+        left and right sides is cut and neither top nor bottom is, the uncut side and the
+        width the height gives (AGAR_ASPECT), at least the width seen. A crop at the agar
+        on every side tells nothing: the box is taken as whole, as before."""
+        left, right = "left" in self.cut, "right" in self.cut
+        if left == right or "top" in self.cut or "bottom" in self.cut:
+            return float(self.x0), float(self.x1)
+        width = max(float(self.width), self.height / AGAR_ASPECT)
+        return (self.x1 - width, float(self.x1)) if left else (float(self.x0), self.x0 + width)
+
+    @property
+    def span_y(self) -> tuple[float, float]:
+        """The whole agar's y extent in image px, as `span_x` with the roles swapped."""
+        top, bottom = "top" in self.cut, "bottom" in self.cut
+        if top == bottom or "left" in self.cut or "right" in self.cut:
+            return float(self.y0), float(self.y1)
+        height = max(float(self.height), self.width * AGAR_ASPECT)
+        return (self.y1 - height, float(self.y1)) if top else (float(self.y0), self.y0 + height)
+
     def px_per_mm(self, dish_mm: float = DISH_MM) -> float:
-        return self.width / dish_mm
+        x0, x1 = self.span_x
+        return (x1 - x0) / dish_mm
 
 
 def find_dish(grey: np.ndarray, *, min_fraction: float = 0.2) -> DishRegion | None:
@@ -65,6 +95,11 @@ def find_dish(grey: np.ndarray, *, min_fraction: float = 0.2) -> DishRegion | No
         return None
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, bw, bh, area = (int(v) for v in stats[k])
-    if area < min_fraction * small.size or not 0.7 <= bw / max(bh, 1) <= 1.4:
+    sh, sw = small.shape
+    touches = (x == 0, y == 0, x + bw == sw, y + bh == sh)  # the agar runs off the image there
+    cut = tuple(side for side, t in zip(SIDES, touches, strict=True) if t)
+    # About square, judged on the whole agar: a dish cut by the image's edge is narrower.
+    (sx0, sx1), (sy0, sy1) = (seen := DishRegion(x, y, x + bw, y + bh, cut)).span_x, seen.span_y
+    if area < min_fraction * small.size or not 0.7 <= (sx1 - sx0) / max(sy1 - sy0, 1) <= 1.4:
         return None
-    return DishRegion(x * f, y * f, min(w, (x + bw) * f), min(h, (y + bh) * f))
+    return DishRegion(x * f, y * f, min(w, (x + bw) * f), min(h, (y + bh) * f), cut)

@@ -348,13 +348,14 @@ class Pipeline:
                 cal.plants,
                 ppm,
                 cal.low_confidence,
-                (float(dish.x0), float(dish.x1)) if dish is not None else None,
+                dish.span_x if dish is not None else None,
+                image_width=w,
             )
             ordered = landmarks_of(plants, [lm for lm in found if lm.kind == SEED], ppm or NOMINAL_PX_PER_MM)
         else:  # a model without a root class: plants from its landmark peaks alone
             ordered = assign_plants(found, cal.plants)
             plants = _plants_from_peaks(ordered, cal.plants, cal.low_confidence)
-        origin = (dish.x0, dish.y0) if dish is not None else (0, 0)
+        origin = (dish.span_x[0], dish.span_y[0]) if dish is not None else (0.0, 0.0)  # the agar's corner
         landmarks = [
             Landmark(
                 lm.kind,

@@ -127,6 +127,7 @@ class Prediction:
             "calibration": {
                 "px_per_mm": None if self.px_per_mm is None else round(self.px_per_mm, 4),
                 "dish_px": None if self.dish is None else [self.dish.x0, self.dish.y0, self.dish.x1, self.dish.y1],
+                "dish_cut": [] if self.dish is None else list(self.dish.cut),
             },
             "monitoring": {k: float(f"{v:.7g}") for k, v in self.signals.items()},
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},

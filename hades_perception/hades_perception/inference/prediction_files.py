@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -54,7 +55,6 @@ def read_prediction(json_path: Path) -> Prediction:
         masks[cls] = img > 0
     cert = d["certainty"]
     cal = d.get("calibration") or {}
-    dish = cal.get("dish_px")
     return Prediction(
         width=w,
         height=h,
@@ -69,10 +69,18 @@ def read_prediction(json_path: Path) -> Prediction:
         plants=[_plant(p) for p in d.get("plants") or cert["per_plant"]],
         low_confidence_threshold=cert["low_confidence_threshold"],
         model=dict(d["model"]),
-        dish=DishRegion(*dish) if dish else None,
+        dish=_dish(cal),
         px_per_mm=cal.get("px_per_mm"),
         timing_ms=dict(d.get("timing_ms") or {}),
     )
+
+
+def _dish(calibration: dict[str, Any]) -> DishRegion | None:
+    box = calibration.get("dish_px")
+    if not box:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return DishRegion(x0, y0, x1, y1, tuple(calibration.get("dish_cut") or ()))
 
 
 def read_predictions(folder: Path) -> dict[str, Prediction]:

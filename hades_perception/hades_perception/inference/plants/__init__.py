@@ -73,9 +73,17 @@ from hades_perception.inference.plants.graph import (
     _skeleton_graph,
     _uncross,
 )
-from hades_perception.inference.plants.plant import Evidence, Plant, Point, _Built, _Start
+from hades_perception.inference.plants.plant import NOT_FOUND, OFF_IMAGE, Evidence, Plant, Point, _Built, _Start
 from hades_perception.inference.plants.primary import _plant
-from hades_perception.inference.plants.starts import _in_row, _numbered, _plausible, _rootless_starts, _starts
+from hades_perception.inference.plants.starts import (
+    _in_row,
+    _numbered,
+    _off,
+    _plausible,
+    _rootless_starts,
+    _slots,
+    _starts,
+)
 from hades_perception.inference.plants.thresholds import ATTACH_MM, NOMINAL_PX_PER_MM
 
 __all__ = ["ATTACH_MM", "NOMINAL_PX_PER_MM", "Evidence", "Plant", "Point", "find_plants"]
@@ -88,9 +96,12 @@ def find_plants(
     px_per_mm: float | None,
     low_confidence: float,
     dish_span: tuple[float, float] | None = None,
+    image_width: float | None = None,
 ) -> list[Plant]:
     """`n_plants` plants, left to right. `dish_span`: the agar's x extent in image px,
-    to place plants in their slots when fewer than n_plants are found."""
+    to place plants in their slots when fewer than n_plants are found (it may reach past
+    the image where the dish runs off it); `image_width`: what the image shows, to tell a
+    plant whose slot is off the image from one not found."""
     ppm_model = (px_per_mm or NOMINAL_PX_PER_MM) * frame.scale  # model px per mm
 
     roots = _root_mask(ev)
@@ -138,5 +149,10 @@ def find_plants(
         built = _claim_ends(built, [s for _, s in numbered], graph, coords, owner, frame, ppm_model, rebuild)
     found = [plant for plant, _ in built]
     taken = {p.plant for p in found}
-    missing = [Plant(i, 0.0, True, reason="no plant found at this position") for i in range(n_plants) if i not in taken]
+    slots = _slots(dish_span, n_plants) if dish_span is not None else [None] * n_plants
+    missing = [
+        Plant(i, 0.0, True, reason=OFF_IMAGE if _off(slots[i], image_width) else NOT_FOUND)
+        for i in range(n_plants)
+        if i not in taken
+    ]
     return sorted(found + missing, key=lambda p: p.plant)

@@ -11,6 +11,8 @@ import numpy as np
 Point = tuple[float, float]
 NO_ROOT = "no root found below the plant"
 UNCONFIRMED = "the tip detector does not confirm this tip"  # a reason's start: the end has no peak
+NOT_FOUND = "no plant found at this position"
+OFF_IMAGE = "this plant's position is outside the image (the dish runs off it)"
 
 
 @dataclass

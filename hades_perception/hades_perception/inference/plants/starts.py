@@ -139,6 +139,18 @@ def _plausible(starts: list[_Start], ppm: float, n: int) -> list[_Start]:
     return sorted(rooted, key=lambda s: (not (s.shoot_area or s.seed), -s.length))[:n]
 
 
+def _slots(dish_span: tuple[float, float], n: int) -> list[float]:
+    """The x (image px) of each of a row of n plants across a dish spanning `dish_span`."""
+    x0, x1 = dish_span
+    centre, spacing = (x0 + x1) / 2, SLOT_SPACING * (x1 - x0)
+    return [centre + (i - (n - 1) / 2) * spacing for i in range(n)]
+
+
+def _off(slot: float | None, image_width: float | None) -> bool:
+    """Whether a slot's x lies off an image `image_width` px wide (unknown: no)."""
+    return slot is not None and image_width is not None and not 0.0 <= slot < image_width
+
+
 def _numbered(
     starts: list[_Start], frame: Frame, n: int, dish_span: tuple[float, float] | None
 ) -> list[tuple[int, _Start]]:
@@ -148,12 +160,9 @@ def _numbered(
     if len(starts) >= n or not starts:
         return list(enumerate(starts))
     xs = [float(frame.to_image(s.x, s.y)[0]) for s in starts]
-    if dish_span is not None:
-        x0, x1 = dish_span
-    else:  # no dish: the row is centred on what was found
-        x0, x1 = min(xs) - 0.3 * (max(xs) - min(xs) + 1), max(xs) + 0.3 * (max(xs) - min(xs) + 1)
-    centre, spacing = (x0 + x1) / 2, SLOT_SPACING * (x1 - x0)
-    slots = [centre + (i - (n - 1) / 2) * spacing for i in range(n)]
+    if dish_span is None:  # no dish: the row is centred on what was found
+        dish_span = min(xs) - 0.3 * (max(xs) - min(xs) + 1), max(xs) + 0.3 * (max(xs) - min(xs) + 1)
+    slots = _slots(dish_span, n)
     # Order-keeping assignment of k plants to n slots, least total distance (DP).
     k = len(xs)
     best = np.full((k + 1, n + 1), np.inf)
