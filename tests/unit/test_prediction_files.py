@@ -66,6 +66,7 @@ def test_a_dish_cut_by_the_image_edge_reads_back_with_the_side_it_runs_off(
     import cv2
 
     image = cv2.imread(str(sorted((small_dataset / "val" / "images").glob("*.png"))[0]))
+    assert image is not None
     cv2.imwrite(str(tmp_path / "cut.png"), image[:, : int(0.6 * image.shape[1])])
     out = tmp_path / "out"
     assert perception_cli(["predict", str(tmp_path / "cut.png"), "--model", str(tiny_bundle), "--out", str(out)]) == 0
