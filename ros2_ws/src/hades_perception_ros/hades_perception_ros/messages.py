@@ -66,7 +66,8 @@ def colour_image(header: Header, pred: Prediction) -> Image:
         )
     bits = np.zeros(pred.masks[classes[0]].shape, np.uint8)
     for i, c in enumerate(classes):
-        cv2.bitwise_or(bits, 1 << i, dst=bits, mask=pred.masks[c].view(np.uint8))
+        # A scalar operand, as OpenCV documents; its stubs type arrays only.
+        cv2.bitwise_or(bits, 1 << i, dst=bits, mask=pred.masks[c].view(np.uint8))  # type: ignore[call-overload]
     palette = np.zeros((256, 3), np.uint8)
     for code in range(1, 1 << len(classes)):
         top = code.bit_length() - 1  # the latest class present wins
