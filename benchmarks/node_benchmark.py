@@ -177,7 +177,7 @@ def engine_alone(model: Path, frames: list[np.ndarray], providers: tuple[str, ..
 
 
 class Bench:
-    def __init__(self, model: Path, work: Path, providers: tuple[str, ...]) -> None:
+    def __init__(self, model: Path, work: Path, providers: tuple[str, ...], node_params: dict[str, Any]) -> None:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
@@ -189,6 +189,7 @@ class Bench:
             "qos_reliability": "reliable",
             "qos_depth": 10,
             "diagnostics_period": 1.0,
+            **node_params,
         }
         self.node = start_node(params, work, NS, CAMERA, log=work / "node.log")
         self.monitor_log = work / "monitor.jsonl"
@@ -407,6 +408,9 @@ def main() -> int:
         help="execution providers of the node and of engine alone (OpenVINO: run this script with "
         "PYTHONPATH=.venv/openvino-runtime, docs/engines.md)",
     )
+    ap.add_argument(
+        "--viewing-downsample", type=int, default=1, help="the node's viewing_downsample (viewing images at 1/N size)"
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "node_cpu.json"))
     args = ap.parse_args()
     providers = tuple(args.providers.split(","))
@@ -432,7 +436,8 @@ def main() -> int:
     for mode, masks in modes.items():
         print(f"{mode}:")
         with tempfile.TemporaryDirectory() as tmp:
-            bench = Bench(Path(args.model), Path(tmp), providers)  # a fresh node: its timing windows are this mode's
+            # A fresh node: its timing windows are this mode's.
+            bench = Bench(Path(args.model), Path(tmp), providers, {"viewing_downsample": args.viewing_downsample})
             try:
                 bench.masks_subscriber(masks)
                 result[mode] = measure_mode(bench, frame_messages(frames), alone, args)

@@ -9,7 +9,7 @@ someone subscribes, like image_transport's lazy publishers.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import cv2
 import numpy as np
@@ -45,36 +45,42 @@ def mono8(header: Header, mask: np.ndarray) -> Image:
     return Image(header=header, height=h, width=w, encoding="mono8", step=w, data=data)
 
 
-def colour_image(header: Header, pred: Prediction) -> Image:
+def colour_image(header: Header, masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> Image:
     """Every class in its colour (rgb8), for viewing; where classes overlap, the later
-    class's colour. Up to 8 classes: each pixel's set of classes as bits of one byte
-    (OpenCV's masked OR sets a class's bit in place: 7 against 35 ms on a full frame for
-    NumPy's shift-and-OR, 2 cores), then a palette lookup per channel (several times
-    faster on a full frame than painting each class's mask)."""
-    classes = list(pred.masks)
+    class's colour. `masks`: class -> (H, W) bool, `shape`: (H, W). Up to 8 classes: each
+    pixel's set of classes as bits of one byte (OpenCV's masked OR sets a class's bit in
+    place: 7 against 35 ms on a full frame for NumPy's shift-and-OR, 2 cores), then a
+    palette lookup per channel (several times faster on a full frame than painting each
+    class's mask)."""
+    classes = list(masks)
+    h, w = shape
     if not classes or len(classes) > 8:  # no class, or too many for one byte of codes: paint
-        rgb = np.zeros((pred.height, pred.width, 3), np.uint8)
+        rgb = np.zeros((h, w, 3), np.uint8)
         for i, c in enumerate(classes):
-            rgb[pred.masks[c]] = class_colour(c, i)
-        return Image(
-            header=header,
-            height=pred.height,
-            width=pred.width,
-            encoding="rgb8",
-            step=3 * pred.width,
-            data=rgb.tobytes(),
-        )
-    bits = np.zeros(pred.masks[classes[0]].shape, np.uint8)
+            rgb[masks[c]] = class_colour(c, i)
+        return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
+    bits = np.zeros((h, w), np.uint8)
     for i, c in enumerate(classes):
         # A scalar operand, as OpenCV documents; its stubs type arrays only.
-        cv2.bitwise_or(bits, 1 << i, dst=bits, mask=pred.masks[c].view(np.uint8))  # type: ignore[call-overload]
+        cv2.bitwise_or(bits, 1 << i, dst=bits, mask=masks[c].view(np.uint8))  # type: ignore[call-overload]
     palette = np.zeros((256, 3), np.uint8)
     for code in range(1, 1 << len(classes)):
         top = code.bit_length() - 1  # the latest class present wins
         palette[code] = class_colour(classes[top], top)
-    h, w = pred.masks[classes[0]].shape
     coloured = cv2.merge([cv2.LUT(bits, np.ascontiguousarray(palette[:, k])) for k in range(3)])
     return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=coloured.tobytes())
+
+
+def downsampled(image: np.ndarray, k: int, *, any_of: bool) -> np.ndarray:
+    """`image` (H, W; bool or uint8) at 1/k of its size each way, over whole k x k blocks
+    (the last H % k rows and W % k columns are left out). any_of: a bool mask, true where
+    any pixel of the block is (a root one pixel wide stays in view); else the block's mean.
+    OpenCV's area resize at a whole factor: about 3 ms for a full frame's mask, 2 cores."""
+    h, w = image.shape[0] // k, image.shape[1] // k
+    block = image[: h * k, : w * k]
+    if any_of:
+        return cv2.resize(block.view(np.uint8) * np.uint8(255), (w, h), interpolation=cv2.INTER_AREA) > 0
+    return cv2.resize(block, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def plant_msg(p: FoundPlant) -> Plant:
@@ -120,18 +126,41 @@ def model_info(pipeline: Pipeline, loaded_at: float, stamp: Time, store: str, ch
 
 
 class FrameImages:
-    """One frame's mono8 images (a mask per class, the confidence map), each built at
-    most once however many topics carry it: a full-size one is 12.6 MB."""
+    """One frame's images, each built at most once however many topics carry it: the
+    masks message's mono8 images (a mask per class, the confidence map; a full-size one
+    is 12.6 MB), and the viewing images, the same ones at `downsample` 1, else at 1/k of
+    the frame's size each way (viewing_downsample)."""
 
-    def __init__(self, header: Header, pred: Prediction) -> None:
-        self.header, self.pred = header, pred
+    def __init__(self, header: Header, pred: Prediction, downsample: int = 1) -> None:
+        self.header, self.pred, self.k = header, pred, max(1, int(downsample))
         self._built: dict[tuple[str, ...], Image] = {}
+        self._small: dict[str, np.ndarray] = {}
 
     def mask(self, cls: str) -> Image:
         return self._once(("mask", cls), lambda: self.pred.masks[cls])
 
     def confidence(self) -> Image:
         return self._once(("confidence",), lambda: self.pred.confidence_map)
+
+    def view_mask(self, cls: str) -> Image:
+        return self.mask(cls) if self.k == 1 else self._once(("view", cls), lambda: self._small_mask(cls))
+
+    def view_confidence(self) -> Image:
+        if self.k == 1:
+            return self.confidence()
+        return self._once(("view", "confidence"), lambda: downsampled(self.pred.confidence_map, self.k, any_of=False))
+
+    def view_colour(self) -> Image:
+        if self.k == 1:
+            return colour_image(self.header, self.pred.masks, (self.pred.height, self.pred.width))
+        small = {c: self._small_mask(c) for c in self.pred.classes}
+        shape = (self.pred.height // self.k, self.pred.width // self.k)
+        return colour_image(self.header, small, shape)
+
+    def _small_mask(self, cls: str) -> np.ndarray:
+        if cls not in self._small:
+            self._small[cls] = downsampled(self.pred.masks[cls], self.k, any_of=True)
+        return self._small[cls]
 
     def _once(self, key: tuple[str, ...], array: Callable[[], np.ndarray]) -> Image:
         if key not in self._built:
@@ -254,9 +283,12 @@ class ViewingOutputs:
     (`add_classes`) when a new version brings a class; a frame publishes only the
     classes that have one."""
 
-    def __init__(self, node: Node, qos: QoSProfile, confidence: bool, colour: bool, rate_hz: float = 0.0) -> None:
+    def __init__(
+        self, node: Node, qos: QoSProfile, confidence: bool, colour: bool, rate_hz: float = 0.0, downsample: int = 1
+    ) -> None:
         self.node, self.qos = node, qos
         self.rate = RateLimit(rate_hz)
+        self.downsample = downsample  # FrameImages makes them at 1/downsample of the frame's size
         self.confidence = node.create_publisher(Image, "confidence", qos) if confidence else None
         self.colour = node.create_publisher(Image, "masks/colour", qos) if colour else None
         self.per_class: dict[str, Publisher] = {}
@@ -280,14 +312,14 @@ class ViewingOutputs:
     def publish(self, header: Header, pred: Prediction, images: FrameImages) -> None:
         """The images of a frame that `due` let through, to those who subscribe."""
         if self.confidence is not None and self.confidence.get_subscription_count():
-            self.confidence.publish(images.confidence())
+            self.confidence.publish(images.view_confidence())
         table = self.per_class  # one read: add_classes replaces the table, never edits it
         for c in pred.classes:
             pub = table.get(c)
             if pub is not None and pub.get_subscription_count():
-                pub.publish(images.mask(c))
+                pub.publish(images.view_mask(c))
         if self.colour is not None and self.colour.get_subscription_count():
-            self.colour.publish(colour_image(header, pred))
+            self.colour.publish(images.view_colour())
 
     def destroy(self) -> None:
         for pub in [self.confidence, self.colour, *self.per_class.values()]:

@@ -176,7 +176,12 @@ class PerceptionNode(LifecycleNode):
         qos = QoSProfile(depth=5, reliability=params.reliability(self.p("output_qos_reliability")))
         assert self.slot is not None
         self.viewing = ViewingOutputs(
-            self, qos, self.p("publish_confidence_image"), self.p("publish_colour_mask"), self.p("viewing_rate_hz")
+            self,
+            qos,
+            self.p("publish_confidence_image"),
+            self.p("publish_colour_mask"),
+            self.p("viewing_rate_hz"),
+            self.p("viewing_downsample"),
         )
         self.viewing.add_classes(self.slot.pipeline.manifest.outputs.classes)
         self.pub_model_info = self.create_publisher(ModelInfo, "model_info", LATCHED)
@@ -290,7 +295,7 @@ class PerceptionNode(LifecycleNode):
         viewing rate is counted here, on the frames whose images go out: a frame whose job
         was replaced by a newer one's uses up no viewing slot."""
         t0 = time.monotonic()
-        images = FrameImages(job.header, job.pred)
+        images = FrameImages(job.header, job.pred, job.viewing.downsample)
         job.outputs.publish_masks(job.header, job.pred, job.version, images)
         if job.viewing.due():
             job.viewing.publish(job.header, job.pred, images)

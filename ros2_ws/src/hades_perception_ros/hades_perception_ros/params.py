@@ -142,6 +142,15 @@ PARAMS: tuple[Param, ...] = (
         "made only while someone subscribes; 0: every frame. The masks topic a robot reads is not limited",
         range=(0.0, 1000.0),
     ),
+    Param(
+        "viewing_downsample",
+        1,
+        "The viewing images at 1/N of the frame's width and height: 4 makes a 4202x3006 frame's 1050x751, a "
+        "sixteenth of the pixels to make and send; a class shows where any pixel of the N x N block has it, the "
+        "confidence image is the block's mean. 1: full size, the masks message's own images. The masks topic a "
+        "robot reads is always full size",
+        range=(1, 16),
+    ),
     Param("max_image_pixels", MAX_PIXELS, "Frames larger than this are refused", range=(1, 2**31 - 1)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", range=(0.1, 60.0), read_only=False),
     # monitoring

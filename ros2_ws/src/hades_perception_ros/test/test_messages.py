@@ -106,7 +106,6 @@ def test_viewing_images_are_rate_limited_and_a_zero_rate_shows_every_frame():
 
 
 def test_the_colour_image_paints_each_class_in_its_colour_the_later_class_over_an_earlier_one():
-    from types import SimpleNamespace
 
     import numpy as np
     from std_msgs.msg import Header
@@ -117,7 +116,7 @@ def test_the_colour_image_paints_each_class_in_its_colour_the_later_class_over_a
     rng = np.random.default_rng(2)
     classes = ("root", "shoot", "seed", "occluded_root")
     masks = {c: rng.random((30, 40)) > 0.6 for c in classes}
-    img = colour_image(Header(), SimpleNamespace(masks=masks, height=30, width=40))  # type: ignore[arg-type]
+    img = colour_image(Header(), masks, (30, 40))
     want = np.zeros((30, 40, 3), np.uint8)
     for i, c in enumerate(classes):  # painted in order: where classes overlap the later one shows
         want[masks[c]] = class_colour(c, i)
@@ -127,7 +126,6 @@ def test_the_colour_image_paints_each_class_in_its_colour_the_later_class_over_a
 
 
 def test_the_colour_image_of_a_model_with_more_than_eight_classes_or_none_is_still_painted():
-    from types import SimpleNamespace
 
     import numpy as np
     from std_msgs.msg import Header
@@ -136,7 +134,46 @@ def test_the_colour_image_of_a_model_with_more_than_eight_classes_or_none_is_sti
 
     rng = np.random.default_rng(4)
     many = {f"class{i}": rng.random((6, 7)) > 0.5 for i in range(10)}
-    img = colour_image(Header(), SimpleNamespace(masks=many, height=6, width=7))  # type: ignore[arg-type]
+    img = colour_image(Header(), many, (6, 7))
     assert len(bytes(img.data)) == 6 * 7 * 3
-    none = colour_image(Header(), SimpleNamespace(masks={}, height=6, width=7))  # type: ignore[arg-type]
+    none = colour_image(Header(), {}, (6, 7))
     assert bytes(none.data) == bytes(6 * 7 * 3)  # black, and the size the header says
+
+
+def test_viewing_images_downsampled_keep_a_root_one_pixel_wide_in_view_and_the_masks_message_full_size():
+    """viewing_downsample N: the viewing images are 1/N of the frame each way (whole
+    N x N blocks), a class shown where any pixel of a block has it, the confidence the
+    block's mean; the masks message's images stay full size. At 1 the viewing topics
+    carry the masks message's own images."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from hades_perception_ros.messages import FrameImages
+
+    h, w = 42, 61
+    root = np.zeros((h, w), bool)
+    root[:, 17] = True  # a root one pixel wide, in the fifth column of 4 x 4 blocks
+    conf = np.full((h, w), 200, np.uint8)
+    conf[:4, :4] = 100
+    pred = SimpleNamespace(
+        masks={"root": root, "seed": np.zeros((h, w), bool)},
+        classes=("root", "seed"),
+        confidence_map=conf,
+        height=h,
+        width=w,
+    )
+    images = FrameImages(Header(), pred, downsample=4)  # type: ignore[arg-type]
+    small = images.view_mask("root")
+    assert (small.encoding, small.height, small.width) == ("mono8", 10, 15)
+    got = np.frombuffer(bytes(small.data), np.uint8).reshape(10, 15)
+    assert (got[:, 4] == 255).all() and not got[:, [3, 5]].any()
+    confidence = np.frombuffer(bytes(images.view_confidence().data), np.uint8).reshape(10, 15)
+    assert confidence[0, 0] == 100 and confidence[5, 5] == 200
+    colour = images.view_colour()
+    assert (colour.encoding, colour.height, colour.width) == ("rgb8", 10, 15)
+    full = images.mask("root")
+    assert (full.height, full.width) == (h, w)
+    same = FrameImages(Header(), pred)  # type: ignore[arg-type]
+    assert same.view_mask("root") is same.mask("root") and same.view_confidence() is same.confidence()
