@@ -47,24 +47,27 @@ class DishRegion:
         left and right sides is cut and neither top nor bottom is, the uncut side and the
         width the height gives (AGAR_ASPECT), at least the width seen. A crop at the agar
         on every side tells nothing: the box is taken as whole, as before."""
-        left, right = "left" in self.cut, "right" in self.cut
-        if left == right or "top" in self.cut or "bottom" in self.cut:
-            return float(self.x0), float(self.x1)
-        width = max(float(self.width), self.height / AGAR_ASPECT)
-        return (self.x1 - width, float(self.x1)) if left else (float(self.x0), self.x0 + width)
+        across = "top" in self.cut or "bottom" in self.cut
+        return _extent(self.x0, self.x1, "left" in self.cut, "right" in self.cut, across, self.height / AGAR_ASPECT)
 
     @property
     def span_y(self) -> tuple[float, float]:
         """The whole agar's y extent in image px, as `span_x` with the roles swapped."""
-        top, bottom = "top" in self.cut, "bottom" in self.cut
-        if top == bottom or "left" in self.cut or "right" in self.cut:
-            return float(self.y0), float(self.y1)
-        height = max(float(self.height), self.width * AGAR_ASPECT)
-        return (self.y1 - height, float(self.y1)) if top else (float(self.y0), self.y0 + height)
+        across = "left" in self.cut or "right" in self.cut
+        return _extent(self.y0, self.y1, "top" in self.cut, "bottom" in self.cut, across, self.width * AGAR_ASPECT)
 
     def px_per_mm(self, dish_mm: float = DISH_MM) -> float:
         x0, x1 = self.span_x
         return (x1 - x0) / dish_mm
+
+
+def _extent(lo: int, hi: int, cut_lo: bool, cut_hi: bool, across_cut: bool, whole: float) -> tuple[float, float]:
+    """One axis's whole extent: lo..hi, or where exactly one end is cut and the other
+    axis is whole (not `across_cut`), the uncut end and `whole` (at least hi - lo)."""
+    if cut_lo == cut_hi or across_cut:
+        return float(lo), float(hi)
+    length = max(float(hi - lo), whole)
+    return (hi - length, float(hi)) if cut_lo else (float(lo), lo + length)
 
 
 def find_dish(grey: np.ndarray, *, min_fraction: float = 0.2) -> DishRegion | None:
