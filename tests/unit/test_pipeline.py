@@ -102,6 +102,35 @@ class OracleEngine:
         return {"seg_logits": seg, "heatmap_logits": heat}
 
 
+class PointwiseEngine:
+    """Logits that depend on each input pixel alone: tiling must not change them."""
+
+    name, precision = "pointwise", "fp32"
+
+    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        x = inputs[0]
+        seg = np.stack([x[0], x[1] - x[2], x.sum(0), -x[0]])[None]
+        # Stride 4: a tile's heatmap cells start where the tile does, at model pixels that
+        # need not be multiples of 4, so only a constant is the same from every tile.
+        heat = np.full((1, 3, x.shape[1] // 4, x.shape[2] // 4), 2.5)
+        return {"seg_logits": seg.astype(np.float32), "heatmap_logits": heat.astype(np.float32)}
+
+
+def test_overlapping_tiles_blend_to_what_one_run_over_the_whole_input_gives(tiny_bundle: Path):
+    manifest = open_bundle(tiny_bundle)
+    chw = np.random.default_rng(0).normal(size=(3, 1376, 1416)).astype(np.float32)
+    tiled = Pipeline(manifest, PointwiseEngine())
+    whole = manifest.raw | {"input": {**manifest.raw["input"], "tile": 2048}}
+    one = Pipeline(type(manifest).from_dict(whole), PointwiseEngine())
+    assert manifest.input.tile < 1376  # the input takes overlapping tiles
+    (seg_t, heat_t), (seg_1, heat_1) = tiled.infer(chw), one.infer(chw)
+    assert seg_t.shape == seg_1.shape == (4, 1376, 1416) and heat_t.shape == heat_1.shape
+    np.testing.assert_allclose(seg_t, seg_1, atol=1e-5)
+    np.testing.assert_allclose(seg_1[1], chw[1] - chw[2], atol=1e-5)
+    np.testing.assert_allclose(heat_t, 2.5, atol=1e-5)
+    np.testing.assert_allclose(heat_1, 2.5, atol=1e-5)
+
+
 def test_targets_decode_back_to_the_true_landmarks_and_masks(tiny_bundle: Path):
     """Training renders targets and the pipeline decodes them with the same geometry:
     a perfect network would give landmarks within a pixel or two of the truth."""

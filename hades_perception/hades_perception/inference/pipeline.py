@@ -11,6 +11,7 @@ from the bundle's manifest.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +90,32 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
         w[:overlap] = np.minimum(w[:overlap], r)
         w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
     return w
+
+
+@functools.lru_cache(maxsize=8)
+def blend_weights(
+    size: tuple[int, int], tile: tuple[int, int], origins: tuple[tuple[int, int], ...], overlap: int
+) -> tuple[np.ndarray, ...]:
+    """Each tile's blending weights, already divided by the sum of all tiles' weights at
+    each pixel: the tiles' outputs add up to the blend, with no division over the whole
+    output after (that pass was half the blending's time). Cached: a camera's frames give
+    the same few dish sizes."""
+    th, tw = tile
+    win = np.outer(_ramp(th, overlap), _ramp(tw, overlap))
+    total = np.zeros(size, np.float32)
+    for y, x in origins:
+        total[y : y + th, x : x + tw] += win
+    weights = tuple(win / np.maximum(total[y : y + th, x : x + tw], 1e-6) for y, x in origins)
+    for w in weights:
+        w.flags.writeable = False  # shared by every frame of this size
+    return weights
+
+
+def _add_weighted(acc: np.ndarray, out: np.ndarray, weights: np.ndarray, y: int, x: int) -> None:
+    """acc[:, y:, x:] += out * weights, a class at a time, in place (OpenCV: no temporary)."""
+    h, w = weights.shape
+    for c in range(acc.shape[0]):
+        cv2.accumulateProduct(np.ascontiguousarray(out[c], np.float32), weights, acc[c, y : y + h, x : x + w])
 
 
 @dataclass(frozen=True)
@@ -196,20 +223,15 @@ class Pipeline:
             chw = np.pad(chw, pad, mode="reflect") if ph - h < h and pw - w < w else np.pad(chw, pad, mode="edge")
         seg = np.zeros((len(out.classes), ph, pw), np.float32)
         heat = np.zeros((len(out.landmark_kinds), ph // stride, pw // stride), np.float32)
-        wseg = np.zeros((ph, pw), np.float32)
-        wheat = np.zeros((ph // stride, pw // stride), np.float32)
         ov = spec.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
-        win = np.outer(_ramp(th, ov), _ramp(tw, ov))
-        win_h = np.outer(_ramp(th // stride, ov // stride), _ramp(tw // stride, ov // stride))
-        for t in self._tiles(ys, xs):
+        tiles = list(self._tiles(ys, xs))
+        wseg = blend_weights((ph, pw), (th, tw), tuple((t.y, t.x) for t in tiles), ov)
+        origins_h = tuple((t.y // stride, t.x // stride) for t in tiles)
+        wheat = blend_weights(heat.shape[1:], (th // stride, tw // stride), origins_h, ov // stride)
+        for i, t in enumerate(tiles):
             outs = self.engine.run(np.ascontiguousarray(chw[None, :, t.y : t.y + th, t.x : t.x + tw]))
-            seg[:, t.y : t.y + th, t.x : t.x + tw] += outs[out.seg_tensor][0] * win
-            wseg[t.y : t.y + th, t.x : t.x + tw] += win
-            hy, hx = t.y // stride, t.x // stride
-            heat[:, hy : hy + th // stride, hx : hx + tw // stride] += outs[out.landmark_tensor][0] * win_h
-            wheat[hy : hy + th // stride, hx : hx + tw // stride] += win_h
-        seg /= wseg
-        heat /= np.maximum(wheat, 1e-6)
+            _add_weighted(seg, outs[out.seg_tensor][0], wseg[i], t.y, t.x)
+            _add_weighted(heat, outs[out.landmark_tensor][0], wheat[i], *origins_h[i])
         return seg[:, :h, :w], heat[:, : -(-h // stride), : -(-w // stride)]
 
     @staticmethod
