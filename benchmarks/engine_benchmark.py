@@ -11,6 +11,19 @@ OpenVINO's build, which both ship the `onnxruntime` module, never share one):
   ov-int8        OpenVINO provider, the int8 variant  (what `auto` serves on an x86 robot)
   ov-int8-whole  ov-int8 on one 1440 px tile: the whole dish at once (faster, less accurate)
 
+On a machine with an NVIDIA GPU and onnxruntime-gpu (on PYTHONPATH, which these keep):
+
+  cuda-fp32        ONNX Runtime CUDA provider, fp32, the bundle's 768 px tiles
+  cuda-fp32-whole  the same on one 1440 px tile (a GPU is faster on one large call)
+  trt-fp16         ONNX Runtime TensorRT provider, model.onnx built with FP16
+  trt-int8         ONNX Runtime TensorRT provider, the bundle's QDQ int8 variant
+  torch-cuda-fp16  reference only, not a product engine: the bundle's weights.pt in PyTorch
+                   on the GPU in fp16 (what the network costs on this GPU without TensorRT)
+
+A configuration whose provider ONNX Runtime cannot start (no TensorRT libraries, say) is
+reported as skipped with ONNX Runtime's own reason, never timed on the provider it fell
+back to.
+
 Per configuration: the engine stage (`timing_ms["engine"]`: tiling, ONNX Runtime, blending)
 on full 4202x3006 synthetic plates (seed 900), median of --runs after a warm-up; the whole
 pipeline's time too; and root/shoot/seed IoU and primary tips within 1 mm of the right
@@ -44,7 +57,35 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "ov-fp32": {"provider": "OpenVINOExecutionProvider", "precision": "fp32", "openvino": True},
     "ov-int8": {"provider": "OpenVINOExecutionProvider", "precision": "int8", "openvino": True},
     "ov-int8-whole": {"provider": "OpenVINOExecutionProvider", "precision": "int8", "openvino": True, "tile": 1440},
+    "cuda-fp32": {"provider": "CUDAExecutionProvider", "precision": "fp32", "gpu": True},
+    "cuda-fp32-whole": {"provider": "CUDAExecutionProvider", "precision": "fp32", "gpu": True, "tile": 1440},
+    "trt-fp16": {"provider": "TensorrtExecutionProvider", "precision": "fp16", "gpu": True},
+    "trt-int8": {"provider": "TensorrtExecutionProvider", "precision": "int8", "gpu": True},
+    "torch-cuda-fp16": {"provider": "torch", "precision": "fp16", "gpu": True, "torch": True},
 }
+CPU_CONFIGS = [n for n, c in CONFIGS.items() if not c.get("gpu")]
+
+
+class TorchReference:
+    """The bundle's weights.pt on a CUDA GPU in PyTorch, fp16: the network's cost on that GPU
+    without TensorRT. A benchmark reference with the Engine interface, not a product engine."""
+
+    def __init__(self, bundle: Path) -> None:
+        import torch
+
+        from hades_training.export import load_checkpoint
+
+        model, _, _ = load_checkpoint(bundle / "weights.pt")
+        self.torch = torch
+        self.model = model.float().cuda().eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch supports it; its stubs do not say so
+        self.name, self.precision, self.provider = "torch:cuda:fp16", "fp16", "torch"
+
+    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self.torch
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+            x = torch.from_numpy(inputs).cuda(non_blocking=True).to(memory_format=torch.channels_last)
+            seg, heat = self.model(x)
+        return {"seg_logits": seg.float().cpu().numpy(), "heatmap_logits": heat.float().cpu().numpy()}
 
 
 def measure(name: str, model: Path, frames: int, runs: int, data: str, split: str) -> dict[str, Any]:
@@ -64,23 +105,45 @@ def measure(name: str, model: Path, frames: int, runs: int, data: str, split: st
     if "tile" in cfg:
         manifest = dataclasses.replace(manifest, input=dataclasses.replace(manifest.input, tile=cfg["tile"]))
     precision = cfg["precision"]
-    engine = OnnxRuntimeEngine(
-        model / manifest.model_file(precision),
-        manifest.input.tensor,
-        (cfg["provider"],),
-        precision=precision,
-        tile=manifest.input.tile,
-    )
-    if engine.provider != cfg["provider"]:
-        raise RuntimeError(f"{name}: asked for {cfg['provider']}, ONNX Runtime chose {engine.provider}")
+    engine: Any
+    if cfg.get("torch"):
+        engine = TorchReference(model)
+    else:
+        if cfg.get("gpu") and hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where that is how they came
+        trt_cache = Path(os.environ.get("HADES_TRT_CACHE", "/tmp/hades-trt-cache"))
+        engine = OnnxRuntimeEngine(
+            model / manifest.model_file(precision),
+            manifest.input.tensor,
+            (cfg["provider"], "CPUExecutionProvider"),
+            precision=precision,
+            tile=manifest.input.tile,
+            cache_dir=trt_cache if "Tensorrt" in cfg["provider"] else None,
+        )
+        if engine.provider != cfg["provider"]:
+            return {"skipped": f"asked for {cfg['provider']}, ONNX Runtime started {engine.provider}"}
+    run_ms: list[float] = []  # the engine's own calls (ONNX Runtime or torch, copies included)
+    run = engine.run
+
+    def timed_run(inputs: np.ndarray) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        out = run(inputs)
+        run_ms.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    engine.run = timed_run
     pipe = Pipeline(manifest, engine)
     plates = [make_plate(900, i, PRESETS["normal"]).image for i in range(frames)]
     pipe(plates[0])  # warm-up: first runs allocate and compile
-    engine_ms, total_ms = [], []
+    engine_ms, total_ms, stages, calls_ms, calls = [], [], [], [], 0
     for i in range(runs):
+        run_ms.clear()
         t = pipe(plates[i % frames]).timing_ms
+        calls_ms.append(sum(run_ms))
+        calls = len(run_ms)
         engine_ms.append(t["engine"])
         total_ms.append(t["total"])
+        stages.append(t)
     reader = open_dataset(data, split)
     scorer = Scorer(manifest.outputs.classes, calibration=False, lengths=False)
     for i in range(len(reader)):
@@ -90,10 +153,14 @@ def measure(name: str, model: Path, frames: int, runs: int, data: str, split: st
     return {
         "engine": engine.name,
         "onnxruntime": ort.__version__,
+        "gpu": _gpu() if cfg.get("gpu") else None,
         "tile": manifest.input.tile,
         "engine_ms_median": float(np.median(engine_ms)),
         "engine_ms": [round(v, 1) for v in engine_ms],
         "pipeline_ms_median": float(np.median(total_ms)),
+        "engine_calls_ms_median": round(float(np.median(calls_ms)), 1),
+        "engine_calls_per_frame": calls,
+        "stages_ms_median": {k: round(float(np.median([t[k] for t in stages])), 1) for k in stages[0]},
         "accuracy": {
             "items": len(reader),
             **{f"iou_{c}": q["segmentation"][c]["iou"] for c in ("root", "shoot", "seed")},
@@ -117,10 +184,20 @@ def cpu_features() -> dict[str, Any]:
     return {"cpu": model, "int8_features": [f for f in INT8_FEATURES if f in flags]}
 
 
+def _gpu() -> str:
+    from hades_perception.inference.tensorrt_engine import gpu_name
+
+    return gpu_name()
+
+
 def run_worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run `name` in a process of its own, on OpenVINO's runtime where it asks for it."""
     env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
+    if not CONFIGS[name].get("gpu"):  # GPU configurations find onnxruntime-gpu where PYTHONPATH says
+        paths = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
+        keep = [p for p in paths if not (Path(p) / "onnxruntime").is_dir()]  # the base runtime's, not another
+        if keep:
+            env["PYTHONPATH"] = os.pathsep.join(keep)
     if CONFIGS[name].get("openvino"):
         if not (OPENVINO_RUNTIME / "onnxruntime").is_dir():
             return {"skipped": f"onnxruntime-openvino not installed in {OPENVINO_RUNTIME} (scripts/setup.sh)"}
@@ -130,13 +207,16 @@ def run_worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    if "skipped" in result:  # ONNX Runtime's own words on why the provider did not start
+        result["stderr"] = done.stderr[-1500:]
+    return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "hades-seedlings")
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--configs", nargs="+", default=CPU_CONFIGS, choices=list(CONFIGS))
     ap.add_argument("--frames", type=int, default=3, help="distinct full frames")
     ap.add_argument("--runs", type=int, default=6, help="timed runs per configuration, after one warm-up")
     ap.add_argument("--data", default=str(ROOT / "var" / "datasets" / "mixed"), help="accuracy: dataset")
