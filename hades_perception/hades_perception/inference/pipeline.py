@@ -92,14 +92,14 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return w
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # 10 MB each for a full frame's four 768 px tiles
 def blend_weights(
     size: tuple[int, int], tile: tuple[int, int], origins: tuple[tuple[int, int], ...], overlap: int
 ) -> tuple[np.ndarray, ...]:
     """Each tile's blending weights, already divided by the sum of all tiles' weights at
     each pixel: the tiles' outputs add up to the blend, with no division over the whole
-    output after (that pass was half the blending's time). Cached: a camera's frames give
-    the same few dish sizes."""
+    output after (that pass was half the blending's time). Cached: a fixed camera gives
+    the same dish size frame after frame; a miss costs about 2 ms."""
     th, tw = tile
     win = np.outer(_ramp(th, overlap), _ramp(tw, overlap))
     total = np.zeros(size, np.float32)
