@@ -66,26 +66,18 @@ CONFIGS: dict[str, dict[str, Any]] = {
 CPU_CONFIGS = [n for n, c in CONFIGS.items() if not c.get("gpu")]
 
 
-class TorchReference:
-    """The bundle's weights.pt on a CUDA GPU in PyTorch, fp16: the network's cost on that GPU
-    without TensorRT. A benchmark reference with the Engine interface, not a product engine."""
+def torch_reference(bundle: Path) -> Any:
+    """The bundle's weights.pt on a CUDA GPU in PyTorch, fp16 autocast, channels-last: the
+    network's cost on that GPU without TensorRT. A benchmark reference, not a product engine."""
+    import torch
 
-    def __init__(self, bundle: Path) -> None:
-        import torch
+    from hades_training.export import load_checkpoint
+    from hades_training.manifest_spec import HEAT_TENSOR, SEG_TENSOR
+    from hades_training.torch_engine import TorchEngine
 
-        from hades_training.export import load_checkpoint
-
-        model, _, _ = load_checkpoint(bundle / "weights.pt")
-        self.torch = torch
-        self.model = model.float().cuda().eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch supports it; its stubs do not say so
-        self.name, self.precision, self.provider = "torch:cuda:fp16", "fp16", "torch"
-
-    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self.torch
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-            x = torch.from_numpy(inputs).cuda(non_blocking=True).to(memory_format=torch.channels_last)
-            seg, heat = self.model(x)
-        return {"seg_logits": seg.float().cpu().numpy(), "heatmap_logits": heat.float().cpu().numpy()}
+    model, _, _ = load_checkpoint(bundle / "weights.pt")
+    model = model.float().cuda().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return TorchEngine(model, torch.device("cuda"), SEG_TENSOR, HEAT_TENSOR, autocast=torch.float16)
 
 
 def measure(name: str, model: Path, frames: int, runs: int, data: str, split: str) -> dict[str, Any]:
@@ -107,7 +99,7 @@ def measure(name: str, model: Path, frames: int, runs: int, data: str, split: st
     precision = cfg["precision"]
     engine: Any
     if cfg.get("torch"):
-        engine = TorchReference(model)
+        engine = torch_reference(model)
     else:
         if cfg.get("gpu") and hasattr(ort, "preload_dlls"):
             ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* wheels, where that is how they came

@@ -21,7 +21,7 @@ from hades_perception.contract.bundle import (
     write_manifest,
 )
 from hades_perception.contract.golden import check_golden
-from hades_perception.inference.engine import CPU, CUDA, OPENVINO, TENSORRT, provider_options
+from hades_perception.inference.engine import CPU, CUDA, OPENVINO, TENSORRT, computes_in, provider_options
 from hades_perception.inference.loading import cache_key, load_checked, load_pipeline, native_keys, resolve_precision
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.tensorrt_engine import (
@@ -320,6 +320,22 @@ def test_the_precision_served_follows_the_provider_and_the_int8_gate(
     raw = json.loads((SHIPPED / MANIFEST).read_text())
     raw["variants"]["model.int8.onnx"]["gate"] = {"passed": gate, "reasons": [] if gate else ["root IoU -0.01"]}
     assert resolve_precision(Manifest.from_dict(raw), asked, provider)[0] == served
+
+
+@pytest.mark.parametrize(
+    ("precision", "provider", "computes"),
+    [
+        ("fp16", TENSORRT, "fp16"),
+        # TensorRT listed but its libraries missing: ONNX Runtime falls back to CUDA (seen on
+        # an H200 without TensorRT, 2026-11-30), where model.onnx computes in fp32
+        ("fp16", CUDA, "fp32"),
+        ("fp16", CPU, "fp32"),
+        ("int8", CUDA, "int8"),  # the int8 file stays int8 wherever it runs
+        ("fp32", TENSORRT, "fp32"),
+    ],
+)
+def test_an_engine_names_the_precision_its_provider_computes_in(precision: str, provider: str, computes: str):
+    assert computes_in(precision, provider) == computes
 
 
 def test_prebuilt_engines_are_looked_for_best_precision_first_and_int8_only_past_its_gate():

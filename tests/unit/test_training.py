@@ -337,3 +337,23 @@ def test_a_bundle_carries_its_training_weights_so_the_shipped_model_can_be_fine_
     (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="carries no training weights"):
         train(still, str(small_dataset), tmp_path / "ft2", split="train", val_split="val", init=old)
+
+
+def test_the_torch_engine_runs_in_mixed_precision_and_answers_in_float32(tiny_checkpoint: Path):
+    """The PyTorch engine that validates training (and is the GPU benchmark's fp16 reference)
+    under autocast: bf16 on this CPU, fp16 on a GPU; the pipeline always reads float32."""
+    from hades_training.export import load_checkpoint
+    from hades_training.manifest_spec import HEAT_TENSOR, SEG_TENSOR
+    from hades_training.torch_engine import TorchEngine
+
+    model, _, _ = load_checkpoint(tiny_checkpoint)
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
+    full = TorchEngine(model, torch.device("cpu"), SEG_TENSOR, HEAT_TENSOR)
+    mixed = TorchEngine(model, torch.device("cpu"), SEG_TENSOR, HEAT_TENSOR, autocast=torch.bfloat16)
+    assert (full.name, full.precision) == ("torch:cpu", "fp32")
+    assert (mixed.name, mixed.precision) == ("torch:cpu:bf16", "bf16")
+    a, b = full.run(x), mixed.run(x)
+    for name in (SEG_TENSOR, HEAT_TENSOR):
+        assert b[name].dtype == np.float32 and b[name].shape == a[name].shape
+        assert not np.array_equal(a[name], b[name])  # it did run in bf16
+        np.testing.assert_allclose(b[name], a[name], atol=0.1 * float(np.abs(a[name]).max()) + 0.05)

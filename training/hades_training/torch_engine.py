@@ -12,18 +12,29 @@ from torch import nn
 
 
 class TorchEngine:
-    def __init__(self, model: nn.Module, device: torch.device, seg_tensor: str, heat_tensor: str) -> None:
-        self.model, self.device = model, device
+    """`autocast` (e.g. torch.float16 on a GPU) runs the model in mixed precision; the
+    outputs come back as float32 either way."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        device: torch.device,
+        seg_tensor: str,
+        heat_tensor: str,
+        autocast: torch.dtype | None = None,
+    ) -> None:
+        self.model, self.device, self.autocast = model, device, autocast
         self.seg_tensor, self.heat_tensor = seg_tensor, heat_tensor
-        self.name = f"torch:{device.type}"
-        self.precision = "fp32"
+        self.precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(autocast, str(autocast))
+        self.name = f"torch:{device.type}" + (f":{self.precision}" if autocast is not None else "")
 
     @torch.no_grad()
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         was_training = self.model.training
         self.model.eval()
         try:
-            seg, heat = self.model(torch.from_numpy(inputs).to(self.device))
+            with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                seg, heat = self.model(torch.from_numpy(inputs).to(self.device))
         finally:
             self.model.train(was_training)
         return {self.seg_tensor: seg.float().cpu().numpy(), self.heat_tensor: heat.float().cpu().numpy()}

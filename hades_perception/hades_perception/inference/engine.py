@@ -55,6 +55,12 @@ def first_available(providers: Sequence[str]) -> str | None:
     return next((p for p in providers if p in have), None)
 
 
+def computes_in(precision: str, provider: str) -> str:
+    """What a model precision computes in on a provider: fp16 is a TensorRT build flag on
+    model.onnx, so on any other provider that file computes in fp32."""
+    return "fp32" if precision == "fp16" and provider != TENSORRT else precision
+
+
 def provider_options(
     provider: str, *, precision: str, threads: int | None, cache_dir: Path | None, tile: int, input_name: str
 ) -> dict[str, str]:
@@ -137,10 +143,12 @@ class OnnxRuntimeEngine:
         self.input_name = input_name
         self.output_names = [o.name for o in self.session.get_outputs()]
         active = self.session.get_providers()[0]
+        if active != chosen[0]:  # listed, but its libraries did not load (seen: TensorRT's on a CUDA machine)
+            log.warning("ONNX Runtime could not start %s (its reason is above); running on %s", chosen[0], active)
         self.provider = active
-        self.precision = precision
-        self.name = f"onnxruntime:{active}" + (f":{precision}" if precision != "fp32" else "")
-        log.info("ONNX Runtime session on %s in %s (asked for %s)", active, precision, list(providers))
+        self.precision = computes_in(precision, active)
+        self.name = f"onnxruntime:{active}" + (f":{self.precision}" if self.precision != "fp32" else "")
+        log.info("ONNX Runtime session on %s in %s (asked for %s)", active, self.precision, list(providers))
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, {self.input_name: inputs})

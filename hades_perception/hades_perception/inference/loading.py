@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
 from hades_perception.contract.golden import check_golden, int8_golden_hint
-from hades_perception.inference.engine import CPU, OPENVINO, PRECISIONS, TENSORRT, first_available
+from hades_perception.inference.engine import CPU, OPENVINO, PRECISIONS, TENSORRT, computes_in, first_available
 from hades_perception.inference.pipeline import DISH_MM, Pipeline
 from hades_perception.inference.tensorrt_engine import (
     TensorRTEngine,
@@ -232,7 +232,8 @@ def resolve_precision(manifest: Manifest, asked: str, provider: str | None) -> t
     if asked == "fp32":
         return "fp32", ""
     if asked == "fp16":
-        return ("fp16", "") if on_tensorrt else ("fp32", f"fp16 applies to TensorRT only; {provider} runs fp32")
+        served = computes_in("fp16", provider or CPU)
+        return served, "" if served == "fp16" else f"fp16 applies to TensorRT only; {provider} runs fp32"
     if asked == "int8":
         return ("int8", "") if int8_ok else ("fp32", int8_why)
     # auto. Not int8 on TensorRT: the variant's activations are asymmetric uint8 (ONNX
