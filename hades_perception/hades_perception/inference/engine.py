@@ -14,6 +14,7 @@ model in the same cache.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -106,7 +107,10 @@ class OnnxRuntimeEngine:
         precision: str = "fp32",
         cache_dir: Path | None = None,
         tile: int = 768,
+        warm_up: bool | None = None,
     ) -> None:
+        """`warm_up`: run one blank tile before serving; by default on the GPU providers
+        (CUDA, TensorRT), where the first run of a shape is slow (warm_up below)."""
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -149,6 +153,21 @@ class OnnxRuntimeEngine:
         self.precision = computes_in(precision, active)
         self.name = f"onnxruntime:{active}" + (f":{self.precision}" if self.precision != "fp32" else "")
         log.info("ONNX Runtime session on %s in %s (asked for %s)", active, self.precision, list(providers))
+        if active in (CUDA, TENSORRT) if warm_up is None else warm_up:
+            self.warm_up(tile)
+
+    def warm_up(self, tile: int) -> float:
+        """Run one blank tile; returns its ms. On the CUDA provider cuDNN chooses its
+        convolution algorithms on the first run of each input shape: a full frame's first
+        engine stage took 434 ms on an H200, the next ones 48-51 ms. TensorRT may build its
+        engine then. Done at load, before serving, so no frame (and no hot swap) pays it."""
+        dims = self.session.get_inputs()[0].shape
+        channels = dims[1] if len(dims) == 4 and isinstance(dims[1], int) else 3
+        t0 = time.perf_counter()
+        self.run(np.zeros((1, channels, tile, tile), np.float32))
+        ms = (time.perf_counter() - t0) * 1e3
+        log.info("%s warmed up on a blank %d px tile in %.0f ms", self.name, tile, ms)
+        return ms
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(self.output_names, {self.input_name: inputs})
