@@ -7,7 +7,7 @@
 #
 #     OUT=/tmp/gpu-check bash benchmarks/gpu_check.sh
 #     OUT=/tmp/gpu-check CONFIGS="before cuda-fp32" bash benchmarks/gpu_check.sh   # a subset
-set -u
+set -u -o pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
 CONFIGS=${CONFIGS:-before cpu-int8 cuda-fp32 cuda-fp32-whole trt-fp16 trt-int8 torch-cuda-fp16}

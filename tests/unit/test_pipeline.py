@@ -131,6 +131,26 @@ def test_overlapping_tiles_blend_to_what_one_run_over_the_whole_input_gives(tiny
     np.testing.assert_allclose(heat_1, 2.5, atol=1e-5)
 
 
+def test_the_sigmoid_is_the_logistic_function_of_logits_over_temperature_in_any_memory_layout():
+    from hades_perception.inference.pipeline import _sigmoid
+
+    logits = np.random.default_rng(1).normal(0, 6, (4, 30, 40)).astype(np.float32)
+    temps = np.array([1.0, 1.5, 2.0, 0.5], np.float32).reshape(-1, 1, 1)
+    layouts = [
+        logits,
+        np.asfortranarray(logits),
+        logits.transpose(0, 2, 1),
+        logits[:, ::2, 1:],
+        logits[0].T,
+        logits[0, 0],
+    ]
+    for x in layouts:
+        t: np.ndarray | float = temps if x.ndim == 3 else 1.5
+        np.testing.assert_allclose(_sigmoid(x, t), 1 / (1 + np.exp(-x.astype(np.float64) / t)), atol=2e-7)
+    assert _sigmoid(np.zeros((0, 5), np.float32)).shape == (0, 5)
+    np.testing.assert_array_equal(_sigmoid(np.array([np.inf, -np.inf, 200, -200], np.float32)), [1, 0, 1, 0])
+
+
 def test_targets_decode_back_to_the_true_landmarks_and_masks(tiny_bundle: Path):
     """Training renders targets and the pipeline decodes them with the same geometry:
     a perfect network would give landmarks within a pixel or two of the truth."""

@@ -25,7 +25,10 @@ class TorchEngine:
     ) -> None:
         self.model, self.device, self.autocast = model, device, autocast
         self.seg_tensor, self.heat_tensor = seg_tensor, heat_tensor
-        self.precision = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(autocast, str(autocast))
+        names = {None: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+        if autocast not in names:
+            raise ValueError(f"autocast {autocast}: expected torch.float16, torch.bfloat16 or None")
+        self.precision = names[autocast]
         self.name = f"torch:{device.type}" + (f":{self.precision}" if autocast is not None else "")
 
     @torch.no_grad()

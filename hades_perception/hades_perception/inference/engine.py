@@ -153,14 +153,17 @@ class OnnxRuntimeEngine:
         self.precision = computes_in(precision, active)
         self.name = f"onnxruntime:{active}" + (f":{self.precision}" if self.precision != "fp32" else "")
         log.info("ONNX Runtime session on %s in %s (asked for %s)", active, self.precision, list(providers))
-        if active in (CUDA, TENSORRT) if warm_up is None else warm_up:
+        on_gpu = active in (CUDA, TENSORRT)
+        if on_gpu if warm_up is None else warm_up:
             self.warm_up(tile)
 
     def warm_up(self, tile: int) -> float:
         """Run one blank tile; returns its ms. On the CUDA provider cuDNN chooses its
         convolution algorithms on the first run of each input shape: a full frame's first
         engine stage took 434 ms on an H200, the next ones 48-51 ms. TensorRT may build its
-        engine then. Done at load, before serving, so no frame (and no hot swap) pays it."""
+        engine then. Done at load, before serving, so no frame (and no hot swap) pays it,
+        for the bundle's full tile: the shape of every tile of a dish at least a tile wide
+        and high (a smaller dish's tiles have their own shapes, and search on first use)."""
         dims = self.session.get_inputs()[0].shape
         channels = dims[1] if len(dims) == 4 and isinstance(dims[1], int) else 3
         t0 = time.perf_counter()

@@ -11,9 +11,7 @@ from the bundle's manifest.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +65,6 @@ def as_rgb8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-@dataclass(frozen=True)
-class Tile:
-    y: int
-    x: int
-
-
 def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets covering [0, length) with tiles of `tile` overlapping by at least `overlap`."""
     if length <= tile:
@@ -92,23 +84,17 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return w
 
 
-@functools.lru_cache(maxsize=2)  # 10 MB each for a full frame's four 768 px tiles
-def blend_weights(
-    size: tuple[int, int], tile: tuple[int, int], origins: tuple[tuple[int, int], ...], overlap: int
-) -> tuple[np.ndarray, ...]:
-    """Each tile's blending weights, already divided by the sum of all tiles' weights at
-    each pixel: the tiles' outputs add up to the blend, with no division over the whole
-    output after (that pass was half the blending's time). Cached: a fixed camera gives
-    the same dish size frame after frame; a miss costs about 2 ms."""
-    th, tw = tile
-    win = np.outer(_ramp(th, overlap), _ramp(tw, overlap))
-    total = np.zeros(size, np.float32)
-    for y, x in origins:
-        total[y : y + th, x : x + tw] += win
-    weights = tuple(win / np.maximum(total[y : y + th, x : x + tw], 1e-6) for y, x in origins)
-    for w in weights:
-        w.flags.writeable = False  # shared by every frame of this size
-    return weights
+def _axis_weights(length: int, tile: int, origins: list[int], overlap: int) -> list[np.ndarray]:
+    """Along one axis, each tile's ramp divided by the sum of all tiles' ramps there.
+    The tiles form a full grid and a tile's window is the outer product of its two
+    ramps, so the outer product of a tile's two axis weights is its window divided by the
+    sum of all windows at each pixel. The tiles' outputs then add up to the blend, with
+    no division over the whole output after (that pass was half the blending's time)."""
+    ramp = _ramp(tile, overlap if len(origins) > 1 else 0)  # one tile: nothing to fade into
+    total = np.zeros(length, np.float32)
+    for o in origins:
+        total[o : o + tile] += ramp
+    return [ramp / np.maximum(total[o : o + tile], np.float32(1e-6)) for o in origins]
 
 
 def _add_weighted(acc: np.ndarray, out: np.ndarray, weights: np.ndarray, y: int, x: int) -> None:
@@ -223,22 +209,17 @@ class Pipeline:
             chw = np.pad(chw, pad, mode="reflect") if ph - h < h and pw - w < w else np.pad(chw, pad, mode="edge")
         seg = np.zeros((len(out.classes), ph, pw), np.float32)
         heat = np.zeros((len(out.landmark_kinds), ph // stride, pw // stride), np.float32)
-        ov = spec.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
-        tiles = list(self._tiles(ys, xs))
-        wseg = blend_weights((ph, pw), (th, tw), tuple((t.y, t.x) for t in tiles), ov)
-        origins_h = tuple((t.y // stride, t.x // stride) for t in tiles)
-        wheat = blend_weights(heat.shape[1:], (th // stride, tw // stride), origins_h, ov // stride)
-        for i, t in enumerate(tiles):
-            outs = self.engine.run(np.ascontiguousarray(chw[None, :, t.y : t.y + th, t.x : t.x + tw]))
-            _add_weighted(seg, outs[out.seg_tensor][0], wseg[i], t.y, t.x)
-            _add_weighted(heat, outs[out.landmark_tensor][0], wheat[i], *origins_h[i])
+        ov = spec.tile_overlap
+        hys, hxs = [y // stride for y in ys], [x // stride for x in xs]  # the tiles' heatmap cells
+        wy, wx = _axis_weights(ph, th, ys, ov), _axis_weights(pw, tw, xs, ov)
+        why = _axis_weights(ph // stride, th // stride, hys, ov // stride)
+        whx = _axis_weights(pw // stride, tw // stride, hxs, ov // stride)
+        for iy, y in enumerate(ys):
+            for ix, x in enumerate(xs):
+                outs = self.engine.run(np.ascontiguousarray(chw[None, :, y : y + th, x : x + tw]))
+                _add_weighted(seg, outs[out.seg_tensor][0], np.outer(wy[iy], wx[ix]), y, x)
+                _add_weighted(heat, outs[out.landmark_tensor][0], np.outer(why[iy], whx[ix]), hys[iy], hxs[ix])
         return seg[:, :h, :w], heat[:, : -(-h // stride), : -(-w // stride)]
-
-    @staticmethod
-    def _tiles(ys: list[int], xs: list[int]) -> Iterator[Tile]:
-        for y in ys:
-            for x in xs:
-                yield Tile(y, x)
 
     def _evidence(
         self, probs: np.ndarray, heats: dict[str, np.ndarray], frame: Frame, found: list[Located]
@@ -437,8 +418,13 @@ def _sigmoid(x: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.ndarray
     OpenCV's SIMD exp: 3x faster than NumPy's tanh form (9 against 27 ms on a full plate's
     logits, 2 cores) and equal to it within 1.2e-7. exp overflowing to inf gives 0, as it
     should; nothing warns."""
-    y = np.multiply(np.asarray(x, np.float32), np.float32(-1) / np.asarray(temperature, np.float32))
-    flat = y.reshape(-1, y.shape[-1]) if y.ndim != 2 else y  # OpenCV takes 2-D planes; a view
+    y = np.multiply(
+        np.atleast_1d(np.asarray(x, np.float32)), np.float32(-1) / np.asarray(temperature, np.float32), order="C"
+    )
+    if y.size == 0:
+        return y
+    flat = y.reshape(-1, y.shape[-1]) if y.ndim >= 2 else y.reshape(1, -1)  # OpenCV takes 2-D planes
+    assert np.shares_memory(flat, y)  # C order: a view, so OpenCV writes into y
     cv2.exp(flat, dst=flat)
     y += np.float32(1)
     np.reciprocal(y, out=y)
