@@ -129,6 +129,10 @@ def test_overlapping_tiles_blend_to_what_one_run_over_the_whole_input_gives(tiny
     np.testing.assert_allclose(seg_1[1], chw[1] - chw[2], atol=1e-5)
     np.testing.assert_allclose(heat_t, 2.5, atol=1e-5)
     np.testing.assert_allclose(heat_1, 2.5, atol=1e-5)
+    strip = chw[:, :10, :]  # one tile high, several wide: lower than the overlap itself
+    seg_s, heat_s = tiled.infer(strip)
+    np.testing.assert_allclose(seg_s[1], strip[1] - strip[2], atol=1e-5)
+    np.testing.assert_allclose(heat_s, 2.5, atol=1e-5)
 
 
 def test_the_sigmoid_is_the_logistic_function_of_logits_over_temperature_in_any_memory_layout():
