@@ -87,6 +87,7 @@ def measure(name: str, model: Path, frames: int, runs: int, data: str, split: st
     from hades_perception.contract.bundle import open_bundle
     from hades_perception.inference.engine import OnnxRuntimeEngine
     from hades_perception.inference.pipeline import Pipeline
+    from hades_perception.inference.tensorrt_engine import gpu_name
     from hades_training.data import open_dataset
     from hades_training.evaluate.scoring import Scorer
     from hades_training.synth.appearance import PRESETS
@@ -145,7 +146,7 @@ def measure(name: str, model: Path, frames: int, runs: int, data: str, split: st
     return {
         "engine": engine.name,
         "onnxruntime": ort.__version__,
-        "gpu": _gpu() if cfg.get("gpu") else None,
+        "gpu": gpu_name() if cfg.get("gpu") else None,
         "tile": manifest.input.tile,
         "engine_ms_median": float(np.median(engine_ms)),
         "engine_ms": [round(v, 1) for v in engine_ms],
@@ -174,12 +175,6 @@ def cpu_features() -> dict[str, Any]:
     model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown")
     flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
     return {"cpu": model, "int8_features": [f for f in INT8_FEATURES if f in flags]}
-
-
-def _gpu() -> str:
-    from hades_perception.inference.tensorrt_engine import gpu_name
-
-    return gpu_name()
 
 
 def run_worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
