@@ -16,7 +16,7 @@ from hades_perception.contract.golden import check_golden
 from hades_perception.inference.dish import find_dish
 from hades_perception.inference.geometry import Frame, grid_to_model, model_to_grid
 from hades_perception.inference.landmarks import PRIMARY, SEED, TIP, Located, assign_plants
-from hades_perception.inference.pipeline import MAX_PIXELS, InputError, Pipeline, as_rgb8, tile_origins
+from hades_perception.inference.pipeline import MAX_PIXELS, InputError, Pipeline, _sigmoid, as_rgb8, tile_origins
 from hades_training.data import HadesFolder
 from hades_training.data.sample import PlantTruth, PlateTruth, Sample
 from hades_training.synth.appearance import PRESETS
@@ -123,20 +123,53 @@ def test_overlapping_tiles_blend_to_what_one_run_over_the_whole_input_gives(tiny
     whole = manifest.raw | {"input": {**manifest.raw["input"], "tile": 2048}}
     one = Pipeline(type(manifest).from_dict(whole), PointwiseEngine())
     assert manifest.input.tile < 1376  # the input takes overlapping tiles
-    (seg_t, heat_t), (seg_1, heat_1) = tiled.infer(chw), one.infer(chw)
+    t, o = tiled.infer(chw), one.infer(chw)
+    (seg_t, heat_t), (seg_1, heat_1) = (t.seg, t.heat), (o.seg, o.heat)
     assert seg_t.shape == seg_1.shape == (4, 1376, 1416) and heat_t.shape == heat_1.shape
     np.testing.assert_allclose(seg_t, seg_1, atol=1e-5)
     np.testing.assert_allclose(seg_1[1], chw[1] - chw[2], atol=1e-5)
     np.testing.assert_allclose(heat_t, 2.5, atol=1e-5)
     np.testing.assert_allclose(heat_1, 2.5, atol=1e-5)
     strip = chw[:, :10, :]  # one tile high, several wide: lower than the overlap itself
-    seg_s, heat_s = tiled.infer(strip)
+    s = tiled.infer(strip)
+    seg_s, heat_s = s.seg, s.heat
     np.testing.assert_allclose(seg_s[1], strip[1] - strip[2], atol=1e-5)
     np.testing.assert_allclose(heat_s, 2.5, atol=1e-5)
 
 
+class SpotEngine:
+    """A heatmap peak, in the tile's own cells, on the tile's brightest input pixel: a
+    network that finds a landmark exactly where it is."""
+
+    name, precision = "spot", "fp32"
+
+    def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        x = inputs[0]
+        seg = np.zeros((1, 4, *x.shape[1:]), np.float32)
+        v, u = (float(i) for i in np.unravel_index(np.argmax(x[0]), x[0].shape))
+        gv, gu = np.mgrid[0 : x.shape[1] // 4, 0 : x.shape[2] // 4]
+        d2 = (gu - model_to_grid(u, 4)) ** 2 + (gv - model_to_grid(v, 4)) ** 2
+        heat = np.repeat((6.0 - 4.0 * d2)[None, None], 3, axis=1)
+        return {"seg_logits": seg, "heatmap_logits": heat.astype(np.float32)}
+
+
+def test_landmarks_come_back_where_they_are_from_tiles_that_start_between_heatmap_cells(tiny_bundle: Path):
+    manifest = open_bundle(tiny_bundle)
+    pipe = Pipeline(manifest, SpotEngine())
+    h, w = 1376, 1416
+    xs = tile_origins(w, manifest.input.tile, manifest.input.tile_overlap)
+    assert xs[1:4] == [193, 387, 580]  # cells start 1, 3 and 0 px into the tiles
+    # Seen by one tile 3 px into its first cell; by that and an aligned tile; by one tile
+    # 1 px in; near the bottom-right corner.
+    for spot in [(500, 300), (610, 301), (240, 1001), (w - 5, h - 7)]:
+        chw = np.zeros((3, h, w), np.float32)
+        chw[0, spot[1], spot[0]] = 1.0
+        logits = pipe.infer(chw)
+        (x, y, _), *_ = pipe.peaks(_sigmoid(logits.heat[0]), logits.heat_shift, 0.5, Frame(0, 0, 1.0))
+        assert abs(x - spot[0]) < 0.5 and abs(y - spot[1]) < 0.5, (spot, x, y)
+
+
 def test_the_sigmoid_is_the_logistic_function_of_logits_over_temperature_in_any_memory_layout():
-    from hades_perception.inference.pipeline import _sigmoid
 
     logits = np.random.default_rng(1).normal(0, 6, (4, 30, 40)).astype(np.float32)
     temps = np.array([1.0, 1.5, 2.0, 0.5], np.float32).reshape(-1, 1, 1)

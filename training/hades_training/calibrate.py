@@ -14,8 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from hades_perception.inference.geometry import grid_to_model
-from hades_perception.inference.landmarks import find_peaks
 from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_training.data.sample import Sample
 from hades_training.evaluate.metrics import match_points
@@ -56,7 +54,7 @@ def fit_thresholds(pipe: Pipeline, samples: list[Sample]) -> list[float]:
         rgb = as_rgb8(s.image)
         _, box = pipe.locate(rgb)
         chw, _ = pipe.to_model_input(rgb, box)
-        seg, _ = pipe.infer(chw)
+        seg = pipe.infer(chw).seg
         x0, y0, x1, y1 = box
         for c, name in enumerate(m.outputs.classes):
             if name not in s.annotated:
@@ -107,7 +105,8 @@ def fit(pipe: Pipeline, samples: list[Sample], radius_px: float, seed: int = 0) 
         rgb = as_rgb8(s.image)
         _, box = pipe.locate(rgb)
         chw, frame = pipe.to_model_input(rgb, box)
-        seg, heat = pipe.infer(chw)
+        logits = pipe.infer(chw)
+        seg, heat = logits.seg, logits.heat
         target = prepare(s, classes, kinds, scale=m.input.scale, crop=m.input.crop, stride=stride, sigma=1.0)
         h, w = seg.shape[1:]
         idx = rng.choice(h * w, size=min(PIXELS_PER_IMAGE, h * w), replace=False)
@@ -117,17 +116,15 @@ def fit(pipe: Pipeline, samples: list[Sample], radius_px: float, seed: int = 0) 
             seg_logits[c].append(seg[c].reshape(-1)[idx])
             seg_labels[c].append((target.seg[c, :h, :w].reshape(-1)[idx] > 0.5).astype(np.float32))
         truth = landmark_points(s, kinds)
-        radius_cells = m.calibration.nms_radius_px * frame.scale / stride
         for k, kind in enumerate(kinds):
             prob = 1 / (1 + np.exp(-heat[k]))
-            peaks = find_peaks(prob.astype(np.float32), PEAK_FLOOR, radius_cells)
-            pts = [frame.to_image(grid_to_model(p.u, stride), grid_to_model(p.v, stride)) for p in peaks]
-            match = match_points([(float(x), float(y)) for x, y in pts], truth[kind], radius_px)
+            peaks = pipe.peaks(prob.astype(np.float32), logits.heat_shift, PEAK_FLOOR, frame)
+            match = match_points([(x, y) for x, y, _ in peaks], truth[kind], radius_px)
             right = np.zeros(len(peaks))
             for pi, _ in match.pairs:
                 right[pi] = 1.0
-            for p, r in zip(peaks, right, strict=True):
-                peak_logits[k].append(float(np.log(p.score / (1 - p.score + 1e-9) + 1e-9)))
+            for (_, _, score), r in zip(peaks, right, strict=True):
+                peak_logits[k].append(float(np.log(score / (1 - score + 1e-9) + 1e-9)))
                 peak_labels[k].append(r)
     seg_t = [
         _fit_temperature(np.concatenate(lg) if lg else np.zeros(0), np.concatenate(lb) if lb else np.zeros(0))
