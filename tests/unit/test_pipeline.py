@@ -14,7 +14,7 @@ import pytest
 from hades_perception.contract.bundle import BundleError, file_entries, open_bundle, write_manifest
 from hades_perception.contract.golden import check_golden
 from hades_perception.inference.dish import find_dish
-from hades_perception.inference.geometry import Frame, grid_to_model, model_to_grid
+from hades_perception.inference.geometry import Frame, cell_to_grid, grid_to_cell, grid_to_model, model_to_grid
 from hades_perception.inference.landmarks import PRIMARY, SEED, TIP, Located, assign_plants
 from hades_perception.inference.pipeline import MAX_PIXELS, InputError, Pipeline, _sigmoid, as_rgb8, tile_origins
 from hades_training.data import HadesFolder
@@ -138,35 +138,46 @@ def test_overlapping_tiles_blend_to_what_one_run_over_the_whole_input_gives(tiny
 
 
 class SpotEngine:
-    """A heatmap peak, in the tile's own cells, on the tile's brightest input pixel: a
-    network that finds a landmark exactly where it is."""
+    """A heatmap peak, in the tile's own cells, on the tile's bright input pixel if it has
+    one: a network that finds a landmark exactly where it is, and nothing elsewhere."""
 
     name, precision = "spot", "fp32"
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         x = inputs[0]
         seg = np.zeros((1, 4, *x.shape[1:]), np.float32)
-        v, u = (float(i) for i in np.unravel_index(np.argmax(x[0]), x[0].shape))
-        gv, gu = np.mgrid[0 : x.shape[1] // 4, 0 : x.shape[2] // 4]
-        d2 = (gu - model_to_grid(u, 4)) ** 2 + (gv - model_to_grid(v, 4)) ** 2
-        heat = np.repeat((6.0 - 4.0 * d2)[None, None], 3, axis=1)
-        return {"seg_logits": seg, "heatmap_logits": heat.astype(np.float32)}
+        heat = np.full((1, 3, x.shape[1] // 4, x.shape[2] // 4), -10.0, np.float32)
+        if x[0].max() > 0:
+            v, u = (float(i) for i in np.unravel_index(np.argmax(x[0]), x[0].shape))
+            gv, gu = np.mgrid[0 : heat.shape[2], 0 : heat.shape[3]]
+            d2 = (gu - model_to_grid(u, 4)) ** 2 + (gv - model_to_grid(v, 4)) ** 2
+            heat[0] = np.maximum(6.0 - 4.0 * d2, -10.0)
+        return {"seg_logits": seg, "heatmap_logits": heat}
 
 
 def test_landmarks_come_back_where_they_are_from_tiles_that_start_between_heatmap_cells(tiny_bundle: Path):
     manifest = open_bundle(tiny_bundle)
     pipe = Pipeline(manifest, SpotEngine())
-    h, w = 1376, 1416
-    xs = tile_origins(w, manifest.input.tile, manifest.input.tile_overlap)
-    assert xs[1:4] == [193, 387, 580]  # cells start 1, 3 and 0 px into the tiles
-    # Seen by one tile 3 px into its first cell; by that and an aligned tile; by one tile
-    # 1 px in; near the bottom-right corner.
-    for spot in [(500, 300), (610, 301), (240, 1001), (w - 5, h - 7)]:
+    h, w = 1380, 1416
+    tile, overlap = manifest.input.tile, manifest.input.tile_overlap
+    assert tile_origins(h, tile, overlap)[:4] == [0, 187, 375, 562]  # 3, 3 and 2 px past a cell's start
+    assert tile_origins(w, tile, overlap)[2:5] == [387, 580, 773]  # 3, 0 and 1 px past
+    # Seen by one tile, its cells 3 px off down and across; by two tiles each way; by one
+    # tile, 2 px off down and 1 px across; by aligned tiles only, near the corner.
+    for spot in [(500, 300), (610, 420), (900, 650), (w - 5, h - 7)]:
         chw = np.zeros((3, h, w), np.float32)
         chw[0, spot[1], spot[0]] = 1.0
         logits = pipe.infer(chw)
-        (x, y, _), *_ = pipe.peaks(_sigmoid(logits.heat[0]), logits.heat_shift, 0.5, Frame(0, 0, 1.0))
+        ((x, y, _),) = pipe.peaks(_sigmoid(logits.heat[0]), logits.heat_shift, 0.5, Frame(0, 0, 1.0))
         assert abs(x - spot[0]) < 0.5 and abs(y - spot[1]) < 0.5, (spot, x, y)
+
+
+def test_a_heatmap_cell_and_where_its_content_lies_map_both_ways():
+    shift = np.concatenate([np.zeros(5), np.linspace(0, 0.75, 16), np.full(5, 0.75)]).astype(np.float32)
+    for c in np.linspace(0, 25, 101):
+        assert abs(grid_to_cell(cell_to_grid(c, shift), shift) - c) < 0.04
+    assert cell_to_grid(2.0, shift) == 2.0 and cell_to_grid(23.0, shift) == 23.75
+    assert grid_to_cell(3.0, np.zeros(0)) == 3.0  # no cells, no shift
 
 
 def test_the_sigmoid_is_the_logistic_function_of_logits_over_temperature_in_any_memory_layout():

@@ -22,7 +22,7 @@ from hades_perception.contract.bundle import BundleError, Manifest, open_bundle
 from hades_perception.inference.dish import DISH_MM, DishRegion, find_dish
 from hades_perception.inference.engine import DEFAULT_PROVIDERS, Engine, OnnxRuntimeEngine
 from hades_perception.inference.full_resolution import FullResolutionMasks, certainty_image
-from hades_perception.inference.geometry import Frame, grid_to_model
+from hades_perception.inference.geometry import Frame, cell_to_grid, grid_to_model
 from hades_perception.inference.landmarks import (
     PRIMARY,
     REQUIRED_KINDS,
@@ -109,12 +109,13 @@ class Logits:
     """What the engine gave for one model input, its tiles blended."""
 
     seg: np.ndarray  # (classes, h, w), model px
-    heat: np.ndarray  # (landmark kinds, ceil(h / stride), ceil(w / stride)), heatmap cells
-    # Per heatmap row and per column: how far (in cells, 0 to 1) the tiles' cells blended
-    # there lie below / right of the input's cells. A tile whose origin is not a multiple
-    # of the stride has its own cells, which start where it does; without this, its
-    # landmarks land up to stride - 1 px up and left (17 of 20 realistic test plates).
-    # Moving the peaks, not resampling the heatmaps, keeps narrow seed peaks' heights.
+    heat: np.ndarray  # (landmark kinds, h / stride, w / stride rounded either way), heatmap cells
+    # Per heatmap row and per column: how far (in cells, 0 to (stride - 1) / stride) the
+    # tiles' cells blended there lie below / right of the input's. A tile whose origin
+    # is not a multiple of the stride has its own cells, which start where it does;
+    # without this, its landmarks land up to stride - 1 px up and left (17 of 20
+    # realistic test plates). Moving the peaks (geometry.cell_to_grid), not resampling
+    # the heatmaps, keeps narrow seed peaks' heights.
     heat_shift: tuple[np.ndarray, np.ndarray]
 
 
@@ -245,13 +246,18 @@ class Pipeline:
         radius_cells = self.manifest.calibration.nms_radius_px * frame.scale / stride
         found = []
         for p in find_peaks(heat, threshold, radius_cells):
-            u, v = _unshift(p.u, shift[1]), _unshift(p.v, shift[0])
+            u, v = cell_to_grid(p.u, shift[1]), cell_to_grid(p.v, shift[0])
             x, y = frame.to_image(grid_to_model(u, stride), grid_to_model(v, stride))
             found.append((float(x), float(y), p.score))
         return found
 
     def _evidence(
-        self, probs: np.ndarray, heats: dict[str, np.ndarray], frame: Frame, found: list[Located]
+        self,
+        probs: np.ndarray,
+        heats: dict[str, np.ndarray],
+        heat_shift: tuple[np.ndarray, np.ndarray],
+        frame: Frame,
+        found: list[Located],
     ) -> Evidence:
         """The class probabilities and tip heatmaps the plant-structure step reads."""
 
@@ -282,6 +288,7 @@ class Pipeline:
             self.manifest.outputs.landmark_stride,
             rows(PRIMARY),
             rows(TIP),
+            heat_shift,
         )
 
     # --- the whole thing -------------------------------------------------------------
@@ -373,7 +380,7 @@ class Pipeline:
         ]
         if "root" in out.classes:
             plants = find_plants(
-                self._evidence(probs, heats, frame, found),
+                self._evidence(probs, heats, logits.heat_shift, frame, found),
                 frame,
                 cal.plants,
                 ppm,
@@ -443,11 +450,6 @@ def _cell_shift(cells: int, origins: list[int], weights: list[np.ndarray], strid
     for o, wt in zip(origins, weights, strict=True):
         shift[o // stride : o // stride + wt.size] += wt * np.float32((o % stride) / stride)
     return shift
-
-
-def _unshift(g: float, shift: np.ndarray) -> float:
-    """A peak's sub-cell grid position moved by the shift there (interpolated between cells)."""
-    return g + float(np.interp(g, np.arange(shift.size), shift)) if shift.size else g
 
 
 def _ceil_to(n: int, d: int) -> int:

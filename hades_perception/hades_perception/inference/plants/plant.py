@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hades_perception.inference.geometry import grid_to_cell, model_to_grid
+
 Point = tuple[float, float]
 NO_ROOT = "no root found below the plant"
 UNCONFIRMED = "the tip detector does not confirm this tip"  # a reason's start: the end has no peak
@@ -80,6 +82,17 @@ class Evidence:
     primary_peaks: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
     # Its other root-tip peaks (a lateral's tip, it judges), the same way.
     tip_peaks: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    # The heatmaps' cell shift per row and per column (pipeline.Logits.heat_shift): where
+    # tiles started between cells, a cell's content lies that far below / right of it.
+    heat_shift: tuple[np.ndarray, np.ndarray] | None = None
+
+    def cell(self, p: np.ndarray) -> tuple[float, float]:
+        """The heatmap cell (sub-cell u, v) whose content lies at model point p."""
+        gu, gv = float(model_to_grid(p[0], self.stride)), float(model_to_grid(p[1], self.stride))
+        if self.heat_shift is None:
+            return gu, gv
+        rows, cols = self.heat_shift
+        return grid_to_cell(gu, cols), grid_to_cell(gv, rows)
 
 
 @dataclass

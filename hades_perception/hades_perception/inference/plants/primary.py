@@ -73,7 +73,7 @@ def _plant(
     if not len(ends):
         plant.reason = NO_ROOT
         return plant, np.empty(0, int)
-    heat = np.array([_heat_near(ev.primary_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm) for e in ends])
+    heat = np.array([_heat_near(ev, ev.primary_heat, coords[e], TIP_EVIDENCE_MM * ppm) for e in ends])
     lengths = dist[ends]
     longest = float(lengths.max())
     if tip_node is not None:  # chosen by _claim_peaks
@@ -136,9 +136,9 @@ def _plant(
             continue
         plant.lateral_paths.append(imgs(coords[branch]))
         x, y = img(coords[e])
-        plant.lateral_tips.append((x, y, _heat_near(ev.tip_heat, coords[e], ev.stride, TIP_EVIDENCE_MM * ppm)))
+        plant.lateral_tips.append((x, y, _heat_near(ev, ev.tip_heat, coords[e], TIP_EVIDENCE_MM * ppm)))
     plant.lateral_root_count = len(plant.lateral_paths)
-    detector = float(peak[2]) if peak is not None else _heat_at(ev.primary_heat, end, ev.stride)
+    detector = float(peak[2]) if peak is not None else _heat_at(ev, ev.primary_heat, end)
     # A longer path that the detector does not confirm is the other explanation: the primary
     # root may go on there (a faint tip the detector missed), and the chosen end a lateral's.
     share = min(1.0, float(dist[tip]) / longest) ** ALTERNATIVE_POWER

@@ -12,7 +12,6 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from hades_perception.inference.geometry import model_to_grid
 from hades_perception.inference.plants.graph import _along, _direction, _path
 from hades_perception.inference.plants.plant import Evidence
 from hades_perception.inference.plants.thresholds import (
@@ -111,7 +110,7 @@ def _cut_at_peak(ev: Evidence, path: np.ndarray, ppm: float) -> int:
     steps = np.hypot(*np.diff(path, axis=0).T)
     to_end = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])  # along the path, model px
     gap_after = np.concatenate([np.maximum.accumulate(steps[::-1])[::-1], [0.0]])  # largest step on
-    at_end = _heat_under(ev.primary_heat, path[-1], ev.stride)
+    at_end = _heat_under(ev, ev.primary_heat, path[-1])
     keep, strength, bridged = 0, 0.0, False
     for x, y, prob in ev.primary_peaks:
         d = np.hypot(path[:, 0] - x, path[:, 1] - y)
@@ -244,27 +243,27 @@ def _on_root(root: np.ndarray, p: np.ndarray, radius: int = 2) -> bool:
     return bool(window.size and window.max() >= ROOT_LOW)
 
 
-def _heat_at(heat: np.ndarray | None, p: np.ndarray, stride: int) -> float:
+def _heat_at(ev: Evidence, heat: np.ndarray | None, p: np.ndarray) -> float:
     """The tip detector's probability at model point p (its heatmap cell and the next ones)."""
-    return _heat_near(heat, p, stride, stride)
+    return _heat_near(ev, heat, p, ev.stride)
 
 
-def _heat_under(heat: np.ndarray | None, p: np.ndarray, stride: int) -> float:
+def _heat_under(ev: Evidence, heat: np.ndarray | None, p: np.ndarray) -> float:
     """The tip detector's probability right at model point p: the most of the (up to) four
     heatmap cells whose centres surround it."""
     if heat is None:
         return 0.0
-    gu, gv = math.floor(float(model_to_grid(p[0], stride))), math.floor(float(model_to_grid(p[1], stride)))
+    gu, gv = (math.floor(g) for g in ev.cell(p))
     cells = heat[max(0, gv) : max(0, gv + 2), max(0, gu) : max(0, gu + 2)]
     return float(cells.max()) if cells.size else 0.0
 
 
-def _heat_near(heat: np.ndarray | None, p: np.ndarray, stride: int, radius_model_px: float) -> float:
+def _heat_near(ev: Evidence, heat: np.ndarray | None, p: np.ndarray, radius_model_px: float) -> float:
     """The highest tip-detector probability within `radius` of model point p."""
     if heat is None:
         return 0.0
-    gu, gv = float(model_to_grid(p[0], stride)), float(model_to_grid(p[1], stride))
-    r = max(1, math.ceil(radius_model_px / stride))
+    gu, gv = ev.cell(p)
+    r = max(1, math.ceil(radius_model_px / ev.stride))
     h, w = heat.shape
     u0, u1 = max(0, int(gu) - r), min(w, int(gu) + r + 2)
     v0, v1 = max(0, int(gv) - r), min(h, int(gv) + r + 2)
