@@ -134,13 +134,15 @@ class TestFilesAPersonMightDrop:
         assert cv2.imwrite(str(tiff), grey)
         app.open().sign_in("predict")
         choose(app, tiff)
-        # The preview the server sent (8-bit JPEG of the image as read) was drawn: the
-        # canvas is not the empty dark background.
-        bright = app.page.evaluate(
+        # The preview the server sent (8-bit JPEG of the image as read) is drawn: the
+        # canvas is not the empty dark background. The browser decodes it after the canvas
+        # appears, so wait for the picture (a read straight away once saw the background).
+        centre = (
             "() => { const c = document.querySelector('canvas');"
             " const d = c.getContext('2d').getImageData(c.width / 2, c.height / 2, 1, 1).data; return d[0]; }"
         )
-        assert bright > 60
+        app.page.wait_for_function(f"() => ({centre})() > 60", timeout=15_000)
+        assert app.page.evaluate(centre) > 60
 
     def test_a_file_that_is_not_an_image_gets_the_servers_reason_and_the_next_plate_works(
         self, app: App, tmp_path: Path
