@@ -36,6 +36,7 @@ class Probe:
         """`viewing`: class names whose masks/<class> viewing topics (and `confidence`) to listen to too."""
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CompressedImage, Image
 
@@ -82,7 +83,12 @@ class Probe:
             self.node.create_subscription(ModelInfo, f"{ns}/{name}", lambda m, n=name: self._add(n, m), latched)
         self.got["diagnostics"] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self._add("diagnostics", m), 10)
-        self.spinner = threading.Thread(target=rclpy.spin, args=(self.node,), daemon=True)
+        # Its own executor, so that close() can stop the spinning before the node goes:
+        # destroying a node that rclpy.spin still waits on once left the spin thread busy
+        # (and holding the GIL) while the test's teardown waited on it.
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self.spinner.start()
 
     def _add(self, name: str, msg: object) -> None:
@@ -119,5 +125,8 @@ class Probe:
             time.sleep(0.1)
 
     def close(self) -> None:
+        """Stop spinning, then destroy the node and shut rclpy down, in that order."""
+        self.executor.shutdown(timeout_sec=10.0)
+        self.spinner.join(timeout=10.0)
         self.node.destroy_node()
         self.rclpy.shutdown()
