@@ -181,7 +181,6 @@ def test_a_heatmap_cell_and_where_its_content_lies_map_both_ways():
 
 
 def test_the_sigmoid_is_the_logistic_function_of_logits_over_temperature_in_any_memory_layout():
-
     logits = np.random.default_rng(1).normal(0, 6, (4, 30, 40)).astype(np.float32)
     temps = np.array([1.0, 1.5, 2.0, 0.5], np.float32).reshape(-1, 1, 1)
     layouts = [
