@@ -26,17 +26,22 @@ def test_impossible_or_unknown_config_values_are_refused_with_all_problems_named
         load_config(None, ["patch=100", "lr=0"])
     with pytest.raises(ValueError, match="unknown config key"):
         load_config(None, ["learning_rate=0.1"])
+    with pytest.raises(ValueError, match=r"ema_decay must be in \[0, 1\)"):
+        load_config(None, ["ema_decay=1"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["epochs"])
     assert load_config(None, ["epochs=3", "classes=[root, seed]"]).classes == ("root", "seed")
 
 
+@pytest.mark.parametrize("ema_decay", ["0", "0.9"])
 def test_training_is_deterministic_for_a_seed_and_resumes_to_the_same_weights(
-    small_dataset: Path, data_dir: Path, tmp_path: Path
+    ema_decay: str, small_dataset: Path, data_dir: Path, tmp_path: Path
 ):
+    """With a moving average of the weights (ema_decay > 0) too: a resume goes on with
+    both the optimised weights and their average."""
     from hades_training.train import train
 
-    two = load_config(None, [*TINY, "epochs=2"])
+    two = load_config(None, [*TINY, "epochs=2", f"ema_decay={ema_decay}"])
     a = train(two, str(small_dataset), tmp_path / "a", split="train", val_split="val")
     b = train(two, str(small_dataset), tmp_path / "b", split="train", val_split="val")
 
@@ -56,11 +61,17 @@ def test_training_is_deterministic_for_a_seed_and_resumes_to_the_same_weights(
         val_split="val",
         resume=tmp_path / "c" / "checkpoints" / "last.pt",
     )
-    wa, wb = (torch.load(p.parent / "last.pt", weights_only=False)["model"] for p in (a, b))
-    wc = torch.load(c.parent / "last.pt", weights_only=False)["model"]
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), f"{k} differs between two runs with the same seed"
-        assert torch.equal(wa[k], wc[k]), f"{k} differs after resume"
+    keys = ("model", "optimised_model") if two.ema_decay else ("model",)
+    for key in keys:
+        wa, wb, wc = (torch.load(p.parent / "last.pt", weights_only=False)[key] for p in (a, b, c))
+        for k in wa:
+            assert torch.equal(wa[k], wb[k]), f"{key}: {k} differs between two runs with the same seed"
+            assert torch.equal(wa[k], wc[k]), f"{key}: {k} differs after resume"
+    if two.ema_decay:
+        ck = torch.load(a.parent / "last.pt", weights_only=False)
+        assert not torch.equal(ck["model"]["seg_head.weight"], ck["optimised_model"]["seg_head.weight"]), (
+            "the checkpoint's model is not the average: it equals the optimised weights"
+        )
 
 
 def test_every_run_is_an_mlflow_run_with_params_and_per_epoch_metrics(tiny_checkpoint: Path, data_dir: Path):

@@ -52,6 +52,7 @@ class TrainConfig:
     balance_kinds: bool = False  # landmark patch centres drawn kind first (patches.sample_patch)
     tip_drop_p: float = 0.0  # chance per patch of a condensation drop painted just ahead of a root tip (patches.py)
     primary_heat_weight: float = 1.0  # the primary-tip heatmap's weight in the landmark loss (the others: 1)
+    ema_decay: float = 0.0  # validate, checkpoint and export an exponential moving average of the weights; 0 = off
     seed: int = 0
     amp: str = "auto"  # auto: bf16/fp16 on CUDA, off on CPU
     # serving (written to the manifest at export)
@@ -91,6 +92,8 @@ class TrainConfig:
         for name in ("mask_threshold", "landmark_threshold", "low_confidence", "focus_p", "tip_drop_p"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.ema_decay < 1:
+            problems.append(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if not self.primary_heat_weight > 0:
             problems.append(f"primary_heat_weight must be positive, got {self.primary_heat_weight}")
         if self.crop not in ("dish", "none"):

@@ -11,7 +11,9 @@ Randomness is a function of (seed, rank, epoch) (`epoch_rng`), not state carried
 from step to step: a resumed run draws exactly the batches an uninterrupted one
 would, on every rank, with nothing per rank to save. The learning rate is a
 function of the step (`lr_at`, named by `lr_schedule`); `grad_clip` > 0 clips
-the global gradient norm.
+the global gradient norm. `ema_decay` > 0 keeps an exponential moving average of the
+weights (torch.optim.swa_utils), updated after every step: it is what is validated,
+checkpointed as "model" and so exported; the optimised weights ride along for a resume.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from hades_perception.contract.bundle import sha256_file
@@ -259,6 +262,19 @@ def _init_from(model: torch.nn.Module, path: Path, file: Path, ck: dict[str, Any
     }
 
 
+def _averaged(model: torch.nn.Module, cfg: TrainConfig, resumed: dict[str, Any] | None) -> AveragedModel | None:
+    """The moving average of `model`'s weights when `cfg.ema_decay` > 0 (None: off), with
+    the buffers (BatchNorm statistics) averaged too; a resumed run's average goes on from
+    its checkpoint. The first update copies the weights, so a fine-tune starts its average
+    at the weights it starts from."""
+    if cfg.ema_decay <= 0:
+        return None
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+    if resumed is not None and "averaged_model" in resumed:
+        averaged.load_state_dict(resumed["averaged_model"])
+    return averaged
+
+
 def _as_config(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
@@ -330,13 +346,16 @@ def train(
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
     init_from = _init_from(model, init, *init_read) if init and init_read else None
+    ck: dict[str, Any] | None = None
     if resume:
         ck = torch.load(resume, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck.get("optimised_model", ck["model"]))
         opt.load_state_dict(ck["optimizer"])
         start_epoch, step, best, run_id = ck["epoch"] + 1, ck["step"], ck["best"], ck["mlflow_run_id"]
         init_from = ck.get("init_from")
         log.info("resumed from %s at epoch %d", resume, start_epoch)
+    averaged = _averaged(model, cfg, ck)
+    served = averaged.module if averaged is not None else model  # validated, checkpointed, exported
     net: torch.nn.Module = DistributedDataParallel(model) if world > 1 else model
     tips = tuple(i for i, k in enumerate(cfg.kinds) if k in (PRIMARY, TIP))
     root = cfg.classes.index("root") if "root" in cfg.classes else 0
@@ -385,6 +404,8 @@ def train(
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 scaler.step(opt)
                 scaler.update()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 step += 1
                 losses.append((loss.item(), l_seg.item(), l_heat.item()))
                 bar.set_postfix(loss=f"{np.mean([v[0] for v in losses[-20:]]):.3f}")
@@ -393,7 +414,7 @@ def train(
             train_time = time.perf_counter() - t0
 
             # validate and log (rank 0)
-            summary = validate(model, ds.val, cfg, device)
+            summary = validate(served, ds.val, cfg, device)
             metrics = _epoch_metrics(losses, summary, lr_at(step, cfg))  # lr: that of the next step
             score = metrics["val_score"]
             mlflow.log_metrics({**metrics, "epoch_seconds": train_time}, step=epoch + 1)
@@ -413,7 +434,7 @@ def train(
             # checkpoint (rank 0): everything a resume needs; randomness comes from epoch_rng
             assert run is not None  # rank 0 has the run
             state = {
-                "model": model.state_dict(),
+                "model": served.state_dict(),
                 "optimizer": opt.state_dict(),
                 "epoch": epoch,
                 "step": step,
@@ -426,6 +447,9 @@ def train(
                 "val_summary": summary,
                 "init_from": init_from,
             }
+            if averaged is not None:
+                state["optimised_model"] = model.state_dict()
+                state["averaged_model"] = averaged.state_dict()
             _save(state, ckdir / "last.pt")
             if score > best:
                 best = score
