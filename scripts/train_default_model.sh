@@ -6,6 +6,9 @@
 # preset drawn with seeds never used for training -> model card.
 #   scripts/train_default_model.sh [OUT_BUNDLE] [CARD]
 #   (defaults: models/hades-seedlings, models/MODEL_CARD.md)
+# Environment (optional): HADES_MODEL_VERSION, the bundle's version (default: a UTC time
+# stamp); HADES_RUN_DIR, where the runs and test reports go (default: a new folder under
+# $HADES_DATA_DIR/runs). The release workflow (.github/workflows/release.yml) sets both.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -21,7 +24,9 @@ TEST_REALISTIC="$HADES_DATA_DIR/datasets/realistic"
 # above alone moved by several tips between seeds.
 TEST_NORMAL2="$HADES_DATA_DIR/datasets/normal-test2"
 TEST_REALISTIC2="$HADES_DATA_DIR/datasets/realistic-test2"
-RUN="$HADES_DATA_DIR/runs/default-$(date -u +%Y%m%d-%H%M%S)"
+RUN=${HADES_RUN_DIR:-"$HADES_DATA_DIR/runs/default-$(date -u +%Y%m%d-%H%M%S)"}
+VERSION_ARGS=()
+[[ -z "${HADES_MODEL_VERSION:-}" ]] || VERSION_ARGS=(--name "$(basename "$BUNDLE")" --version "$HADES_MODEL_VERSION")
 if [[ ! -d "$DATA/train" ]]; then
   hades-train synth --out "$DATA" --split train --count 32 --seed 1
   hades-train synth --out "$DATA" --split train --count 32 --seed 11 --difficulty realistic
@@ -51,7 +56,8 @@ hades-train train --data "$FINETUNE" --split train --val-data "$DATA" --val-spli
   --config training/configs/default.yaml --init "$RUN/checkpoints/best.pt" --set epochs=12 --set lr=0.001 \
   --set balance_kinds=true
 echo "training took $(( $(date +%s) - start )) s"
-hades-train export --checkpoint "$RUN/finetune/checkpoints/best.pt" --data "$DATA" --split val --out "$BUNDLE" --int8 --force
+hades-train export --checkpoint "$RUN/finetune/checkpoints/best.pt" --data "$DATA" --split val --out "$BUNDLE" --int8 --force \
+  "${VERSION_ARGS[@]}"
 hades-train evaluate --model "$BUNDLE" --data "$TEST_NORMAL" --split test --out "$RUN/test-report"
 hades-train evaluate --model "$BUNDLE" --data "$TEST_REALISTIC" --split test --out "$RUN/test-report-realistic"
 hades-train evaluate --model "$BUNDLE" --data "$TEST_NORMAL2" --split test --out "$RUN/test-report-normal2"

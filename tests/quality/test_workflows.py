@@ -32,7 +32,11 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def runs(job: dict[str, Any]) -> str:
-    return "\n".join(s.get("run", "") for s in steps(job))
+    """The job's shell steps, with the repository scripts they call (scripts/*.sh) inlined."""
+    text = "\n".join(s.get("run", "") for s in steps(job))
+    for script in sorted(set(re.findall(r"scripts/[\w.-]+\.sh", text))):
+        text += "\n" + (REPO / script).read_text()
+    return text
 
 
 def environment(job: dict[str, Any]) -> str:
@@ -105,6 +109,8 @@ def test_release_runs_on_a_version_tag_exports_signs_publishes_and_moves_canary(
     jobs = doc["jobs"]
     everything = "\n".join(runs(j) for j in jobs.values())
     assert "hades-train export" in everything
+    bundle = next(j for j in jobs.values() if "hades-train export" in runs(j))
+    assert "scripts/train_default_model.sh" in runs(bundle), "a release trains by the shipped model's recipe"
     assert re.search(r"hades-model publish .*--sign", everything)
     canary = [n for n, j in jobs.items() if "--channel canary" in runs(j)]
     assert len(canary) == 1
