@@ -55,3 +55,23 @@ def test_a_fine_tuned_model_names_the_weights_it_started_from_back_to_the_first_
     assert "`runs/real/best.pt`" in lines[0] and "MLflow run `r2`" in lines[0] and "epoch 4 of 6" in lines[0]
     assert "`runs/base/best.pt`" in lines[1] and "64 plates of `datasets/mixed`" in lines[1]
     assert "epoch 18 of 24" in lines[1]
+
+
+def test_the_card_says_whether_the_weights_are_the_runs_best_by_validation_or_a_later_epochs():
+    manifest = json.loads((SHIPPED / "manifest.json").read_text())
+    tests = {"normal": json.loads(REPORTS["normal"].read_text())}
+
+    def config_line(lineage: dict[str, object]) -> str:
+        manifest["lineage"] |= lineage
+        return next(line for line in render_card(manifest, tests).splitlines() if line.startswith("- config:"))
+
+    epochs = manifest["lineage"]["config"]["epochs"]
+    best = config_line({"checkpoint_epoch": 7, "checkpoint_val_score": 0.815, "run_best_val_score": 0.815})
+    assert best.endswith("weights after epoch 8 (the run's best validation score, 0.815)")
+    last = config_line({"checkpoint_epoch": epochs - 1, "checkpoint_val_score": 0.81, "run_best_val_score": 0.815})
+    assert last.endswith(
+        f"weights after epoch {epochs} (validation score 0.810; an earlier epoch's was the run's best, 0.815)"
+    )
+    # a bundle exported before scores were recorded claims neither
+    older = config_line({"checkpoint_val_score": None, "run_best_val_score": None})
+    assert older.endswith(f"weights after epoch {epochs}")

@@ -115,6 +115,8 @@ def test_export_writes_a_verified_versioned_bundle(tiny_bundle: Path):
     assert raw["export"]["parity"]["max_abs_diff_seg_logits"] < 1e-3
     assert raw["export"]["parity"]["mask_agreement"] > 0.999
     assert {"code_commit", "training_data", "config", "mlflow_run_id"} <= set(raw["lineage"])
+    # exported from best.pt: its own validation score is the run's best (a last.pt need not be)
+    assert raw["lineage"]["checkpoint_val_score"] == raw["lineage"]["run_best_val_score"]
     assert raw["metrics"]["dataset"]["split"] == "val" and "segmentation" in raw["metrics"]["values"]
     assert "input" in raw["reference_stats"] and "prediction" in raw["reference_stats"]
     signals = raw["reference_stats"]["signals"]

@@ -84,6 +84,17 @@ def _epoch(index: Any) -> str:
     return str(index + 1) if isinstance(index, int) else "?"
 
 
+def _score(lineage: dict[str, Any]) -> str:
+    """Whether the exported weights are the run's best by validation score or, say, its last
+    epoch's; bundles exported before this was recorded say neither."""
+    score, best = lineage.get("checkpoint_val_score"), lineage.get("run_best_val_score")
+    if not isinstance(score, float) or not isinstance(best, float):
+        return ""
+    if score >= best:
+        return f" (the run's best validation score, {score:.3f})"
+    return f" (validation score {score:.3f}; an earlier epoch's was the run's best, {best:.3f})"
+
+
 def _split(t: dict[str, Any]) -> str:
     d = t.get("dataset", {})
     return f"{t['images']} plates, `{Path(d.get('path', '?')).name}/{d.get('split')}`"
@@ -159,7 +170,7 @@ def render_card(manifest: dict[str, Any], tests: dict[str, dict[str, Any]]) -> s
         f"{data.get('val', {}).get('items', '?')} plates",
         f"- config: patch {cfg.get('patch')}, batch {cfg.get('batch')}, {cfg.get('epochs')} epochs x "
         f"{cfg.get('steps_per_epoch')} steps, lr {cfg.get('lr')} ({cfg.get('lr_schedule')}), width "
-        f"{cfg.get('width')}; best checkpoint after epoch {_epoch(lin.get('checkpoint_epoch'))} (validation score)",
+        f"{cfg.get('width')}; weights after epoch {_epoch(lin.get('checkpoint_epoch'))}{_score(lin)}",
         *_fine_tuned_from(lin.get("init_from")),
         f"- code commit `{lin.get('code_commit')}`, MLflow run `{lin.get('mlflow_run_id')}`",
         "- drift reference: "

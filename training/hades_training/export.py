@@ -36,7 +36,7 @@ from hades_training.config import EXPERIMENT, TrainConfig
 from hades_training.data import DatasetError, open_dataset
 from hades_training.data.io import read_rgb
 from hades_training.data.sample import Sample
-from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer
+from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer, headline
 from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
 from hades_training.model import SIZE_DIVISOR, HadesNet
 from hades_training.provenance import dataset_hash, git_commit
@@ -294,6 +294,10 @@ def _build(
             "mlflow_tracking_uri": ck.get("mlflow_tracking_uri"),
             "checkpoint_epoch": ck.get("epoch"),
             "checkpoint_step": ck.get("step"),
+            # which weights these are: the checkpoint's own validation score and the run's best
+            # up to it (best.pt has the two equal; a run's last.pt may not)
+            "checkpoint_val_score": headline(ck["val_summary"]) if ck.get("val_summary") else None,
+            "run_best_val_score": ck.get("best"),
             "init_from": ck.get("init_from"),
             "weights_file": _write_weights(tmp, model, cfg, ck),
         },
