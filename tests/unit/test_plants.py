@@ -785,3 +785,23 @@ class TestTheRootMask:
         got = _root_mask(ev)
         assert want.any() and not want.all()
         assert np.array_equal(got, want)
+
+    def test_is_thinned_piece_by_piece_to_exactly_the_libraries_skeleton(self):
+        """Thinning each 8-connected piece in its own box gives skimage's skeleton of the
+        whole mask, also where pieces lie inside each other's boxes (a ring around a blob,
+        roots crossing, noise)."""
+        from skimage.morphology import skeletonize
+
+        from hades_perception.inference.plants.graph import _thin
+
+        rng = np.random.default_rng(7)
+        mask = np.zeros((300, 420), np.uint8)
+        cv2.circle(mask, (150, 150), 90, 1, thickness=9)  # a ring...
+        cv2.circle(mask, (150, 150), 25, 1, thickness=-1)  # ...around a blob
+        cv2.line(mask, (260, 20), (400, 280), 1, thickness=7)  # two roots crossing
+        cv2.line(mask, (400, 20), (260, 280), 1, thickness=5)
+        mask[rng.random(mask.shape) > 0.995] = 1  # specks
+        mask = mask.astype(bool)
+        want = skeletonize(mask)
+        assert want.any() and np.array_equal(_thin(mask), want)
+        assert not _thin(np.zeros((40, 60), bool)).any()

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from skimage.morphology import skeletonize
 
 from hades_perception.inference.geometry import Frame
 from hades_perception.inference.plants.claims import _claim_ends, _claim_peaks
@@ -71,6 +70,7 @@ from hades_perception.inference.plants.graph import (
     _own,
     _root_mask,
     _skeleton_graph,
+    _thin,
     _uncross,
 )
 from hades_perception.inference.plants.plant import NOT_FOUND, OFF_IMAGE, Evidence, Plant, Point, _Built, _Start
@@ -105,7 +105,7 @@ def find_plants(
     ppm_model = (px_per_mm or NOMINAL_PX_PER_MM) * frame.scale  # model px per mm
 
     roots = _root_mask(ev)
-    skel = skeletonize(roots) if roots.any() else roots
+    skel = _thin(roots)
     starts: list[_Start] = []
     graph: csr_matrix | None = None
     coords = np.empty((0, 2))
@@ -114,7 +114,7 @@ def find_plants(
         ring = _mould_ring(graph, coords, ppm_model)
         if ring.any():  # the dish mould's ring, segmented as root: not a root to follow
             skel[coords[ring, 1].astype(int), coords[ring, 0].astype(int)] = False
-            skel = skeletonize(skel)  # a fork's pixels left where a root touched the ring: thinned to an end
+            skel = _thin(skel)  # a fork's pixels left where a root touched the ring: thinned to an end
             graph, coords = _skeleton_graph(skel)
         starts = _starts(ev, graph, coords, skel.shape, ppm_model)
     owner = np.full(len(coords), -1)
