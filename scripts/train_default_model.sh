@@ -56,7 +56,7 @@ hades-train train --data "$FINETUNE" --split train --val-data "$DATA" --val-spli
   --config training/configs/default.yaml --init "$RUN/checkpoints/best.pt" --set epochs=12 --set lr=0.001 \
   --set balance_kinds=true
 # 3. Continued from stage 2's weights for 24 more epochs, the same data and settings (about
-#    50 min); its last weights are shipped (docs/training.md, sessions 23-24: every mask
+#    50 min); its last weights are shipped (docs/training.md, sessions 23-24: masks
 #    better, tips level; 4 validation plates are too few to pick an epoch by).
 hades-train train --data "$FINETUNE" --split train --val-data "$DATA" --val-split val --out "$RUN/finetune24" \
   --config training/configs/default.yaml --init "$RUN/finetune/checkpoints/best.pt" --set epochs=24 --set lr=0.001 \
