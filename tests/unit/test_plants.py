@@ -805,3 +805,26 @@ class TestTheRootMask:
         want = skeletonize(mask)
         assert want.any() and np.array_equal(_thin(mask), want)
         assert not _thin(np.zeros((40, 60), bool)).any()
+
+    @pytest.mark.parametrize("connectivity", [4, 8])
+    def test_pieces_have_exactly_opencvs_labels_boxes_areas_and_centroids(self, connectivity):
+        """The plant step's component statistics (from the foreground pixels alone, for
+        speed) equal OpenCV's connectedComponentsWithStats for every piece, on sparse and
+        dense masks, one pixel and none; the background keeps its area."""
+        from hades_perception.inference.components import components_with_stats
+
+        rng = np.random.default_rng(11)
+        sparse = np.zeros((300, 420), np.uint8)
+        for _ in range(30):
+            x, y = (int(v) for v in rng.integers(0, 400, 2))
+            cv2.line(sparse, (x, y % 300), (x + int(rng.integers(-90, 90)), y % 300 + 60), 1, int(rng.integers(1, 4)))
+        dense = (rng.random((120, 90)) > 0.45).astype(np.uint8)
+        one = np.zeros((30, 40), np.uint8)
+        one[29, 39] = 1
+        for mask in (sparse, dense, one, np.zeros((20, 30), np.uint8)):
+            n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=connectivity)
+            got = components_with_stats(mask, connectivity)
+            assert got[0] == n and np.array_equal(got[1], labels)
+            assert np.array_equal(got[2][1:], stats[1:]) and np.array_equal(got[3][1:], centroids[1:])
+            assert got[2][0, cv2.CC_STAT_AREA] == stats[0, cv2.CC_STAT_AREA]
+        assert components_with_stats(sparse, connectivity)[0] > 10

@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 from skimage.graph import pixel_graph
 from skimage.morphology import skeletonize
 
+from hades_perception.inference.components import components_with_stats
 from hades_perception.inference.plants.plant import Evidence, Point, _Start
 from hades_perception.inference.plants.thresholds import (
     CROSS_MM,
@@ -55,7 +56,7 @@ def _thin(mask: np.ndarray) -> np.ndarray:
     holds no other piece's pixels, and a piece that stops changing stays so), in less time,
     as roots fill under 2 % of the plate: 9-12 against 13-34 ms on six full test plates,
     2 cores (benchmarks/README.md, "Postprocess")."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = components_with_stats(mask.astype(np.uint8), connectivity=8)
     out = np.zeros(mask.shape, bool)
     for k in range(1, n):
         x, y, w, h = stats[k, :4]

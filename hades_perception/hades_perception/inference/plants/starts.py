@@ -13,6 +13,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from hades_perception.inference.components import components_with_stats
 from hades_perception.inference.geometry import Frame
 from hades_perception.inference.plants.graph import _top_nodes
 from hades_perception.inference.plants.plant import Evidence, Point, _Start
@@ -35,7 +36,7 @@ class _Region:
 
 def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list[_Region]:
     """Regions of a probability map above threshold (4-connected), `min_area` or larger
-    (model px); OpenCV's component statistics, not a pass over each region's pixels."""
+    (model px); component statistics from the pixels above (components.py)."""
     if prob is None:
         return []
     above = prob > threshold
@@ -44,7 +45,7 @@ def _regions(prob: np.ndarray | None, threshold: float, min_area: float) -> list
         return []
     y0, x0 = int(rows[0]), int(cols[0])  # labelled within the box around what is above
     box = above[y0 : rows[-1] + 1, x0 : cols[-1] + 1].astype(np.uint8)
-    n, _, stats, centroids = cv2.connectedComponentsWithStats(box, connectivity=4)
+    n, _, stats, centroids = components_with_stats(box, connectivity=4)
     out = []
     for k in range(1, n):
         area = float(stats[k, cv2.CC_STAT_AREA])
