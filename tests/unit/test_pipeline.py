@@ -43,6 +43,13 @@ def test_grey_16_bit_and_rgba_frames_become_rgb8(image: np.ndarray, shape: tuple
         assert out.max() == 255
 
 
+def test_a_grey_frame_becomes_three_equal_channels_of_its_pixels():
+    grey = np.random.default_rng(3).integers(0, 256, (7, 12), dtype=np.uint8)
+    for image in (grey, grey[:, ::2], grey[::-1]):  # contiguous, strided and flipped views
+        out = as_rgb8(image)
+        assert np.array_equal(out, np.repeat(image[:, :, None], 3, axis=2))
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [
