@@ -272,6 +272,22 @@ def test_the_dish_is_found_on_a_synthetic_plate(small_plates: Path):
     assert dish.cut == ()  # a whole frame: the agar stops inside it on every side
 
 
+def test_halving_the_frame_first_finds_the_same_dish_as_the_direct_work_copy(monkeypatch: pytest.MonkeyPatch):
+    """The crop is part of the model's input contract, so the faster route to the work
+    copy (2x2 blocks first) must give the boxes the shipped model was trained on: full
+    frames and crops to the dish, RGB and grey, of both presets."""
+    from hades_perception.inference import dish as dish_module
+
+    plates = [make_plate(900, 0, PRESETS["normal"]).image] + [
+        make_plate(901, i, PRESETS["realistic"]).image for i in (0, 4, 8, 12)
+    ]
+    greys = [p if p.ndim == 2 else p[:, :, 1] for p in plates]
+    assert {g.shape[1] > 4000 for g in greys} == {True, False}  # full frames and crops
+    fast = [find_dish(g) for g in greys]
+    monkeypatch.setattr(dish_module, "_halved", lambda grey, f: grey)
+    assert fast == [find_dish(g) for g in greys] and all(d is not None for d in fast)
+
+
 @pytest.mark.parametrize("side", ["left", "right", "top", "bottom"])
 def test_a_dish_cut_by_the_image_edge_names_the_side_and_its_whole_extent_and_scale_follow(
     small_plates: Path, side: str
