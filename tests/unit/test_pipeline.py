@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -121,6 +122,24 @@ class PointwiseEngine:
         # need not be multiples of 4, so only a constant is the same from every tile.
         heat = np.full((1, 3, x.shape[1] // 4, x.shape[2] // 4), 2.5)
         return {"seg_logits": seg.astype(np.float32), "heatmap_logits": heat.astype(np.float32)}
+
+
+def test_the_model_input_is_the_crop_scaled_and_normalised_per_channel_in_chw_order(tiny_bundle: Path):
+    shipped = open_bundle(tiny_bundle)
+    norm = {"mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]}  # channels apart, so an order mix-up shows
+    manifest = type(shipped).from_dict(shipped.raw | {"input": {**shipped.raw["input"], "normalisation": norm}})
+    pipe = Pipeline(manifest, PointwiseEngine())
+    rgb = np.random.default_rng(4).integers(0, 256, (301, 410, 3), dtype=np.uint8)
+    box = (6, 10, 406, 290)
+    chw, frame = pipe.to_model_input(rgb, box)
+    s, spec = manifest.input.scale, manifest.input
+    crop = rgb[10:290, 6:406]
+    scaled = cv2.resize(crop, (round(400 * s), round(280 * s)), interpolation=cv2.INTER_AREA) if s != 1 else crop
+    levels = scaled.astype(np.float32) / np.float32(255.0)
+    norm = enumerate(zip(spec.mean, spec.std, strict=True))
+    want = np.stack([(levels[:, :, c] - np.float32(m)) / np.float32(sd) for c, (m, sd) in norm])
+    assert chw.dtype == np.float32 and chw.flags.c_contiguous and (frame.x0, frame.y0, frame.scale) == (6, 10, s)
+    np.testing.assert_allclose(chw, want, rtol=0, atol=1e-6)
 
 
 def test_overlapping_tiles_blend_to_what_one_run_over_the_whole_input_gives(tiny_bundle: Path):
