@@ -2,9 +2,10 @@
 
 OpenCV's `connectedComponentsWithStats` visits every pixel of the image a second time to
 gather statistics, the background's too: on a root mask (under 2 % of a plate) it took
-6.5 ms where labelling alone took 1 ms (1384x1420 model px, 2 cores). Here the statistics
-come from the foreground pixels only (`cv2.findNonZero`), with the same labels, boxes,
-areas and centroids for every label from 1 on (tests/unit/test_plants.py).
+6.5-6.8 ms where labelling alone took 1 ms (1384x1420 model px, 2 cores). Here the
+statistics come from the foreground pixels only (`cv2.findNonZero`): 2.9-4.9 ms for
+12,000-90,000 root pixels, with the same labels, boxes, areas and centroids for every
+label from 1 on (tests/unit/test_plants.py).
 """
 
 from __future__ import annotations
@@ -32,19 +33,18 @@ def components_with_stats(mask: np.ndarray, connectivity: int) -> tuple[int, np.
     xs, ys = xy[:, 0], xy[:, 1]
     lab = labels[ys, xs]
     area = np.bincount(lab, minlength=n)
-    x0 = np.full(n, mask.shape[1], np.int64)
-    y0 = np.full(n, mask.shape[0], np.int64)
-    x1 = np.full(n, -1, np.int64)
-    y1 = np.full(n, -1, np.int64)
-    np.minimum.at(x0, lab, xs)
-    np.minimum.at(y0, lab, ys)
-    np.maximum.at(x1, lab, xs)
-    np.maximum.at(y1, lab, ys)
+    # Each piece's pixels together (a stable sort keeps raster order within a piece, so
+    # its first and last rows are its first and last pixels), then one reduction a side:
+    # NumPy's ufunc.at for the minima and maxima took 2.4 ms a call on a 64,000-pixel mask.
+    order = np.argsort(lab, kind="stable")
+    starts = np.cumsum(area) - area
     fg = slice(1, None)
-    stats[fg, cv2.CC_STAT_LEFT] = x0[fg]
-    stats[fg, cv2.CC_STAT_TOP] = y0[fg]
-    stats[fg, cv2.CC_STAT_WIDTH] = x1[fg] - x0[fg] + 1
-    stats[fg, cv2.CC_STAT_HEIGHT] = y1[fg] - y0[fg] + 1
+    first = starts[fg]
+    xs_by = xs[order]
+    stats[fg, cv2.CC_STAT_LEFT] = np.minimum.reduceat(xs_by, first)
+    stats[fg, cv2.CC_STAT_WIDTH] = np.maximum.reduceat(xs_by, first) - stats[fg, cv2.CC_STAT_LEFT] + 1
+    stats[fg, cv2.CC_STAT_TOP] = ys[order[first]]
+    stats[fg, cv2.CC_STAT_HEIGHT] = ys[order[first + area[fg] - 1]] - stats[fg, cv2.CC_STAT_TOP] + 1
     stats[fg, cv2.CC_STAT_AREA] = area[fg]
     # Sums of integer coordinates are exact in float64, as OpenCV's, so the quotients agree.
     centroids[fg, 0] = np.bincount(lab, weights=xs, minlength=n)[fg] / area[fg]

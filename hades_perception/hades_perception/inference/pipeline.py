@@ -299,14 +299,22 @@ class Pipeline:
     def __call__(self, image: np.ndarray) -> Prediction:
         return self.finish(self.start(image))
 
+    def prepare(
+        self, image: np.ndarray
+    ) -> tuple[np.ndarray, DishRegion | None, tuple[int, int, int, int], np.ndarray, Frame]:
+        """The preprocess stage: the RGB frame, the dish, the crop box, the model input and
+        its frame (what `start` times as "preprocess")."""
+        rgb = as_rgb8(image)
+        dish, box = self.locate(rgb)
+        chw, frame = self.to_model_input(rgb, box)
+        return rgb, dish, box, chw, frame
+
     def start(self, image: np.ndarray) -> Inferred:
         """Preprocess and engine: the first half of a frame. A node runs the second half
         (`finish`) of one frame while this runs on the next: the engine (which releases the
         GIL, and on a GPU leaves the CPU free) overlaps the CPU's postprocessing."""
         t0 = time.perf_counter()
-        rgb = as_rgb8(image)
-        dish, box = self.locate(rgb)
-        chw, frame = self.to_model_input(rgb, box)
+        rgb, dish, box, chw, frame = self.prepare(image)
         t1 = time.perf_counter()
         logits = self.infer(chw)
         t2 = time.perf_counter()
