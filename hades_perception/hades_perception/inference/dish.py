@@ -117,7 +117,7 @@ def _halved(grey: np.ndarray, f: int) -> np.ndarray:
     view, the slower case). The work copy then differs from the direct one by rounding
     only. On 528 distinct synthetic plates of both presets (full frames and crops; 384 of
     them even-sized, so halved) 3 boxes moved by one work-copy pixel on one side (5-8 px),
-    and the evaluations of the shipped model on six dev splits that hold two of them gave
+    and the evaluations of the shipped model on six dev splits, which hold all three, gave
     the same figures as before to the last printed digit (session 25). A test compares both
     routes on plates it draws (tests/unit/test_pipeline.py)."""
     h, w = grey.shape
