@@ -136,8 +136,8 @@ def test_the_model_input_is_the_crop_scaled_and_normalised_per_channel_in_chw_or
     crop = rgb[10:290, 6:406]
     scaled = cv2.resize(crop, (round(400 * s), round(280 * s)), interpolation=cv2.INTER_AREA) if s != 1 else crop
     levels = scaled.astype(np.float32) / np.float32(255.0)
-    norm = enumerate(zip(spec.mean, spec.std, strict=True))
-    want = np.stack([(levels[:, :, c] - np.float32(m)) / np.float32(sd) for c, (m, sd) in norm])
+    channels = enumerate(zip(spec.mean, spec.std, strict=True))
+    want = np.stack([(levels[:, :, c] - np.float32(m)) / np.float32(sd) for c, (m, sd) in channels])
     assert chw.dtype == np.float32 and chw.flags.c_contiguous and (frame.x0, frame.y0, frame.scale) == (6, 10, s)
     np.testing.assert_allclose(chw, want, rtol=0, atol=1e-6)
 
