@@ -74,7 +74,8 @@ hades-train train --data "$FINETUNE" --split train --val-data "$DATA" --val-spli
   --set balance_kinds=true
 # 4. 12 epochs more from stage 3's last weights on those 160 plates (about 20 min); its last
 #    weights are shipped (session 25: on six dev splits 5 tips more of 800 `realistic`, 3
-#    misses left unflagged against 7, root IoU up; shoot IoU down 0.007, sMAPE up 0.8).
+#    misses left unflagged against 7, root IoU up; shoot IoU down 0.007, sMAPE up 0.8;
+#    the same 12 epochs without the old-heavy plates: 3 tips fewer, 6 unflagged).
 hades-train train --data "$OLDHEAVY" --split train --val-data "$DATA" --val-split val --out "$RUN/finetune36" \
   --config training/configs/default.yaml --init "$RUN/finetune24/checkpoints/last.pt" --set epochs=12 --set lr=0.001 \
   --set balance_kinds=true
