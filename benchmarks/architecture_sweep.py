@@ -97,7 +97,7 @@ def latency(
 
     from hades_perception.contract.bundle import Manifest
     from hades_perception.inference.engine import OnnxRuntimeEngine
-    from hades_perception.inference.pipeline import Pipeline, as_rgb8
+    from hades_perception.inference.pipeline import Pipeline
     from hades_training.config import load_config
     from hades_training.export import export_onnx
     from hades_training.manifest_spec import INPUT_TENSOR, manifest_dict
@@ -119,8 +119,7 @@ def latency(
         Manifest.from_dict(manifest_dict(cfg)),
         OnnxRuntimeEngine(onnx_path, INPUT_TENSOR, ("CPUExecutionProvider",), threads),
     )
-    rgb = as_rgb8(frame)
-    chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
+    chw = pipe.prepare(frame)[3]
     pipe.infer(chw)  # warm-up
     load0, since = os.getloadavg()[0], cpu_times()
     ms = []

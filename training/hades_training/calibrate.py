@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from hades_perception.inference.pipeline import Pipeline, as_rgb8
+from hades_perception.inference.pipeline import Pipeline
 from hades_training.data.sample import Sample
 from hades_training.evaluate.metrics import match_points
 from hades_training.targets import landmark_points, prepare
@@ -51,9 +51,7 @@ def fit_thresholds(pipe: Pipeline, samples: list[Sample]) -> list[float]:
     neg_hist = np.zeros((len(m.outputs.classes), 100))
     temps = m.calibration.seg_temperature
     for s in samples:
-        rgb = as_rgb8(s.image)
-        _, box = pipe.locate(rgb)
-        chw, _ = pipe.to_model_input(rgb, box)
+        _, _, box, chw, _ = pipe.prepare(s.image)
         seg = pipe.infer(chw).seg
         x0, y0, x1, y1 = box
         for c, name in enumerate(m.outputs.classes):
@@ -102,9 +100,7 @@ def fit(pipe: Pipeline, samples: list[Sample], radius_px: float, seed: int = 0) 
     peak_logits: list[list[float]] = [[] for _ in kinds]
     peak_labels: list[list[float]] = [[] for _ in kinds]
     for s in samples:
-        rgb = as_rgb8(s.image)
-        _, box = pipe.locate(rgb)
-        chw, frame = pipe.to_model_input(rgb, box)
+        _, _, _, chw, frame = pipe.prepare(s.image)
         logits = pipe.infer(chw)
         seg, heat = logits.seg, logits.heat
         target = prepare(s, classes, kinds, scale=m.input.scale, crop=m.input.crop, stride=stride, sigma=1.0)

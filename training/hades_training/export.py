@@ -234,8 +234,7 @@ def _build(
 
     provisional = Manifest.from_dict(manifest_dict(cfg))
     pipe = Pipeline(provisional, OnnxRuntimeEngine(onnx_path, INPUT_TENSOR, ("CPUExecutionProvider",)))
-    rgb = as_rgb8(samples[0].image)
-    chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
+    chw = pipe.prepare(samples[0].image)[3]
     tile = chw[:, : _whole_blocks(min(chw.shape[1], cfg.tile)), : _whole_blocks(min(chw.shape[2], cfg.tile))]
     par = parity(model, onnx_path, np.ascontiguousarray(tile))
     log.info("parity: %s", par)
@@ -380,8 +379,7 @@ def _int8(
 
     inputs = []
     for s in samples:
-        rgb = as_rgb8(s.image)
-        chw, _ = pipe.to_model_input(rgb, pipe.locate(rgb)[1])
+        chw = pipe.prepare(s.image)[3]
         h, w = _whole_blocks(chw.shape[1]), _whole_blocks(chw.shape[2])
         inputs.append(np.ascontiguousarray(chw[None, :, :h, :w]))
 
