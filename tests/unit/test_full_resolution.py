@@ -48,6 +48,35 @@ def test_masks_are_the_calibrated_logits_resized_to_the_crop_and_thresholded():
         assert np.array_equal(masks[name], want), name
 
 
+def test_a_mask_written_as_mono8_into_a_given_buffer_is_the_bool_mask_times_255():
+    """The ROS node has each class written straight into its message's buffer: whatever
+    the buffer held, it ends 255 where the bool mask is true and 0 elsewhere, whether the
+    bool mask was made before (then it is the source) or after (then the logits are)."""
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 2, (2, 40, 60)).astype(np.float32)
+    box, shape = (10, 5, 130, 85), (100, 150)
+    for bool_first in (False, True):
+        masks = FullResolutionMasks(("root", "seed"), logits, [0.5, 0.8], box, shape, (1.0, 1.7))
+        if bool_first:
+            masks["seed"]
+        buffers = {c: rng.integers(0, 256, shape, dtype=np.uint8) for c in masks}  # whatever was there
+        mono = {c: masks.mono8(c, buffers[c]) for c in masks}
+        for c in masks:
+            assert mono[c] is buffers[c] and set(np.unique(mono[c])) <= {0, 255}
+            assert np.array_equal(mono[c], masks[c].view(np.uint8) * 255), (c, bool_first)
+            assert masks[c].dtype == bool and masks[c].sum() == np.count_nonzero(mono[c])
+        assert np.array_equal(masks.mono8("root"), mono["root"])  # a new array when none is given
+
+
+def test_the_certainty_image_written_into_a_given_buffer_is_the_same_image():
+    rng = np.random.default_rng(6)
+    probs = rng.random((3, 20, 30)).astype(np.float32)
+    box, shape = (4, 3, 64, 43), (50, 70)
+    out = rng.integers(0, 256, shape, dtype=np.uint8)
+    assert certainty_image(probs, box, shape, out=out) is out
+    assert np.array_equal(out, certainty_image(probs, box, shape))
+
+
 def test_the_certainty_image_is_255_outside_the_crop_and_0_where_a_class_is_a_coin_toss():
     probs = np.full((2, 4, 4), 0.99, np.float32)
     probs[1, 0, 0] = 0.5

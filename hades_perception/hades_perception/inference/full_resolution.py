@@ -46,16 +46,30 @@ class FullResolutionMasks(Mapping[str, np.ndarray]):
 
     def __getitem__(self, cls: str) -> np.ndarray:
         if cls not in self._made:
-            if cls not in self._classes:
-                raise KeyError(cls)
-            c = self._classes.index(cls)
+            made = self.mono8(cls)
             x0, y0, x1, y1 = self._box
-            full = np.zeros(self._shape, bool)
-            calibrated = self._logits[c] / np.float32(self._temperatures[c])
-            up = cv2.resize(calibrated, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-            full[y0:y1, x0:x1] = up > self._logit_thresholds[c]
-            self._made[cls] = full
+            crop = made[y0:y1, x0:x1]
+            np.bitwise_and(crop, 1, out=crop)  # 255 -> 1 in place: a valid bool view
+            self._made[cls] = made.view(bool)
         return self._made[cls]
+
+    def mono8(self, cls: str, out: np.ndarray | None = None) -> np.ndarray:
+        """(H, W) uint8, 255 where the class is and 0 elsewhere: what a mono8 image
+        carries, written into `out` when given (the ROS node hands in a message's own
+        buffer, so a 12.6 MB mask is written once and never copied into the message).
+        Not kept; from the bool mask when that is made already, else from the logits
+        (a threshold written straight into the crop: no bool array and no x255 pass)."""
+        if cls not in self._classes:
+            raise KeyError(cls)
+        out = np.zeros(self._shape, np.uint8) if out is None else _outside(out, self._box, 0)
+        if cls in self._made:
+            return np.multiply(self._made[cls].view(np.uint8), np.uint8(255), out=out)
+        c = self._classes.index(cls)
+        x0, y0, x1, y1 = self._box
+        calibrated = self._logits[c] / np.float32(self._temperatures[c])
+        up = cv2.resize(calibrated, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        cv2.compare(up, self._logit_thresholds[c], cv2.CMP_GT, dst=out[y0:y1, x0:x1])  # type: ignore[call-overload]
+        return out
 
     @property
     def made(self) -> tuple[str, ...]:
@@ -72,13 +86,20 @@ class FullResolutionMasks(Mapping[str, np.ndarray]):
         return len(self._classes)
 
 
-def certainty_image(probs: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
+def certainty_image(probs: np.ndarray, box: Box, shape: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
     """(H, W) uint8: per pixel how sure the least sure class is (0 = a coin toss, 255 =
-    certain), from the (C, h, w) probabilities; 255 outside the crop."""
+    certain), from the (C, h, w) probabilities; 255 outside the crop. Written into `out`
+    (H, W uint8) when given."""
     x0, y0, x1, y1 = box
     least = np.min(np.maximum(probs, 1 - probs), axis=0)
-    conf = np.full(shape, 255, np.uint8)
-    conf[y0:y1, x0:x1] = cv2.resize(
-        np.round((least - 0.5) * 2 * 255).astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR
-    )
+    conf = np.full(shape, 255, np.uint8) if out is None else _outside(out, box, 255)
+    small = np.round((least - 0.5) * 2 * 255).astype(np.uint8)
+    cv2.resize(small, (x1 - x0, y1 - y0), dst=conf[y0:y1, x0:x1], interpolation=cv2.INTER_LINEAR)
     return conf
+
+
+def _outside(out: np.ndarray, box: Box, value: int) -> np.ndarray:
+    """`out` with `value` everywhere outside the box (what the crop does not cover)."""
+    x0, y0, x1, y1 = box
+    out[:y0], out[y1:], out[y0:y1, :x0], out[y0:y1, x1:] = value, value, value, value
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -420,7 +421,7 @@ class Pipeline:
             h,
             out.classes,
             masks,
-            lambda: certainty_image(probs, box, (h, w)),
+            partial(certainty_image, probs, box, (h, w)),
             landmarks,
             class_conf,
             plants,

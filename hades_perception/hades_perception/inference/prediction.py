@@ -58,8 +58,9 @@ class Prediction:
     # (full_resolution.py), so a consumer that never looks at masks never pays for them.
     masks: Mapping[str, np.ndarray]
     # (H, W) uint8, 255 = certain, per pixel of the least certain class: read it as
-    # `confidence_map`; the pipeline gives a function that makes it on first access.
-    confidence: np.ndarray | Callable[[], np.ndarray]
+    # `confidence_map`; the pipeline gives a function that makes it on first access
+    # (called with `out=`, it writes the map into that array: `confidence_into`).
+    confidence: np.ndarray | Callable[..., np.ndarray]
     landmarks: list[Landmark]
     class_confidence: dict[str, float]
     plants: list[Plant]  # every plant the dish should hold, numbered left to right
@@ -85,6 +86,15 @@ class Prediction:
             made = made()
             self.confidence = made
         return made
+
+    def confidence_into(self, out: np.ndarray) -> np.ndarray:
+        """The confidence map written into `out` ((H, W) uint8, e.g. a message's buffer):
+        made there while it is still to be made (and then not kept), else copied."""
+        made = self.confidence
+        if callable(made):
+            return made(out=out)
+        np.copyto(out, made)
+        return out
 
     @property
     def low_confidence(self) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ someone subscribes, like image_transport's lazy publishers.
 
 from __future__ import annotations
 
+import array
 import time
 from collections.abc import Callable, Mapping
 
@@ -20,6 +21,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from hades_perception.inference.full_resolution import FullResolutionMasks
 from hades_perception.inference.overlay import class_colour
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.plants import Plant as FoundPlant
@@ -39,10 +41,22 @@ from hades_perception_msgs.msg import (
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def mono8(header: Header, mask: np.ndarray) -> Image:
-    h, w = mask.shape
-    data = (mask.view(np.uint8) * 255 if mask.dtype == bool else mask).tobytes()  # bytes: 50x faster than arrays
-    return Image(header=header, height=h, width=w, encoding="mono8", step=w, data=data)
+def mono8(header: Header, height: int, width: int, fill: Callable[[np.ndarray], object]) -> Image:
+    """A mono8 image whose pixels `fill` writes into the message's own buffer (an (H, W)
+    uint8 view of it): a full frame's 12.6 MB are written once, not made as an array,
+    copied to bytes and copied again into the message (rclpy keeps an array.array as
+    it is; 3 copies fewer per image)."""
+    data = array.array("B", [0]) * (height * width)
+    fill(np.frombuffer(data, np.uint8).reshape(height, width))
+    return Image(header=header, height=height, width=width, encoding="mono8", step=width, data=data)
+
+
+def as_mono8(mask: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A mask (bool: 255 where true) or a uint8 image written into `out`."""
+    if mask.dtype == bool:
+        return np.multiply(mask.view(np.uint8), np.uint8(255), out=out)
+    np.copyto(out, mask)
+    return out
 
 
 def colour_image(header: Header, masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> Image:
@@ -57,7 +71,7 @@ def colour_image(header: Header, masks: Mapping[str, np.ndarray], shape: tuple[i
     if not classes or len(classes) > 8:  # no class, or too many for one byte of codes: paint
         rgb = np.zeros((h, w, 3), np.uint8)
         for i, c in enumerate(classes):
-            rgb[masks[c]] = class_colour(c, i)
+            rgb[np.asarray(masks[c], bool)] = class_colour(c, i)
         return Image(header=header, height=h, width=w, encoding="rgb8", step=3 * w, data=rgb.tobytes())
     bits = np.zeros((h, w), np.uint8)
     for i, c in enumerate(classes):
@@ -73,13 +87,15 @@ def colour_image(header: Header, masks: Mapping[str, np.ndarray], shape: tuple[i
 
 def downsampled(image: np.ndarray, k: int, *, any_of: bool) -> np.ndarray:
     """`image` (H, W; bool or uint8) at 1/k of its size each way, over whole k x k blocks
-    (the last H % k rows and W % k columns are left out). any_of: a bool mask, true where
-    any pixel of the block is (a root one pixel wide stays in view); else the block's mean.
+    (the last H % k rows and W % k columns are left out). any_of: a mask (bool, or uint8
+    255 where set), true where any pixel of the block is (a root one pixel wide stays in
+    view); else the block's mean.
     OpenCV's area resize at a whole factor: about 3 ms for a full frame's mask, 2 cores."""
     h, w = image.shape[0] // k, image.shape[1] // k
     block = image[: h * k, : w * k]
     if any_of:
-        return cv2.resize(block.view(np.uint8) * np.uint8(255), (w, h), interpolation=cv2.INTER_AREA) > 0
+        marked = block if block.dtype == np.uint8 else block.view(np.uint8) * np.uint8(255)
+        return cv2.resize(marked, (w, h), interpolation=cv2.INTER_AREA) > 0
     return cv2.resize(block, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -128,8 +144,9 @@ def model_info(pipeline: Pipeline, loaded_at: float, stamp: Time, store: str, ch
 class FrameImages:
     """One frame's images, each built at most once however many topics carry it: the
     masks message's mono8 images (a mask per class, the confidence map; a full-size one
-    is 12.6 MB), and the viewing images, the same ones at `downsample` 1, else at 1/k of
-    the frame's size each way (viewing_downsample)."""
+    is 12.6 MB, written straight into its message's buffer), and the viewing images, the
+    same ones at `downsample` 1, else at 1/k of the frame's size each way
+    (viewing_downsample), made from the full-size ones."""
 
     def __init__(self, header: Header, pred: Prediction, downsample: int = 1) -> None:
         self.header, self.pred, self.k = header, pred, max(1, int(downsample))
@@ -137,35 +154,49 @@ class FrameImages:
         self._small: dict[str, np.ndarray] = {}
 
     def mask(self, cls: str) -> Image:
-        return self._once(("mask", cls), lambda: self.pred.masks[cls])
+        masks = self.pred.masks
+        if isinstance(masks, FullResolutionMasks):  # thresholded straight into the buffer
+            return self._once(("mask", cls), lambda out: masks.mono8(cls, out))
+        return self._once(("mask", cls), lambda out: as_mono8(masks[cls], out))
 
     def confidence(self) -> Image:
-        return self._once(("confidence",), lambda: self.pred.confidence_map)
+        return self._once(("confidence",), self.pred.confidence_into)
 
     def view_mask(self, cls: str) -> Image:
-        return self.mask(cls) if self.k == 1 else self._once(("view", cls), lambda: self._small_mask(cls))
+        if self.k == 1:
+            return self.mask(cls)
+        return self._once(("view", cls), lambda out: as_mono8(self._small_mask(cls), out), self.k)
 
     def view_confidence(self) -> Image:
         if self.k == 1:
             return self.confidence()
-        return self._once(("view", "confidence"), lambda: downsampled(self.pred.confidence_map, self.k, any_of=False))
+        return self._once(("view", "confidence"), self._small_confidence, self.k)
 
     def view_colour(self) -> Image:
         if self.k == 1:
-            return colour_image(self.header, self.pred.masks, (self.pred.height, self.pred.width))
+            full = {c: self._pixels(self.mask(c)) for c in self.pred.classes}
+            return colour_image(self.header, full, (self.pred.height, self.pred.width))
         small = {c: self._small_mask(c) for c in self.pred.classes}
         shape = (self.pred.height // self.k, self.pred.width // self.k)
         return colour_image(self.header, small, shape)
 
+    def _small_confidence(self, out: np.ndarray) -> None:
+        np.copyto(out, downsampled(self._pixels(self.confidence()), self.k, any_of=False))
+
     def _small_mask(self, cls: str) -> np.ndarray:
         if cls not in self._small:
-            self._small[cls] = downsampled(self.pred.masks[cls], self.k, any_of=True)
+            self._small[cls] = downsampled(self._pixels(self.mask(cls)), self.k, any_of=True)
         return self._small[cls]
 
-    def _once(self, key: tuple[str, ...], array: Callable[[], np.ndarray]) -> Image:
+    def _once(self, key: tuple[str, ...], fill: Callable[[np.ndarray], object], k: int = 1) -> Image:
         if key not in self._built:
-            self._built[key] = mono8(self.header, array())
+            self._built[key] = mono8(self.header, self.pred.height // k, self.pred.width // k, fill)
         return self._built[key]
+
+    @staticmethod
+    def _pixels(image: Image) -> np.ndarray:
+        """A mono8 image's pixels, (H, W) uint8, without a copy."""
+        return np.frombuffer(image.data, np.uint8).reshape(image.height, image.width)
 
 
 class Outputs:

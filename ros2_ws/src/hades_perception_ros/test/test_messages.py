@@ -145,11 +145,10 @@ def test_viewing_images_downsampled_keep_a_root_one_pixel_wide_in_view_and_the_m
     N x N blocks), a class shown where any pixel of a block has it, the confidence the
     block's mean; the masks message's images stay full size. At 1 the viewing topics
     carry the masks message's own images."""
-    from types import SimpleNamespace
-
     import numpy as np
     from std_msgs.msg import Header
 
+    from hades_perception.inference.prediction import Prediction
     from hades_perception_ros.messages import FrameImages
 
     h, w = 42, 61
@@ -157,14 +156,9 @@ def test_viewing_images_downsampled_keep_a_root_one_pixel_wide_in_view_and_the_m
     root[:, 17] = True  # a root one pixel wide, in the fifth column of 4 x 4 blocks
     conf = np.full((h, w), 200, np.uint8)
     conf[:4, :4] = 100
-    pred = SimpleNamespace(
-        masks={"root": root, "seed": np.zeros((h, w), bool)},
-        classes=("root", "seed"),
-        confidence_map=conf,
-        height=h,
-        width=w,
-    )
-    images = FrameImages(Header(), pred, downsample=4)  # type: ignore[arg-type]
+    masks = {"root": root, "seed": np.zeros((h, w), bool)}
+    pred = Prediction(w, h, ("root", "seed"), masks, conf, [], {}, [], 0.5, {}, None, None)
+    images = FrameImages(Header(), pred, downsample=4)
     small = images.view_mask("root")
     assert (small.encoding, small.height, small.width) == ("mono8", 10, 15)
     got = np.frombuffer(bytes(small.data), np.uint8).reshape(10, 15)
@@ -175,5 +169,32 @@ def test_viewing_images_downsampled_keep_a_root_one_pixel_wide_in_view_and_the_m
     assert (colour.encoding, colour.height, colour.width) == ("rgb8", 10, 15)
     full = images.mask("root")
     assert (full.height, full.width) == (h, w)
-    same = FrameImages(Header(), pred)  # type: ignore[arg-type]
+    same = FrameImages(Header(), pred)
     assert same.view_mask("root") is same.mask("root") and same.view_confidence() is same.confidence()
+
+
+def test_the_masks_message_carries_the_pipelines_masks_and_confidence_pixel_for_pixel(plate):
+    """With a real model, the masks message's images, written straight into their own
+    buffers (an array.array, which rclpy takes without a copy), are 255 exactly where
+    the pipeline's bool masks are and 0 elsewhere, and its confidence image is the
+    pipeline's confidence map."""
+    import array
+
+    import numpy as np
+    from conftest import REPO
+    from std_msgs.msg import Header
+
+    from hades_perception.inference.loading import load_pipeline
+    from hades_perception_ros.messages import FrameImages
+
+    shipped = REPO / "models" / "hades-seedlings"
+    if not (shipped / "manifest.json").is_file():
+        pytest.skip(f"{shipped}: the shipped model is not beside this package")
+    pred = load_pipeline(shipped, providers=("CPUExecutionProvider",))(plate)
+    images = FrameImages(Header(), pred)
+    sent = [images.mask(c) for c in pred.classes] + [images.confidence()]
+    assert all(isinstance(m.data, array.array) and (m.height, m.width) == plate.shape[:2] for m in sent)
+    pixels = [np.frombuffer(m.data, np.uint8).reshape(m.height, m.width) for m in sent]
+    for c, got in zip(pred.classes, pixels, strict=False):
+        assert np.array_equal(got, pred.masks[c].view(np.uint8) * 255), c  # the bool mask, made after
+    assert pred.masks["root"].any() and np.array_equal(pixels[-1], pred.confidence_map)
