@@ -31,6 +31,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -358,7 +359,7 @@ def measure_mode(bench: Bench, msgs: list[Any], alone: dict[str, Any], args: arg
     sweep = []
     for factor in (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.05):
         rate = factor * alone["throughput_hz"]
-        r = undisturbed(lambda rate=rate: bench.run_at(msgs, rate, n=args.sweep_frames), args)
+        r = undisturbed(partial(bench.run_at, msgs, rate, n=args.sweep_frames), args)
         sweep.append(r)
         print(
             f"  {rate:.3f} Hz ({factor:.2f} x): dropped {r['dropped_share']:.1%}, p50 "
