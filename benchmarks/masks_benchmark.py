@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -68,7 +67,7 @@ def main() -> int:
     from hades_perception_ros.messages import FrameImages, Outputs
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from postprocess_benchmark import make_frames
+    from postprocess_benchmark import make_frames, provenance
 
     pipe = load_pipeline(Path(args.model), providers=("CPUExecutionProvider",))
     started = [(name, pipe.start(image)) for name, image in make_frames(args.frames)]
@@ -102,14 +101,7 @@ def main() -> int:
     # medians are over every run after the first round.
     later = [r for runs in per_frame.values() for r in zip(runs["images_ms"][1:], runs["cpu_ms"][1:], strict=True)]
     result = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "cpu": platform.processor() or platform.machine(),
-        "model": f"{pipe.manifest.name} {pipe.manifest.version}",
-        "frames": len(started),
-        "repeats": args.repeats,
+        **provenance(pipe, len(started), args.repeats),
         "images_ms_median": float(np.median([w for w, _ in later])),
         "cpu_ms_median": float(np.median([c for _, c in later])),
         "per_frame": per_frame,

@@ -39,6 +39,21 @@ def make_frames(n: int) -> list[tuple[str, np.ndarray]]:
     return [(f"{p}-{i}", make_plate(seed, i, PRESETS[p]).image) for p, seed in PRESET_SEEDS.items() for i in range(n)]
 
 
+def provenance(pipe: Any, frames: int, repeats: int) -> dict[str, Any]:
+    """When, from which commit, on what CPU and with which model a result was measured:
+    the head of this script's and masks_benchmark.py's result files."""
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+        "cpu": platform.processor() or platform.machine(),
+        "model": f"{pipe.manifest.name} {pipe.manifest.version}",
+        "frames": frames,
+        "repeats": repeats,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "hades-seedlings")
@@ -72,14 +87,7 @@ def main() -> int:
         }
     post = [f["postprocess"] for f in per_frame.values()]
     result: dict[str, Any] = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "cpu": platform.processor() or platform.machine(),
-        "model": f"{pipe.manifest.name} {pipe.manifest.version}",
-        "frames": len(started),
-        "repeats": args.repeats,
+        **provenance(pipe, len(started), args.repeats),
         "postprocess_ms_median": float(np.median(post)),
         "postprocess_ms_by_preset": {
             p: float(np.median([f["postprocess"] for n, f in per_frame.items() if n.startswith(p)]))
