@@ -68,13 +68,18 @@ def test_a_mask_written_as_mono8_into_a_given_buffer_is_the_bool_mask_times_255(
         assert np.array_equal(masks.mono8("root"), mono["root"])  # a new array when none is given
 
 
-def test_the_certainty_image_written_into_a_given_buffer_is_the_same_image():
+def test_the_certainty_image_is_the_least_sure_class_and_the_same_written_into_a_given_buffer():
     rng = np.random.default_rng(6)
     probs = rng.random((3, 20, 30)).astype(np.float32)
     box, shape = (4, 3, 64, 43), (50, 70)
     out = rng.integers(0, 256, shape, dtype=np.uint8)
     assert certainty_image(probs, box, shape, out=out) is out
     assert np.array_equal(out, certainty_image(probs, box, shape))
+    least = np.min(np.maximum(probs, 1 - probs), axis=0)  # the definition, all classes at once
+    small = np.round((least - 0.5) * 2 * 255).astype(np.uint8)
+    want = np.full(shape, 255, np.uint8)
+    want[3:43, 4:64] = cv2.resize(small, (60, 40), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(out, want)
 
 
 def test_the_certainty_image_is_255_outside_the_crop_and_0_where_a_class_is_a_coin_toss():

@@ -14,7 +14,8 @@ multi-channel call was slower than one call per class (cv2, 2 cores).
 A mask can also be had as mono8 (`mono8`: 0 or 255, what a ROS image carries), written
 into a buffer the caller owns: the threshold is written straight into the crop, so the
 node's masks message needs no bool array, no x255 pass and no copy into the message
-(benchmarks/masks_benchmark.py: the images thread 118 -> 80 ms a frame, 2 cores).
+(benchmarks/masks_benchmark.py: the images thread 118 -> 80 ms a frame, 2 cores). The
+certainty image is made class by class in place, for the same reason.
 """
 
 from __future__ import annotations
@@ -96,9 +97,20 @@ def certainty_image(probs: np.ndarray, box: Box, shape: tuple[int, int], out: np
     certain), from the (C, h, w) probabilities; 255 outside the crop. Written into `out`
     (H, W uint8) when given."""
     x0, y0, x1, y1 = box
-    least = np.min(np.maximum(probs, 1 - probs), axis=0)
+    # min over classes of max(p, 1 - p), class by class in place: the same numbers as
+    # np.min(np.maximum(probs, 1 - probs), axis=0) without its (C, h, w) temporaries
+    # (10 against 17 ms for four classes at model size, 2 cores).
+    least = np.maximum(probs[0], 1 - probs[0])
+    other = np.empty_like(least)
+    for p in probs[1:]:
+        np.subtract(1, p, out=other)
+        np.maximum(other, p, out=other)
+        np.minimum(least, other, out=least)
+    least -= 0.5  # then x 2 x 255, rounded: (least - 0.5) * 2 * 255, in place
+    least *= 2
+    least *= 255
+    small = np.round(least, out=least).astype(np.uint8)
     conf = np.full(shape, 255, np.uint8) if out is None else _outside(out, box, 255)
-    small = np.round((least - 0.5) * 2 * 255).astype(np.uint8)
     cv2.resize(small, (x1 - x0, y1 - y0), dst=conf[y0:y1, x0:x1], interpolation=cv2.INTER_LINEAR)
     return conf
 
