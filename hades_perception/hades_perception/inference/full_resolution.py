@@ -69,7 +69,7 @@ class FullResolutionMasks(Mapping[str, np.ndarray]):
             raise KeyError(cls)
         out = np.zeros(self._shape, np.uint8) if out is None else _outside(out, self._box, 0)
         if cls in self._made:
-            return np.multiply(self._made[cls].view(np.uint8), np.uint8(255), out=out)
+            return as_mono8(self._made[cls], out)
         c = self._classes.index(cls)
         x0, y0, x1, y1 = self._box
         calibrated = self._logits[c] / np.float32(self._temperatures[c])
@@ -113,6 +113,17 @@ def certainty_image(probs: np.ndarray, box: Box, shape: tuple[int, int], out: np
     conf = np.full(shape, 255, np.uint8) if out is None else _outside(out, box, 255)
     cv2.resize(small, (x1 - x0, y1 - y0), dst=conf[y0:y1, x0:x1], interpolation=cv2.INTER_LINEAR)
     return conf
+
+
+def as_mono8(mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """A bool mask as mono8 (255 where true, else 0); a uint8 image as it is. Written
+    into `out` when given."""
+    if mask.dtype == bool:
+        return np.multiply(mask.view(np.uint8), np.uint8(255), out=out)
+    if out is None:
+        return mask
+    np.copyto(out, mask)
+    return out
 
 
 def _outside(out: np.ndarray, box: Box, value: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from hades_perception.inference.full_resolution import FullResolutionMasks
+from hades_perception.inference.full_resolution import FullResolutionMasks, as_mono8
 from hades_perception.inference.overlay import class_colour
 from hades_perception.inference.pipeline import Pipeline
 from hades_perception.inference.plants import Plant as FoundPlant
@@ -49,14 +49,6 @@ def mono8(header: Header, height: int, width: int, fill: Callable[[np.ndarray], 
     data = array.array("B", [0]) * (height * width)
     fill(np.frombuffer(data, np.uint8).reshape(height, width))
     return Image(header=header, height=height, width=width, encoding="mono8", step=width, data=data)
-
-
-def as_mono8(mask: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """A mask (bool: 255 where true) or a uint8 image written into `out`."""
-    if mask.dtype == bool:
-        return np.multiply(mask.view(np.uint8), np.uint8(255), out=out)
-    np.copyto(out, mask)
-    return out
 
 
 def colour_image(header: Header, masks: Mapping[str, np.ndarray], shape: tuple[int, int]) -> Image:
@@ -94,8 +86,7 @@ def downsampled(image: np.ndarray, k: int, *, any_of: bool) -> np.ndarray:
     h, w = image.shape[0] // k, image.shape[1] // k
     block = image[: h * k, : w * k]
     if any_of:
-        marked = block if block.dtype == np.uint8 else block.view(np.uint8) * np.uint8(255)
-        return cv2.resize(marked, (w, h), interpolation=cv2.INTER_AREA) > 0
+        return cv2.resize(as_mono8(block), (w, h), interpolation=cv2.INTER_AREA) > 0
     return cv2.resize(block, (w, h), interpolation=cv2.INTER_AREA)
 
 
