@@ -101,13 +101,11 @@ def latency(
     from hades_training.config import load_config
     from hades_training.export import export_onnx
     from hades_training.manifest_spec import INPUT_TENSOR, manifest_dict
-    from hades_training.model import HadesNet, parameter_count
+    from hades_training.model import build, parameter_count
 
     cfg = load_config(config, sets(overrides))
     torch.manual_seed(0)
-    model = HadesNet(
-        len(cfg.classes), len(cfg.kinds), cfg.width, depthwise=cfg.depthwise, light_full_res=cfg.light_full_res
-    ).eval()
+    model = build(cfg).eval()
     out = work / name / "latency"
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / "model.onnx"

@@ -1,4 +1,4 @@
-"""HadesNet's architecture knobs (depthwise, light_full_res): the default network is the one
+"""HadesNet's architecture knobs (depthwise, light_full_res, heat_blocks): the default network is the one
 existing checkpoints hold, the variants are smaller with the same outputs, and the knobs
 travel in the training config, which old checkpoints' configs still satisfy."""
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hades_training.config import TrainConfig, load_config
-from hades_training.model import HadesNet, parameter_count
+from hades_training.model import HadesNet, build, grow_heat, parameter_count
 
 # Computed with the network before the knobs existed (git HEAD of training/hades_training/model.py,
 # HadesNet(4, 3, 16): the default config's 4 classes and 3 landmark kinds, width 16).
@@ -80,3 +80,28 @@ def test_an_old_config_without_the_knobs_still_loads_as_the_default_network():
     del old["depthwise"], old["light_full_res"]
     cfg = TrainConfig.from_dict(old, "old checkpoint: config")
     assert cfg.depthwise is False and cfg.light_full_res is False
+
+
+def test_heat_blocks_grown_from_a_checkpoint_compute_what_it_did_until_trained():
+    torch.manual_seed(0)
+    plain = HadesNet(4, 3, 8).eval()
+    grown = HadesNet(4, 3, 8, heat_blocks=2).eval()
+    missing = grow_heat(grown, plain.state_dict())
+    assert missing and all(k.startswith("heat_refine.") for k in missing)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(plain(x), grown(x), strict=True):
+            assert torch.equal(a, b)
+    assert parameter_count(grown) > parameter_count(plain)
+
+
+def test_a_checkpoint_that_does_not_fit_beyond_the_heat_blocks_is_refused():
+    with pytest.raises(RuntimeError, match="beyond its heat blocks"):
+        grow_heat(HadesNet(4, 3, 8, heat_blocks=1), HadesNet(4, 3, 8, depthwise=True).state_dict())
+
+
+def test_heat_blocks_and_train_only_round_trip_through_the_config_and_bad_values_are_refused():
+    cfg = load_config(None, ["heat_blocks=2", "train_only=heat"])
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg and build(cfg).heat_blocks == 2
+    with pytest.raises(ValueError, match=r"heat_blocks must be 0 or more.*train_only must be one of all, heat"):
+        load_config(None, ["heat_blocks=-1", "train_only=seg"])

@@ -324,6 +324,32 @@ def test_fine_tuning_refuses_a_checkpoint_of_another_network_shape_or_a_resume_b
         run(load_config(None, TINY), str(small_dataset), tmp_path / "r", resume=tiny_checkpoint)
 
 
+def test_the_detector_retrained_alone_grows_heat_blocks_and_leaves_the_rest_as_it_was(
+    tiny_checkpoint: Path, small_dataset: Path, data_dir: Path, tmp_path: Path
+):
+    from hades_training.export import load_checkpoint
+    from hades_training.train import train
+
+    heat_only = load_config(None, [*TINY, "heat_blocks=2", "train_only=heat", "steps_per_epoch=4"])
+    run = functools.partial(train, split="train", val_split="val")
+    tuned = run(heat_only, str(small_dataset), tmp_path / "heat", init=tiny_checkpoint)
+    source, ck = (torch.load(p, weights_only=False) for p in (tiny_checkpoint, tuned))
+    # Every weight and BatchNorm statistic outside the heatmap head is the checkpoint's, bit
+    # for bit: the masks are the same.
+    for k, w in source["model"].items():
+        if not k.startswith("heat_head."):
+            assert torch.equal(ck["model"][k], w), f"{k} moved although frozen"
+    grown = [k for k in ck["model"] if k.startswith("heat_refine.")]
+    assert grown and not any(k.startswith("heat_refine.") for k in source["model"])
+    head = [k for k in source["model"] if k.startswith("heat_head.")]
+    assert any(not torch.equal(ck["model"][k], source["model"][k]) for k in head), "the head did not train"
+    model, cfg, _ = load_checkpoint(tuned)  # export reads it back as the grown network
+    assert cfg.heat_blocks == 2 and len(model.heat_refine) == 2
+    # A checkpoint with more heat blocks than the config asks for is refused, not cut down.
+    with pytest.raises(ValueError, match=r"heat_blocks \(2 there, 0 here\)"):
+        run(load_config(None, TINY), str(small_dataset), tmp_path / "less", init=tuned)
+
+
 def test_a_bundle_carries_its_training_weights_so_the_shipped_model_can_be_fine_tuned(
     tiny_bundle: Path, tiny_checkpoint: Path, small_dataset: Path, data_dir: Path, tmp_path: Path
 ):

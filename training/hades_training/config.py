@@ -35,6 +35,8 @@ class TrainConfig:
     width: int = 16
     depthwise: bool = False  # depthwise-separable 3x3 convs (all but the stem's first)
     light_full_res: bool = False  # one conv instead of two in the stride-1 decoder level
+    heat_blocks: int = 0  # residual blocks in front of the heatmap head (grown from a checkpoint without them)
+    train_only: str = "all"  # "heat": train the heatmap head (and its blocks) alone, the rest frozen
     # targets
     heat_sigma: float = 1.5  # heatmap cells
     # optimisation
@@ -96,6 +98,10 @@ class TrainConfig:
             problems.append(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if not self.primary_heat_weight > 0:
             problems.append(f"primary_heat_weight must be positive, got {self.primary_heat_weight}")
+        if self.heat_blocks < 0:
+            problems.append(f"heat_blocks must be 0 or more, got {self.heat_blocks}")
+        if self.train_only not in TRAIN_ONLY:
+            problems.append(f"train_only must be one of {', '.join(TRAIN_ONLY)}, got {self.train_only!r}")
         if self.crop not in ("dish", "none"):
             problems.append(f"crop must be 'dish' or 'none', got {self.crop!r}")
         if self.amp not in ("auto", "off", "fp16", "bf16"):
@@ -120,6 +126,11 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+
+#: What `train_only` may name: the whole network, or the heatmap head alone (its blocks
+#: included), the rest frozen (BatchNorm statistics too), so the masks stay exactly the
+#: checkpoint's while the detector is retrained.
+TRAIN_ONLY = ("all", "heat")
 
 #: Learning-rate schedules by name (hades_training.train.lr_at computes them): both warm
 #: up linearly over min(100, 10 % of the steps), then "cosine" decays to 0 by the last

@@ -38,7 +38,7 @@ from hades_training.data.io import read_rgb
 from hades_training.data.sample import Sample
 from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer, headline
 from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
-from hades_training.model import SIZE_DIVISOR, HadesNet
+from hades_training.model import SIZE_DIVISOR, HadesNet, build
 from hades_training.provenance import dataset_hash, git_commit
 from hades_training.tracking import redact
 
@@ -51,9 +51,7 @@ def load_checkpoint(path: Path) -> tuple[HadesNet, TrainConfig, dict[str, Any]]:
         raise FileNotFoundError(f"{path}: no such checkpoint")
     ck = torch.load(path, map_location="cpu", weights_only=False)
     cfg = TrainConfig.from_dict(ck["config"], f"{path}: config")
-    model = HadesNet(
-        len(cfg.classes), len(cfg.kinds), cfg.width, depthwise=cfg.depthwise, light_full_res=cfg.light_full_res
-    )
+    model = build(cfg)
     model.load_state_dict(ck["model"])
     model.eval()
     return model, cfg, ck

@@ -21,9 +21,17 @@ Why this shape:
   1x1 pair (about 8x fewer MACs and weights per conv, less capacity per layer), and
   `light_full_res` gives the stride-1 decoder level, about 30 % of the MACs, one
   3x3 conv instead of two (less refinement of the thin-root edges).
+- `heat_blocks` puts that many residual 3x3 blocks (dilations 1, 2, 1, 2, ...) in front
+  of the heatmap head, at stride 4 where they cost little (about 2 % of the network's
+  MACs each): more capacity for what the plant step leans on most, telling a primary
+  root's tip from a lateral's and seeing a faint one (docs/training.md). Their last conv
+  starts at zero, so a network grown from a checkpoint without them (`grow_heat`)
+  computes exactly what that checkpoint did until training moves them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -75,6 +83,26 @@ class _Up(nn.Module):
         return self.block(torch.cat([x, skip], dim=1))
 
 
+class _Residual(nn.Module):
+    """x + conv1x1(ReLU(BN(conv3x3(x)))), the 1x1 starting at zero: the identity until trained."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1),
+        )
+        last = self.body[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 class HadesNet(nn.Module):
     def __init__(
         self,
@@ -84,11 +112,12 @@ class HadesNet(nn.Module):
         *,
         depthwise: bool = False,
         light_full_res: bool = False,
+        heat_blocks: int = 0,
     ) -> None:
         super().__init__()
         c, dw = width, depthwise
         self.n_classes, self.n_kinds, self.width = n_classes, n_kinds, width
-        self.depthwise, self.light_full_res = depthwise, light_full_res
+        self.depthwise, self.light_full_res, self.heat_blocks = depthwise, light_full_res, heat_blocks
         self.stem = _block(3, c, depthwise=dw, plain_first=True)  # stride 1
         self.enc1 = _block(c, 2 * c, depthwise=dw)  # 2
         self.enc2 = _block(2 * c, 4 * c, depthwise=dw)  # 4
@@ -102,6 +131,8 @@ class HadesNet(nn.Module):
         self.up1 = _Up(2 * c, 2 * c, c, depthwise=dw)  # 2
         self.up0 = _Up(c, c, c, depthwise=dw, convs=1 if light_full_res else 2)  # 1
         self.seg_head = nn.Conv2d(c, n_classes, 1)
+        # No module at all without blocks: the default network's state keys stay as they were.
+        self.heat_refine = nn.Sequential(*(_Residual(2 * c, 1 + i % 2) for i in range(heat_blocks)))
         self.heat_head = nn.Sequential(
             nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(2 * c, n_kinds, 1)
         )
@@ -121,7 +152,34 @@ class HadesNet(nn.Module):
         d4 = self.up2(d8, s4)
         d2 = self.up1(d4, s2)
         d1 = self.up0(d2, s1)
-        return self.seg_head(d1), self.heat_head(d4)
+        return self.seg_head(d1), self.heat_head(self.heat_refine(d4))
+
+
+def build(cfg: Any) -> HadesNet:
+    """The network a training config (hades_training.config.TrainConfig) describes."""
+    return HadesNet(
+        len(cfg.classes),
+        len(cfg.kinds),
+        cfg.width,
+        depthwise=cfg.depthwise,
+        light_full_res=cfg.light_full_res,
+        heat_blocks=cfg.heat_blocks,
+    )
+
+
+#: Parameters a network grown by `heat_blocks` has that its checkpoint may lack.
+GROWN_PREFIX = "heat_refine."
+
+
+def grow_heat(model: HadesNet, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load `state` (a checkpoint of the same network with fewer or no heat blocks) into
+    `model`: every key it has must fit; the heat blocks it lacks keep their
+    identity start. Returns the keys it lacked."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    wrong = list(unexpected) + [k for k in missing if not k.startswith(GROWN_PREFIX)]
+    if wrong:
+        raise RuntimeError(f"the checkpoint does not fit this network beyond its heat blocks: {wrong[:5]}")
+    return list(missing)
 
 
 def parameter_count(model: nn.Module) -> int:

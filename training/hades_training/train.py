@@ -44,7 +44,7 @@ from hades_training.data.sample import Sample
 from hades_training.evaluate.scoring import Scorer, headline
 from hades_training.losses import heat_loss, seg_loss
 from hades_training.manifest_spec import HEAT_TENSOR, SEG_TENSOR, provisional_manifest
-from hades_training.model import HEAT_STRIDE, HadesNet, parameter_count
+from hades_training.model import HEAT_STRIDE, HadesNet, build, grow_heat, parameter_count
 from hades_training.patches import Augment, augment, sample_patch
 from hades_training.provenance import dataset_hash, git_commit
 from hades_training.targets import Prepared, prepare
@@ -210,6 +210,8 @@ def _log_run_start(
 
 #: Config keys that fix the network's shape: a checkpoint to start from must agree on them.
 ARCHITECTURE_KEYS = ("classes", "kinds", "width", "depthwise", "light_full_res")
+#: ... except heat blocks: a checkpoint with fewer grows them (model.grow_heat).
+GROWABLE_KEYS = ("heat_blocks",)
 
 
 def _init_file(path: Path) -> Path:
@@ -236,7 +238,9 @@ def _read_init(path: Path, cfg: TrainConfig) -> tuple[Path, dict[str, Any]]:
     defaults = TrainConfig()
     there = {k: theirs.get(k, getattr(defaults, k)) for k in ARCHITECTURE_KEYS}
     differ = [k for k in ARCHITECTURE_KEYS if _as_config(there[k]) != _as_config(getattr(cfg, k))]
+    differ += [k for k in GROWABLE_KEYS if theirs.get(k, getattr(defaults, k)) > getattr(cfg, k)]
     if differ:
+        there |= {k: theirs.get(k, getattr(defaults, k)) for k in GROWABLE_KEYS}
         raise ValueError(
             f"{path}: its network differs from this config in "
             + ", ".join(f"{k} ({there[k]!r} there, {getattr(cfg, k)!r} here)" for k in differ)
@@ -244,13 +248,15 @@ def _read_init(path: Path, cfg: TrainConfig) -> tuple[Path, dict[str, Any]]:
     return file, ck
 
 
-def _init_from(model: torch.nn.Module, path: Path, file: Path, ck: dict[str, Any]) -> dict[str, Any]:
+def _init_from(model: HadesNet, path: Path, file: Path, ck: dict[str, Any]) -> dict[str, Any]:
     """Load the checkpoint's weights into `model`; returns where they came from (`path`
     as given, the sha256 of the weights `file`, its MLflow run, training data, epoch,
     config, and what it was itself started from), for the new checkpoints, MLflow and
     the bundle's lineage."""
-    model.load_state_dict(ck["model"])  # a bundle's fp16 weights are copied into fp32 parameters
+    grown = grow_heat(model, ck["model"])  # a bundle's fp16 weights are copied into fp32 parameters
     log.info("starting from the weights of %s (epoch %s)", path, ck.get("epoch"))
+    if grown:
+        log.info("%d parameters of new heat blocks start as the identity", len(grown))
     return {
         "path": str(path.resolve()),
         "sha256": sha256_file(file),
@@ -260,6 +266,30 @@ def _init_from(model: torch.nn.Module, path: Path, file: Path, ck: dict[str, Any
         "config": ck.get("config", {}),
         "init_from": ck.get("init_from"),
     }
+
+
+def _heat_part(model: HadesNet) -> list[torch.nn.Module]:
+    return [model.heat_refine, model.heat_head]
+
+
+def _trainable(model: HadesNet, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+    """The parameters the optimiser moves: all, or with `train_only` "heat" the heatmap
+    head's and its blocks' alone (the others' requires_grad turned off)."""
+    if cfg.train_only == "all":
+        return list(model.parameters())
+    keep = {id(p) for m in _heat_part(model) for p in m.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    return [p for p in model.parameters() if id(p) in keep]
+
+
+def _freeze_modes(model: HadesNet, cfg: TrainConfig) -> None:
+    """After train(): a frozen part back in eval mode, so its BatchNorm statistics do not
+    move either (with `train_only` "heat" the masks stay exactly the checkpoint's)."""
+    if cfg.train_only == "heat":
+        model.eval()
+        for m in _heat_part(model):
+            m.train()
 
 
 def _averaged(model: torch.nn.Module, cfg: TrainConfig, resumed: dict[str, Any] | None) -> AveragedModel | None:
@@ -339,10 +369,9 @@ def train(
 
     # model and optimiser (the learning rate is set every step from lr_at)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
-    model = HadesNet(
-        len(cfg.classes), len(cfg.kinds), cfg.width, depthwise=cfg.depthwise, light_full_res=cfg.light_full_res
-    ).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
+    model = build(cfg).to(device)
+    trained = _trainable(model, cfg)
+    opt = torch.optim.AdamW(trained, lr=lr_at(0, cfg), weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
     start_epoch, step, best, run_id = 0, 0, -1.0, None
     init_from = _init_from(model, init, *init_read) if init and init_read else None
@@ -379,6 +408,7 @@ def train(
             # train one epoch
             rng = epoch_rng(cfg.seed, rank, epoch)
             net.train()
+            _freeze_modes(model, cfg)
             t0, losses = time.perf_counter(), []
             bar = tqdm(
                 range(cfg.steps_per_epoch),
@@ -401,7 +431,7 @@ def train(
                 scaler.scale(loss).backward()
                 if cfg.grad_clip > 0:
                     scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
                 scaler.step(opt)
                 scaler.update()
                 if averaged is not None:
