@@ -7,7 +7,7 @@ for every expected plant with a reason, never an exception."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 
 import cv2
 import numpy as np
@@ -15,6 +15,7 @@ import pytest
 
 from hades_perception.inference.geometry import Frame
 from hades_perception.inference.plants import Evidence, Plant, Point, find_plants
+from hades_perception.inference.plants.graph import _gap_end
 
 W, H = 1400, 1000  # model px, scale 1 (one model px = one image px here)
 PPM = 10.0  # px per mm
@@ -194,6 +195,22 @@ class TestRoots:
         assert near(plants[1].primary_root_tip, (SLOTS[1], ROW_Y + 600), 4)
         assert plants[3].primary_root_length_px == pytest.approx(300, rel=0.06)
         assert plants[4].primary_root_length_px == pytest.approx(300, rel=0.06)
+
+    def test_a_long_piece_beside_a_root_joins_it_where_a_faint_trace_crosses_the_gap_a_crumb_does_not(self):
+        # On dev plates an old root's mask broke beside itself: its lower part (14-46 mm, the
+        # tip included) started half a mm off it, belonging to no plant; the gap to the
+        # nearest skeleton pixel was bare, to one a pixel or two farther a faint trace.
+        maps = blank()
+        tips = [plant_at(maps, x, length=300, drift=0) for x in SLOTS]
+        for i, x in ((2, SLOTS[2]), (3, SLOTS[3])):
+            root(maps, [(x + 1, ROW_Y + 286), (x + 6, ROW_Y + 289)], p=0.15, width=1)  # the faint trace
+            bottom = ROW_Y + (560 if i == 2 else 305)  # plant 3's piece: a 1.5 mm crumb
+            root(maps, [(x + 7, ROW_Y + 290), (x + 12, bottom)], width=1)
+        lower = (SLOTS[2] + 12, ROW_Y + 560)
+        plants = run(maps, peaks=[*tips[:2], (*lower, 0.6), *tips[3:]])
+        assert near(plants[2].primary_root_tip, lower, 4), plants[2].primary_root_tip
+        assert near(plants[3].primary_root_tip, tips[3], 4), plants[3].primary_root_tip
+        assert all(near(p.primary_root_tip, t) for p, t in zip(plants, tips, strict=True) if p.plant not in (2, 3))
 
     def test_a_faint_young_tip_below_the_masks_thresholds_is_followed_to_its_end(self):
         maps = blank()
@@ -828,3 +845,29 @@ class TestTheRootMask:
             assert np.array_equal(got[2][1:], stats[1:]) and np.array_equal(got[3][1:], centroids[1:])
             assert got[2][0, cv2.CC_STAT_AREA] == stats[0, cv2.CC_STAT_AREA]
         assert components_with_stats(sparse, connectivity)[0] > 10
+
+
+class TestWhereAGapIsBridged:
+    """graph._gap_end: which node above a gap a root piece's top joins (PPM px per mm)."""
+
+    @staticmethod
+    def pick(d: list[float], long_piece: bool, supported: Set[int] = frozenset(), goes_on: bool = True) -> int | None:
+        return _gap_end(np.array(d), long_piece, PPM, 30.0, lambda j: j in supported, lambda j: goes_on)
+
+    def test_the_nearest_node_where_the_probabilities_support_the_gap(self):
+        assert self.pick([4.0, 6.0], long_piece=False, supported={0}) == 0
+        assert self.pick([12.0, 14.0], long_piece=False, supported={0}) == 0
+
+    def test_bare_agar_is_crossed_only_by_a_long_piece_and_only_for_half_a_millimetre(self):
+        assert self.pick([4.0], long_piece=True) == 0
+        assert self.pick([4.0], long_piece=False) is None
+        assert self.pick([6.0], long_piece=True) is None
+
+    def test_a_long_piece_may_join_a_node_a_little_farther_whose_gap_is_supported(self):
+        assert self.pick([6.0, 8.0], long_piece=True, supported={1}) == 1  # 0.2 mm farther
+        assert self.pick([6.0, 8.0], long_piece=False, supported={1}) is None
+        assert self.pick([6.0, 10.0], long_piece=True, supported={1}) is None  # 0.4 mm farther
+
+    def test_over_a_millimetre_the_gap_must_go_on_in_the_roots_direction(self):
+        assert self.pick([12.0], long_piece=True, supported={0}, goes_on=False) is None
+        assert self.pick([8.0], long_piece=True, supported={0}, goes_on=False) == 0

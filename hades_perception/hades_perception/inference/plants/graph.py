@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Final, Literal
 
 import cv2
@@ -22,7 +23,10 @@ from hades_perception.inference.plants.plant import Evidence, Point, _Start
 from hades_perception.inference.plants.thresholds import (
     CROSS_MM,
     CROSS_TURN,
+    GAP_BARE_MM,
     GAP_MM,
+    GAP_NEAR_MM,
+    GAP_PIECE_MM,
     GAP_SUPPORT,
     RING_ARC,
     RING_FIT,
@@ -152,20 +156,27 @@ def _bridge(
         joined = False
         reached_nodes = np.nonzero(reached)[0]
         near_reached = cKDTree(coords[reached_nodes])
+        sizes = np.bincount(comp)
         for top in _top_nodes(comp, coords, np.nonzero(~reached)[0]):
             tx, ty = coords[top]
-            # The nearest reached node within the gap, not below the piece's top by over a
-            # quarter of it (the lowest-numbered one of equally near nodes).
+            # Reached nodes within the gap, not below the piece's top by over a quarter of it.
             cand = np.sort(reached_nodes[near_reached.query_ball_point((tx, ty), gap + 1e-6)])
             cand = cand[coords[cand, 1] <= ty + gap / 4]
             if not len(cand):
                 continue
             d = np.hypot(coords[cand, 0] - tx, coords[cand, 1] - ty)
-            j = int(np.argmin(d))
-            if d[j] > gap or not _supported(root_p, coords[cand[j]], coords[top], sure):
+            long_piece = sizes[comp[top]] >= GAP_PIECE_MM * ppm
+            found = _gap_end(
+                d,
+                long_piece,
+                ppm,
+                gap,
+                lambda j: _supported(root_p, coords[cand[j]], coords[top], sure),  # noqa: B023 (called at once)
+                lambda j: _continues(coords, pred, int(cand[j]), coords[top], int(ppm)),  # noqa: B023
+            )
+            if found is None:
                 continue
-            if d[j] > ppm and not _continues(coords, pred, int(cand[j]), coords[top], int(ppm)):
-                continue
+            j = found
             extra_rows += [int(cand[j]), int(top)]
             extra_cols += [int(top), int(cand[j])]
             extra_w += [float(d[j])] * 2
@@ -175,6 +186,37 @@ def _bridge(
         n = g.shape[0]
         g = graph + csr_matrix((extra_w, (extra_rows, extra_cols)), shape=(n, n))
     return g
+
+
+def _gap_end(
+    d: np.ndarray,
+    long_piece: bool,
+    ppm: float,
+    gap: float,
+    supported: Callable[[int], bool],
+    continues: Callable[[int], bool],
+) -> int | None:
+    """Which of the reached nodes at distances `d` from a piece's top it joins, if any: the
+    nearest (the lowest-numbered of equally near ones), where the gap's root probability
+    supports it (`supported(j)`) and, over a mm, it goes on in the root's direction
+    (`continues(j)`: a fibre beside a root's end is not its continuation).
+
+    A long piece (GAP_PIECE_MM of skeleton or more: a stretch of root that must be some
+    plant's) also joins across GAP_BARE_MM or less of bare agar, or to a node up to
+    GAP_NEAR_MM farther than the nearest whose gap is supported (the nearest pixel of a
+    skeleton can sit across a bare corner from the piece). On the four
+    `realistic` dev splits of session 27 this gave 4 primary roots of 800 their lower parts
+    back (their tips had been missed by 11-38 mm); a short piece keeps the nearest-only
+    rule, as joining every crumb in an old plate's mesh of laterals led one root astray."""
+    order = np.argsort(d, kind="stable")
+    for j in order if long_piece else order[:1]:
+        if d[j] > gap or d[j] > d[order[0]] + GAP_NEAR_MM * ppm:
+            return None
+        if not ((long_piece and d[j] <= GAP_BARE_MM * ppm) or supported(int(j))):
+            continue
+        if d[j] <= ppm or continues(int(j)):
+            return int(j)
+    return None
 
 
 def _top_nodes(comp: np.ndarray, coords: np.ndarray, nodes: np.ndarray) -> list[int]:
