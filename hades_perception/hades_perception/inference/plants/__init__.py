@@ -20,7 +20,8 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
 3. plant starts: per shoot (or seed) region the nearest skeleton pixel within reach;
    every skeleton pixel belongs to the start that reaches it by the shortest path;
 4. broken roots: a piece below a plant's end point joins it when the root probability
-   along the gap supports it (a faint stretch, not bare agar);
+   along the gap supports it (a faint stretch, not bare agar); a long piece also across
+   a hair of bare agar, or to a skeleton pixel a little farther whose gap is supported;
 5. per plant, its primary tip:
    - the end point farthest from the start, preferring ends the tip detector (heatmap)
      confirms; of several it confirms firmly, the farthest, unless another's path goes
