@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence, Set
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -653,6 +654,25 @@ class TestCrossings:
         root(maps, [(b, ROW_Y + 30), (b + 30, ROW_Y + 90), (b, ROW_Y + 150), (b - spread * 3.8, ROW_Y + 530), tip_b])
         assert ROW_Y + 150 < mid_y < ROW_Y + 530
         return tip_a, tip_b
+
+    def test_neighbours_sent_down_each_others_roots_by_a_tangled_crossing_get_their_own_back(self):
+        # The shipped model's probabilities and tip peaks around two old plants of a dev plate
+        # (`realistic` seed 114, exp002_0009; model px, crop x 40-440, y 100-800, 8-bit): their
+        # roots cross in a knot of skeleton whose straight runs are not found, and shortest
+        # paths sent each down the other's root, plant 1 confidently to plant 0's firm tip.
+        f = np.load(Path(__file__).parent / "data" / "crossing_dev_s114_exp002_0009.npz")
+        root_t, shoot_t, seed_t = (float(v) for v in f["thresholds"])
+        ev = Evidence(
+            f["root"] / np.float32(255), root_t, f["shoot"] / np.float32(255), shoot_t,
+            f["seed"] / np.float32(255), seed_t, f["primary_heat"].astype(np.float32),
+            f["tip_heat"].astype(np.float32), int(f["stride"]), f["primary_peaks"], f["tip_peaks"],
+            (f["heat_rows"], f["heat_cols"]),
+        )  # fmt: skip
+        ppm = float(f["px_per_mm"])
+        plants = find_plants(ev, Frame(0, 0, 1.0), 2, ppm, 0.5)
+        for p, truth in zip(plants, f["true_tips"], strict=True):
+            assert p.primary_root_tip is not None and math.dist(p.primary_root_tip, truth) <= ppm, (p.plant, p)
+        assert not plants[0].low_confidence  # the detector confirms its tip firmly
 
     @pytest.mark.parametrize("spread", [100.0, 45.0], ids=["at right angles", "at a shallow angle"])
     def test_each_plant_keeps_its_own_root_below_a_crossing(self, spread: float):

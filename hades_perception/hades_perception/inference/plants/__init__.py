@@ -63,7 +63,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from hades_perception.inference.geometry import Frame
-from hades_perception.inference.plants.claims import _claim_ends, _claim_peaks
+from hades_perception.inference.plants.claims import _claim_ends, _claim_peaks, _swap_crossed
 from hades_perception.inference.plants.graph import (
     _bridge,
     _free_pieces,
@@ -148,6 +148,7 @@ def find_plants(
 
         built = _claim_peaks(built, [s for _, s in numbered], graph, coords, owner, free, ev, frame, ppm_model, rebuild)
         built = _claim_ends(built, [s for _, s in numbered], graph, coords, owner, frame, ppm_model, rebuild)
+        built = _swap_crossed(built, [s for _, s in numbered], graph, coords, owner, ppm_model, rebuild)
     found = [plant for plant, _ in built]
     taken = {p.plant for p in found}
     slots = _slots(dish_span, n_plants) if dish_span is not None else [None] * n_plants

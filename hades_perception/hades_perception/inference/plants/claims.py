@@ -24,6 +24,7 @@ from hades_perception.inference.plants.thresholds import (
     PIECE_MM,
     PIECE_PEAK,
     PIECE_TURN,
+    SWAP_TURN,
     TIP_EVIDENCE_MM,
     TURN_MM,
 )
@@ -158,6 +159,51 @@ def _claim_ends(
             ow = owner.copy()
             ow[_path(pred, q)] = mine
             out[n] = rebuild(s, plant.plant, graph, dist, pred, ow, q)
+    return out
+
+
+def _swap_crossed(
+    built: list[_Built],
+    starts: list[_Start],
+    graph: csr_matrix,
+    coords: np.ndarray,
+    owner: np.ndarray,
+    ppm: float,
+    rebuild: Callable[[_Start, int, csr_matrix, np.ndarray, np.ndarray, np.ndarray, int], _Built],
+) -> list[_Built]:
+    """Two neighbours whose primary roots cross, each given the other's lower part: their
+    tips are swapped where each start reaches the other's tip, at least one of the two is
+    flagged, and the swapped paths turn less, together, by SWAP_TURN degrees or more (the
+    most each turns from a stretch of TURN_MM to the next, from just before where it parts
+    from the current path). Roots keep their direction through a crossing. On an old
+    plate the crossing's skeleton can be too tangled for the straight runs (_uncross) to be
+    found; shortest paths then send each plant down the other's root, one of them
+    confidently to the other's firmly confirmed tip (dev plates: seed 114, exp002_0009,
+    kept as a test fixture). Both are rebuilt on their own shortest paths to their new tips."""
+    out = list(built)
+    reach = max(3, round(TURN_MM * ppm))
+    for i in range(len(out) - 1):
+        (a, path_a), (b, path_b) = out[i], out[i + 1]
+        if len(path_a) < 2 * reach or len(path_b) < 2 * reach or not (a.low_confidence or b.low_confidence):
+            continue
+        dist_a, pred_a = dijkstra(graph, indices=starts[i].node, return_predecessors=True)
+        dist_b, pred_b = dijkstra(graph, indices=starts[i + 1].node, return_predecessors=True)
+        tip_a, tip_b = int(path_a[-1]), int(path_b[-1])
+        if not (np.isfinite(dist_a[tip_b]) and np.isfinite(dist_b[tip_a])):
+            continue
+        new_a, new_b = _path(pred_a, tip_b), _path(pred_b, tip_a)
+
+        def turning(new: np.ndarray, old: np.ndarray) -> tuple[float, float]:
+            first = max(0, _parting(new, old) - reach)
+            return _max_turn(coords, new[first:], reach), _max_turn(coords, old[first:], reach)
+
+        (a_new, a_old), (b_new, b_old) = turning(new_a, path_a), turning(new_b, path_b)
+        if a_new + b_new + SWAP_TURN > a_old + b_old:
+            continue
+        ow = owner.copy()
+        ow[new_a], ow[new_b] = owner[starts[i].node], owner[starts[i + 1].node]
+        out[i] = rebuild(starts[i], a.plant, graph, dist_a, pred_a, ow, tip_b)
+        out[i + 1] = rebuild(starts[i + 1], b.plant, graph, dist_b, pred_b, ow, tip_a)
     return out
 
 
