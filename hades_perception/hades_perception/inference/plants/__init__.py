@@ -46,7 +46,8 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    lateral had taken the root's lower part by the shortest paths), or where a firm one
    ends a broken-off piece of root just ahead of its end; such a plant also takes the
    end of a root its path turned off from that goes on straighter to an end a
-   neighbour's start reached first (a primary root crossing a neighbour's);
+   neighbour's start reached first (a primary root crossing a neighbour's); two
+   neighbours sent down each other's roots swap tips where that turns less;
 7. numbering: plants left to right in the manifest's count of slots; a slot with no
    plant found keeps its index, flagged low-confidence with a reason.
 
