@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
 from hades_perception.inference.geometry import Frame
 from hades_perception.inference.plants.graph import _angle, _max_turn, _parting, _path, _straighter
@@ -24,6 +25,7 @@ from hades_perception.inference.plants.thresholds import (
     PIECE_MM,
     PIECE_PEAK,
     PIECE_TURN,
+    SWAP_DETOUR,
     SWAP_TURN,
     TIP_EVIDENCE_MM,
     TURN_MM,
@@ -186,8 +188,16 @@ def _swap_crossed(
         (a, path_a), (b, path_b) = out[i], out[i + 1]
         if len(path_a) < 2 * reach or len(path_b) < 2 * reach or not (a.low_confidence or b.low_confidence):
             continue
-        dist_a, pred_a = dijkstra(graph, indices=starts[i].node, return_predecessors=True)
-        dist_b, pred_b = dijkstra(graph, indices=starts[i + 1].node, return_predecessors=True)
+        if cKDTree(coords[path_a]).query(coords[path_b], distance_upper_bound=3.0)[0].min() > 3.0:
+            continue  # the two paths do not meet: no crossing (most pairs stop here, before any search)
+        if _max_turn(coords, path_a, reach) + _max_turn(coords, path_b, reach) < SWAP_TURN:
+            continue  # nothing a swap could straighten
+        # Both trees in one search, only as far as a path that crosses over could reach.
+        longest = max(_length(coords, path_a), _length(coords, path_b))
+        dist, pred = dijkstra(
+            graph, indices=[starts[i].node, starts[i + 1].node], return_predecessors=True, limit=SWAP_DETOUR * longest
+        )
+        (dist_a, dist_b), (pred_a, pred_b) = dist, pred
         tip_a, tip_b = int(path_a[-1]), int(path_b[-1])
         if not (np.isfinite(dist_a[tip_b]) and np.isfinite(dist_b[tip_a])):
             continue
@@ -205,6 +215,11 @@ def _swap_crossed(
         out[i] = rebuild(starts[i], a.plant, graph, dist_a, pred_a, ow, tip_b)
         out[i + 1] = rebuild(starts[i + 1], b.plant, graph, dist_b, pred_b, ow, tip_a)
     return out
+
+
+def _length(coords: np.ndarray, nodes: np.ndarray) -> float:
+    """Length of a node path, model px."""
+    return float(np.hypot(*np.diff(coords[nodes], axis=0).T).sum())
 
 
 def _goes_on(
