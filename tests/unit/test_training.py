@@ -170,6 +170,33 @@ def test_evaluate_writes_metrics_report_and_reliability_diagrams(
     assert summary["calibration"]["pixel_ece"] is not None
 
 
+def test_replay_plants_gives_evaluates_plant_figures_from_cached_engine_outputs(
+    tiny_bundle: Path, small_dataset: Path, tmp_path: Path
+):
+    from hades_training.evaluate.replay import BUNDLE_FILE, replay_plants
+    from hades_training.evaluate.report import evaluate
+
+    evaluated = evaluate(tiny_bundle, str(small_dataset), "val", tmp_path / "eval")["plants"]
+    cache = tmp_path / "cache"
+    cmd = ["hades-train", "replay-plants", "--model", str(tiny_bundle), "--data", str(small_dataset)]
+    cmd += ["--split", "val", "--cache", str(cache), "--out", str(tmp_path / "first.json")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = json.loads((tmp_path / "first.json").read_text())
+    for key in ("plants", "primary_tip_right_plant_within_1mm", "misses", "misses_flagged_low_confidence"):
+        assert first["plants"][key] == evaluated[key], key
+    assert len(first["per_plant"]) == evaluated["plants"] and f"plants {evaluated['plants']}:" in r.stdout
+    made = {f.name: f.stat().st_mtime_ns for f in cache.glob("*.pkl")}
+    assert len(made) == 2  # one per plate
+    # Again: from the cache, without the engine, the same rows.
+    summary, rows = replay_plants(tiny_bundle, str(small_dataset), "val", cache)
+    assert rows == first["per_plant"] and summary == first["plants"]
+    assert {f.name: f.stat().st_mtime_ns for f in cache.glob("*.pkl")} == made
+    (cache / BUNDLE_FILE).write_text(json.dumps({"sha256": "another bundle's"}))
+    with pytest.raises(ValueError, match="another bundle"):
+        replay_plants(tiny_bundle, str(small_dataset), "val", cache)
+
+
 def test_predict_cli_writes_masks_and_json_per_image(tiny_bundle: Path, small_dataset: Path, tmp_path: Path):
     images = small_dataset / "val" / "images"
     r = subprocess.run(

@@ -103,6 +103,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_plants(args: argparse.Namespace) -> int:
+    import json
+
+    from hades_training.evaluate.replay import replay_plants
+
+    summary, rows = replay_plants(Path(args.model), args.data, args.split, Path(args.cache), precision=args.precision)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"plants": summary, "per_plant": rows}, indent=1))
+    unflagged = sum(1 for r in rows if not r["hit"] and not r["flagged"])
+    hits = sum(r["hit"] for r in rows)
+    print(
+        f"plants {summary['plants']}: tips within 1 mm, right plant {hits}; "
+        f"misses {summary['misses']}, not flagged {unflagged}"
+    )
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     """Prediction files (predict, or replay --predictions from a node) against ground truth."""
     import json
@@ -282,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the evaluation as an MLflow run")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "replay-plants", help="the plant step again on cached engine outputs: tips and flags per plant, fast"
+    )
+    p.add_argument("--model", required=True, help="model bundle folder")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default=None, help="split (Hades sub-folder, RootNav valid)")
+    p.add_argument("--cache", required=True, help="folder of this bundle's engine outputs (made on first use)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8"), help="as for evaluate")
+    p.add_argument("--out", default=None, help="write the summary and the per-plant rows here (JSON)")
+    p.set_defaults(func=_replay_plants)
 
     p = sub.add_parser("score", help="score prediction files (predict, replay --predictions) against ground truth")
     p.add_argument("--predictions", required=True, help="folder of <stem>.json and <stem>_<class>_mask.png")
