@@ -26,6 +26,7 @@ from hades_perception.inference.plants.thresholds import (
     PIECE_PEAK,
     PIECE_TURN,
     SWAP_DETOUR,
+    SWAP_MEET_MM,
     SWAP_TURN,
     TIP_EVIDENCE_MM,
     TURN_MM,
@@ -188,7 +189,8 @@ def _swap_crossed(
         (a, path_a), (b, path_b) = out[i], out[i + 1]
         if len(path_a) < 2 * reach or len(path_b) < 2 * reach or not (a.low_confidence or b.low_confidence):
             continue
-        if cKDTree(coords[path_a]).query(coords[path_b], distance_upper_bound=3.0)[0].min() > 3.0:
+        meet = SWAP_MEET_MM * ppm
+        if cKDTree(coords[path_a]).query(coords[path_b], distance_upper_bound=meet)[0].min() > meet:
             continue  # the two paths do not meet: no crossing (most pairs stop here, before any search)
         if _max_turn(coords, path_a, reach) + _max_turn(coords, path_b, reach) < SWAP_TURN:
             continue  # nothing a swap could straighten

@@ -40,6 +40,7 @@ CLAIM_ALONG_MM = 2.0  # ...unless its path there runs along another plant's prim
 CLAIM_RISE_MM = 1.0  # ...or it lies higher than the end it would replace by more than this (roots grow down)
 CLAIM_DETOUR = 3.0  # a claim's path is searched up to this many times the farthest candidate's straight-line distance
 SWAP_TURN = 30.0  # degrees: two neighbours' tips are swapped where their paths then turn this much less, together
+SWAP_MEET_MM = 0.3  # ...where their current paths come this close (they cross)
 SWAP_DETOUR = 1.5  # a swapped path is searched up to this many times the longer of the two current ones
 TURN_MARGIN = 15.0  # degrees: a path that turns this much more than another where they part is a lateral's
 JOIN_MM = 6.0  # a root piece this far beyond a primary root's unconfirmed end may continue it, ...
