@@ -36,7 +36,7 @@ from hades_training.config import EXPERIMENT, TrainConfig
 from hades_training.data import DatasetError, open_dataset
 from hades_training.data.io import read_rgb
 from hades_training.data.sample import Sample
-from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, Scorer, headline
+from hades_training.evaluate.scoring import Scorer, headline, tip_radius
 from hades_training.manifest_spec import HEAT_TENSOR, INPUT_TENSOR, SEG_TENSOR, manifest_dict
 from hades_training.model import SIZE_DIVISOR, HadesNet, build
 from hades_training.provenance import dataset_hash, git_commit
@@ -240,7 +240,7 @@ def _build(
         raise RuntimeError(f"ONNX output differs from PyTorch beyond tolerance: {par}")
 
     ppm = samples[0].truth.px_per_mm
-    radius = TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
+    radius = tip_radius(ppm)
     fitted = fit(pipe, samples, radius, seed=cfg.seed)
     draft = manifest_dict(
         cfg,

@@ -236,11 +236,10 @@ def _read_init(path: Path, cfg: TrainConfig) -> tuple[Path, dict[str, Any]]:
     ck = torch.load(file, map_location="cpu", weights_only=False)
     theirs = ck.get("config", {})
     defaults = TrainConfig()
-    there = {k: theirs.get(k, getattr(defaults, k)) for k in ARCHITECTURE_KEYS}
+    there = {k: theirs.get(k, getattr(defaults, k)) for k in (*ARCHITECTURE_KEYS, *GROWABLE_KEYS)}
     differ = [k for k in ARCHITECTURE_KEYS if _as_config(there[k]) != _as_config(getattr(cfg, k))]
-    differ += [k for k in GROWABLE_KEYS if theirs.get(k, getattr(defaults, k)) > getattr(cfg, k)]
+    differ += [k for k in GROWABLE_KEYS if there[k] > getattr(cfg, k)]
     if differ:
-        there |= {k: theirs.get(k, getattr(defaults, k)) for k in GROWABLE_KEYS}
         raise ValueError(
             f"{path}: its network differs from this config in "
             + ", ".join(f"{k} ({there[k]!r} there, {getattr(cfg, k)!r} here)" for k in differ)

@@ -15,9 +15,8 @@ and the bundle's sha256: a cache of another bundle is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import logging
-import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,8 @@ from tqdm import tqdm
 from hades_perception.contract.bundle import open_bundle
 from hades_perception.inference.pipeline import Pipeline
 from hades_training.data import open_dataset
-from hades_training.evaluate.scoring import TIP_RADIUS_MM, UNCALIBRATED_RADIUS_PX, _hits_and_misses
+from hades_training.evaluate.scoring import _hits_and_misses, plant_verdicts, tip_radius
 
-log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"  # which bundle the cache's outputs are from
 
 
@@ -37,8 +35,9 @@ def replay_plants(
     bundle: Path, data: str, split: str | None, cache: Path, *, precision: str = "fp32"
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The plants' summary (the keys of `evaluate`'s metrics.json "plants", without the
-    interval) and one row per true plant: stem, plant, stage, hit, error_mm, flagged,
-    confidence, reason. Engine outputs come from `cache`, made there on first use."""
+    interval) and one row per true plant: its stem and scoring.PlantVerdict, the error in
+    mm (in 20 px units where the plate has no scale). Engine outputs come from `cache`,
+    made there on first use."""
     manifest = open_bundle(bundle)
     key = {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256, "precision": precision}
     cache.mkdir(parents=True, exist_ok=True)
@@ -66,25 +65,9 @@ def replay_plants(
             file.write_bytes(pickle.dumps(rec, protocol=5))
         pred = pipe.decode(rec["logits"], rec["frame"], rec["box"], rec["shape"], rec["dish"])
         ppm = sample.truth.px_per_mm
-        radius = TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
-        by_number = {p.plant: p for p in pred.plants}
-        for n, truth in enumerate(sorted(sample.truth.plants, key=lambda p: p.index)):
-            if truth.primary_root_tip is None:
-                continue
-            plant = by_number.get(n)
-            tip = plant.primary_root_tip if plant is not None else None
-            error = math.dist(tip, truth.primary_root_tip) if tip is not None else None
-            rows.append(
-                {
-                    "stem": sample.stem,
-                    "plant": n,
-                    "stage": truth.stage,
-                    "hit": error is not None and error <= radius,
-                    "error_mm": None if error is None else error / (ppm or radius),
-                    "flagged": plant is None or plant.low_confidence,
-                    "confidence": plant.confidence if plant is not None else 0.0,
-                    "reason": plant.reason if plant is not None else "",
-                }
-            )
+        for v in plant_verdicts(pred, sample, tip_radius(ppm)):
+            row = {"stem": sample.stem, **dataclasses.asdict(v)}
+            error = row.pop("error_px")
+            rows.append({**row, "error_mm": None if error is None else error / (ppm or tip_radius(ppm))})
     hits, flagged = [r["hit"] for r in rows], [r["flagged"] for r in rows]
     return {"plants": len(rows), **_hits_and_misses(hits, flagged)}, rows

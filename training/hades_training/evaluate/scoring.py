@@ -8,6 +8,7 @@ masks at full input resolution, landmarks per plant, certainty.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,55 @@ from hades_training.evaluate.metrics import CalibrationBins, SegCounts, error_su
 TIP_RADIUS_MM = 1.0  # a detected tip counts when within this of a true one
 UNCALIBRATED_RADIUS_PX = 20.0  # the same for photographs without a scale
 PRIMARY_MATCH_MM = 5.0  # a predicted primary tip further than this is a miss, not an error
+
+
+def tip_radius(ppm: float | None) -> float:
+    """How near a true tip a predicted one counts, image px: TIP_RADIUS_MM at the plate's
+    scale, or UNCALIBRATED_RADIUS_PX where it has none."""
+    return TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
+
+
+@dataclass(frozen=True)
+class PlantVerdict:
+    """One true plant against the predicted plant of the same number."""
+
+    plant: int
+    stage: str | None  # the true plant's, where the plate says
+    hit: bool  # its primary tip within the radius of the true one
+    error_px: float | None  # how far (None: no tip predicted)
+    flagged: bool  # reported low_confidence (or not found)
+    confidence: float
+    reason: str
+    lateral_error: int | None  # |predicted - true| lateral root count, where both are known
+
+
+def plant_verdicts(pred: Prediction, sample: Sample, radius: float) -> list[PlantVerdict]:
+    """Plant i against true plant i (both numbered left to right), for every true plant
+    with a primary tip: what a robot acts on (plant i's tip must be plant i's)."""
+    truth = sorted(sample.truth.plants, key=lambda p: p.index)
+    by_number = {p.plant: p for p in pred.plants}
+    out = []
+    for i, t in enumerate(truth):
+        if t.primary_root_tip is None:
+            continue
+        p = by_number.get(i)
+        tip = p.primary_root_tip if p is not None else None
+        error = math.dist(tip, t.primary_root_tip) if tip is not None else None
+        out.append(
+            PlantVerdict(
+                plant=i,
+                stage=t.stage,
+                hit=error is not None and error <= radius,
+                error_px=error,
+                flagged=p is None or p.low_confidence,
+                confidence=p.confidence if p is not None else 0.0,
+                reason=p.reason if p is not None else "",
+                lateral_error=(
+                    abs(p.lateral_root_count - len(t.root_tips)) if p is not None and t.root_tips is not None else None
+                ),
+            )
+        )
+    return out
 
 
 class Scorer:
@@ -58,7 +108,7 @@ class Scorer:
             self._add_pixel_calibration(pred, sample)
 
         ppm = sample.truth.px_per_mm
-        radius = TIP_RADIUS_MM * ppm if ppm else UNCALIBRATED_RADIUS_PX
+        radius = tip_radius(ppm)
         gate = PRIMARY_MATCH_MM * ppm if ppm else 5 * UNCALIBRATED_RADIUS_PX
         truth = {
             PRIMARY: [p.primary_root_tip for p in sample.truth.plants if p.primary_root_tip],
@@ -94,20 +144,14 @@ class Scorer:
         return fig
 
     def _add_plants(self, pred: Prediction, sample: Sample, radius: float) -> None:
-        """Plant i against true plant i (both numbered left to right)."""
-        truth = sorted(sample.truth.plants, key=lambda p: p.index)
-        by_number = {p.plant: p for p in pred.plants}
-        for i, t in enumerate(truth):
-            if t.primary_root_tip is None:
-                continue
-            p = by_number.get(i)
-            tip = p.primary_root_tip if p is not None else None
-            self.plant_hits.append(tip is not None and math.dist(tip, t.primary_root_tip) <= radius)
-            self.plant_flagged.append(p is None or p.low_confidence)
-            self.plant_stages.append(t.stage)
+        """Plant i against true plant i (plant_verdicts)."""
+        for v in plant_verdicts(pred, sample, radius):
+            self.plant_hits.append(v.hit)
+            self.plant_flagged.append(v.flagged)
+            self.plant_stages.append(v.stage)
             self.plant_plates.append(len(self.images))
-            if p is not None and t.root_tips is not None:
-                self.lateral_errors.append(abs(p.lateral_root_count - len(t.root_tips)))
+            if v.lateral_error is not None:
+                self.lateral_errors.append(v.lateral_error)
 
     def _add_pixel_calibration(self, pred: Prediction, sample: Sample) -> None:
         if pred.probs is None or pred.crop is None:
