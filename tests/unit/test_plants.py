@@ -59,9 +59,11 @@ def run(
     n: int = 5,
     peaks: Sequence[tuple[float, ...]] | None = None,
     lateral_peaks: Sequence[tuple[float, float, float]] = (),
+    grey: np.ndarray | None = None,
 ) -> list[Plant]:
     """The plant step on these maps; `peaks`: the tip detector's primary-tip peaks, (x, y)
-    at 0.9 or (x, y, probability); `lateral_peaks`: its lateral-tip peaks, (x, y, probability)."""
+    at 0.9 or (x, y, probability); `lateral_peaks`: its lateral-tip peaks, (x, y, probability);
+    `grey`: the photograph's green channel."""
     rows = [(p[0], p[1], p[2] if len(p) > 2 else 0.9) for p in peaks or []]
 
     def grid(points: Sequence[tuple[float, ...]]) -> np.ndarray:  # a heatmap (stride 4) with these peaks
@@ -75,7 +77,7 @@ def run(
         np.array(rows).reshape(-1, 3),
         np.array(lateral_peaks, float).reshape(-1, 3),
     )  # fmt: skip
-    return find_plants(ev, Frame(0, 0, 1.0), n, PPM, 0.5, dish_span=(100.0, 1300.0))
+    return find_plants(ev, Frame(0, 0, 1.0), n, PPM, 0.5, dish_span=(100.0, 1300.0), grey=grey)
 
 
 def near(a: tuple[float, float] | None, b: tuple[float, float], px: float = 3.0) -> bool:
@@ -388,6 +390,25 @@ class TestDoubt:
 
 
 class TestWhereTheRootEnds:
+    def test_an_unconfirmed_tip_goes_on_along_the_line_the_photograph_shows(self):
+        # Plant 2's mask stops 2 mm short of its tip and the detector is silent there; the
+        # photograph shows the root's faint line running on (step 8, plants/trace.py; its
+        # own tests: test_trace.py). Without the photograph the tip is where the mask ends.
+        maps = blank()
+        tips = [plant_at(maps, x, length=400, drift=0) for x in SLOTS]
+        x, end = tips[2]
+        grey = np.full((H, W), 170.0, np.float32) + np.random.default_rng(0).normal(0, 2.5, (H, W))
+        for tx, ty in tips:
+            grey[int(ROW_Y + 30) : int(ty) + 1, int(tx) - 1 : int(tx) + 2] -= 16
+        grey[int(end) + 1 : int(end) + 21, int(x) - 1 : int(x) + 2] -= 10  # 2 mm more, fainter
+        peaks = [*tips[:2], *tips[3:]]
+        without = run(maps, peaks=peaks)
+        assert near(without[2].primary_root_tip, (x, end), 4)
+        plants = run(maps, peaks=peaks, grey=grey)
+        assert near(plants[2].primary_root_tip, (x, end + 20), 0.5 * PPM), plants[2].primary_root_tip
+        assert plants[2].low_confidence
+        assert [p for p in plants if p.plant != 2] == [p for p in without if p.plant != 2]  # confirmed: as they were
+
     def test_a_root_mask_running_on_into_a_drop_past_the_detectors_tip_ends_at_the_tip(self):
         # The mask goes on 3 mm past the tip, forking round a condensation drop; the detector
         # fires at the tip and is silent at the fork's ends: the root ends at the detector's tip,

@@ -325,7 +325,7 @@ class Pipeline:
         half of a frame. timing_ms["total"] is the frame's work, not time it waited between."""
         i = inferred
         t2 = time.perf_counter()
-        pred = self.decode(i.logits, i.frame, i.box, (i.rgb.shape[0], i.rgb.shape[1]), i.dish)
+        pred = self.decode(i.logits, i.frame, i.box, (i.rgb.shape[0], i.rgb.shape[1]), i.dish, i.rgb[..., 1])
         t3 = time.perf_counter()
         pred.signals = self.input_signals(i.rgb, (i.dish, i.box)) | self.prediction_signals(pred)
         t4 = time.perf_counter()
@@ -361,7 +361,11 @@ class Pipeline:
         box: tuple[int, int, int, int],
         shape: tuple[int, int],
         dish: DishRegion | None,
+        grey: np.ndarray | None = None,
     ) -> Prediction:
+        """Masks, plants, landmarks and certainty from the engine's outputs. `grey`: the
+        photograph's green channel, in which the plant step follows faint unconfirmed tips
+        on (plants/trace.py); without it, tips end where the model's evidence does."""
         cal, out = self.manifest.calibration, self.manifest.outputs
         h, w = shape
         seg_logits = logits.seg
@@ -398,6 +402,7 @@ class Pipeline:
                 cal.low_confidence,
                 dish.span_x if dish is not None else None,
                 image_width=w,
+                grey=grey,
             )
             ordered = landmarks_of(plants, [lm for lm in found if lm.kind == SEED], ppm or NOMINAL_PX_PER_MM)
         else:  # a model without a root class: plants from its landmark peaks alone

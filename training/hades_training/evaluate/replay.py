@@ -24,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from hades_perception.contract.bundle import open_bundle
-from hades_perception.inference.pipeline import Pipeline
+from hades_perception.inference.pipeline import Pipeline, as_rgb8
 from hades_training.data import open_dataset
 from hades_training.evaluate.scoring import _hits_and_misses, plant_verdicts, tip_radius
 
@@ -63,7 +63,8 @@ def replay_plants(
                 "dish": inferred.dish,
             }
             file.write_bytes(pickle.dumps(rec, protocol=5))
-        pred = pipe.decode(rec["logits"], rec["frame"], rec["box"], rec["shape"], rec["dish"])
+        grey = as_rgb8(sample.image)[..., 1]  # as `finish` gives it
+        pred = pipe.decode(rec["logits"], rec["frame"], rec["box"], rec["shape"], rec["dish"], grey)
         ppm = sample.truth.px_per_mm
         for v in plant_verdicts(pred, sample, tip_radius(ppm)):
             row = {"stem": sample.stem, **dataclasses.asdict(v)}

@@ -49,11 +49,17 @@ Steps, at model resolution (what the probabilities come at), on the dish crop:
    neighbour's start reached first (a primary root crossing a neighbour's); two
    neighbours sent down each other's roots swap tips where that turns less;
 7. numbering: plants left to right in the manifest's count of slots; a slot with no
-   plant found keeps its index, flagged low-confidence with a reason.
+   plant found keeps its index, flagged low-confidence with a reason;
+8. given the photograph (its green channel, full resolution), a primary tip the
+   detector does not confirm is followed on along the dark line its root makes in the
+   image, straight on from the root's direction, while that line stays clearly darker
+   than the agar beside it (at most 3 mm; `trace`): a young root's faint last stretch,
+   which the mask and the detector lose at model resolution. The tip stays flagged.
 
 `find_plants` below runs the steps. Modules: `plant` (what the step reads and gives),
 `thresholds` (every threshold and distance), `graph` (steps 1, 2 and 4, and the paths
-measured on the graph), `starts` (3 and 7), `primary` and `tip` (5), `claims` (6).
+measured on the graph), `starts` (3 and 7), `primary` and `tip` (5), `claims` (6),
+`trace` (8).
 Names with a leading underscore are the package's own, not an API.
 
 """
@@ -87,6 +93,7 @@ from hades_perception.inference.plants.starts import (
     _starts,
 )
 from hades_perception.inference.plants.thresholds import ATTACH_MM, NOMINAL_PX_PER_MM
+from hades_perception.inference.plants.trace import trace_tips
 
 __all__ = ["ATTACH_MM", "NOMINAL_PX_PER_MM", "Evidence", "Plant", "Point", "find_plants"]
 
@@ -99,11 +106,13 @@ def find_plants(
     low_confidence: float,
     dish_span: tuple[float, float] | None = None,
     image_width: float | None = None,
+    grey: np.ndarray | None = None,
 ) -> list[Plant]:
     """`n_plants` plants, left to right. `dish_span`: the agar's x extent in image px,
     to place plants in their slots when fewer than n_plants are found (it may reach past
     the image where the dish runs off it); `image_width`: what the image shows, to tell a
-    plant whose slot is off the image from one not found."""
+    plant whose slot is off the image from one not found; `grey`: the photograph's green
+    channel (input-image px), to follow unconfirmed tips in (step 8)."""
     ppm_model = (px_per_mm or NOMINAL_PX_PER_MM) * frame.scale  # model px per mm
 
     roots = _root_mask(ev)
@@ -151,6 +160,8 @@ def find_plants(
         built = _claim_ends(built, [s for _, s in numbered], graph, coords, owner, frame, ppm_model, rebuild)
         built = _swap_crossed(built, [s for _, s in numbered], graph, coords, owner, ppm_model, rebuild)
     found = [plant for plant, _ in built]
+    if grey is not None:
+        found = trace_tips(grey, found, px_per_mm or NOMINAL_PX_PER_MM, low_confidence)
     taken = {p.plant for p in found}
     slots = _slots(dish_span, n_plants) if dish_span is not None else [None] * n_plants
     missing = [

@@ -61,3 +61,10 @@ RING_MM = (5.0, 30.0)  # radius of a dish mould's ring (synthetic plates: 8-25 m
 RING_FIT = 0.8  # share of a skeleton stretch within a quarter mm of a circle for it to lie on it
 RING_ARC = 110.0  # degrees of a circle stretches on it cover for it to be a ring, not a root
 SLOT_SPACING = 0.205  # of the dish width between neighbouring plants (five in a row, ~575 px of 2800)
+# A faint tip followed in the photograph (trace.py), only where the tip detector does not confirm the end:
+TRACE_STEP_MM = 0.25  # one step along the line
+TRACE_MM = 3.0  # at most this far past the end
+TRACE_ANGLE = 20.0  # each step turns at most this much from the root's direction
+TRACE_CONTRAST = 3.0  # grey levels the line must stay darker than the agar beside it, at least...
+TRACE_ROOT_SHARE = 0.4  # ...and this share of the root's own contrast over its last millimetre...
+TRACE_NOISE = 3.0  # ...and this many robust deviations above the same measure on the agar beside the root
