@@ -13,7 +13,6 @@ tip keeps its low confidence: the detector still does not confirm it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -32,9 +31,10 @@ _SIDE_MM = (0.25, 0.35)  # where the agar beside a thin root is sampled, each si
 _BACK_MM = (2.0, 0.3)  # the root's direction: from this far back along its path to this far
 _AGAR_MM = (-1.0, -0.6, 0.6, 1.0)  # the agar either side of the root's end, where noise is measured
 _AGAR_STEPS = 4  # ...beside the end and this many steps back
-_TRIES = [  # a step's tries: (turn in radians, start shifted this many px sideways)
-    (a, shift) for a in np.radians(np.linspace(-TRACE_ANGLE, TRACE_ANGLE, 9)) for shift in (-1.0, 0.0, 1.0)
-]
+# A step's 27 tries: 9 turns (cos, sin) each started on the line and a pixel either side.
+_ANGLES = np.repeat(np.radians(np.linspace(-TRACE_ANGLE, TRACE_ANGLE, 9)), 3)
+_TURNS = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
+_SHIFTS = np.tile([-1.0, 0.0, 1.0], 9)
 
 
 def trace_tips(grey: np.ndarray, plants: list[Plant], px_per_mm: float, low_confidence: float) -> list[Plant]:
@@ -75,7 +75,7 @@ def trace_tip(grey: np.ndarray, path: np.ndarray, ppm: float) -> list[Point]:
     stays above what the best of a step's tries reaches on the agar beside the root's
     end by TRACE_CONTRAST grey levels, TRACE_NOISE robust deviations of that and
     TRACE_ROOT_SHARE of the root's own contrast, whichever is most; at most TRACE_MM."""
-    d = _direction(path, ppm)
+    d = _heading(path, ppm)
     if d is None:
         return []
     step = TRACE_STEP_MM * ppm
@@ -111,11 +111,10 @@ def _best(grey: np.ndarray, positions: np.ndarray, d: np.ndarray, ppm: float) ->
     TRACE_ANGLE from `d`, also started a pixel either side (a walk that drifts one pixel
     off a line 1-2 px wide loses it): its contrast (m,), start (m, 2), direction (m, 2)."""
     n = np.array([-d[1], d[0]])
-    turns = np.array([[math.cos(a), math.sin(a)] for a, _ in _TRIES])
-    dirs = np.stack([d[0] * turns[:, 0] - d[1] * turns[:, 1], d[0] * turns[:, 1] + d[1] * turns[:, 0]], axis=1)
-    shifts = np.array([s for _, s in _TRIES])
-    starts = positions[:, None, :] + shifts[None, :, None] * n  # (m, tries, 2)
-    m, k = len(positions), len(_TRIES)
+    c, s = _TURNS[:, 0], _TURNS[:, 1]
+    dirs = np.stack([d[0] * c - d[1] * s, d[0] * s + d[1] * c], axis=1)
+    starts = positions[:, None, :] + _SHIFTS[None, :, None] * n  # (m, tries, 2)
+    m, k = len(positions), len(_SHIFTS)
     values = _contrasts(grey, starts.reshape(-1, 2), np.tile(dirs, (m, 1)), ppm).reshape(m, k)
     pick = values.argmax(axis=1)  # the first of equals: tries are ordered from one side
     rows = np.arange(m)
@@ -141,8 +140,10 @@ def _contrasts(grey: np.ndarray, starts: np.ndarray, dirs: np.ndarray, ppm: floa
     return (at(sides) - at(np.array([-1.0, 0.0, 1.0]))).mean(axis=1)
 
 
-def _direction(path: np.ndarray, ppm: float) -> np.ndarray | None:
-    """The root's direction at its end, over _BACK_MM (a skeleton's very end can hook)."""
+def _heading(path: np.ndarray, ppm: float) -> np.ndarray | None:
+    """The root's direction at its end, over _BACK_MM by distance along the path, not by
+    point count as graph._direction (a skeleton's very end can hook; this path's points
+    are far apart where it crossed a gap)."""
     v = _back(path, _BACK_MM[1] * ppm) - _back(path, _BACK_MM[0] * ppm)
     n = float(np.hypot(v[0], v[1]))
     return None if n < 0.5 * ppm else v / n
